@@ -1,0 +1,113 @@
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { AppConfig } from './config/env';
+import type { AuthUser, GraphQLContext } from './graphql/context';
+import { createErrorFormatter } from './graphql/errors';
+import { createLoaders } from './graphql/loaders';
+import { playgroundPlugin } from './graphql/playground';
+import { createSchema } from './graphql/schema';
+
+export interface AppDeps {
+  config: AppConfig;
+  orm: MikroORM;
+  log: Logger;
+  /** Pre-filled in the playground's headers in local mode. */
+  devToken?: string;
+  /** Resolves the caller from the request; null when anonymous. Throws a BillingError for a bad token. */
+  authenticate?: (req: Request) => Promise<AuthUser | null>;
+  /** The Stripe webhook route, mounted with a raw body parser before anything parses JSON. */
+  webhookHandler?: RequestHandler;
+}
+
+export interface App {
+  express: express.Express;
+  apollo: ApolloServer<GraphQLContext>;
+  stop(): Promise<void>;
+}
+
+function jsonError(status: number, code: string, message: string) {
+  return { status, body: { errors: [{ message, extensions: { code } }] } };
+}
+
+/** Builds the HTTP application: routes in order (webhook raw route, /graphql, health). */
+export async function createApp(deps: AppDeps): Promise<App> {
+  const { config, orm, log } = deps;
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema: await createSchema(),
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: false,
+    formatError: createErrorFormatter(log),
+    plugins: [config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled()],
+  });
+  await apollo.start();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  // The webhook route reads raw bytes: the signature is computed over them, so no JSON parser may run first.
+  if (deps.webhookHandler) {
+    app.post('/webhooks/stripe', express.raw({ type: () => true, limit: config.limits.webhookBody }), deps.webhookHandler);
+  }
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await Promise.race([
+        orm.em.getConnection().execute('select 1'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('database check timed out')), 2000).unref()),
+      ]);
+      res.json({ status: 'ready', database: 'up' });
+    } catch (error) {
+      log.warn({ err: error }, 'readiness check failed');
+      res.status(503).json({ status: 'unavailable', database: 'down' });
+    }
+  });
+
+  app.use(
+    '/graphql',
+    express.json({ limit: config.limits.graphqlBody }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        const user = deps.authenticate ? await deps.authenticate(req) : null;
+        const em = orm.em.fork();
+        return { em, user, loaders: createLoaders(em), config, log };
+      },
+    }),
+  );
+
+  app.use((_req, res) => {
+    const { status, body } = jsonError(404, 'NOT_FOUND', 'No such route');
+    res.status(status).json(body);
+  });
+
+  // Errors from body parsers and anything thrown outside Apollo: a coded JSON answer, never a stack.
+  const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    if (status === 500) log.error({ err: error }, 'unhandled error');
+    const code =
+      status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 401 ? 'UNAUTHENTICATED' : status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST';
+    const message =
+      status === 413
+        ? 'Request body is too large'
+        : status === 500
+          ? 'Internal server error'
+          : error?.type === 'entity.parse.failed'
+            ? 'Request body is not valid JSON'
+            : typeof error?.expose === 'boolean' && error.expose
+              ? String(error.message)
+              : 'Bad request';
+    if (res.headersSent) return;
+    res.status(status).json(jsonError(status, code, message).body);
+  };
+  app.use(onError);
+
+  return { express: app, apollo, stop: () => apollo.stop() };
+}

@@ -1,0 +1,29 @@
+import { randomUUID } from 'node:crypto';
+import { Entity, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+
+/** One billing customer per app user (the JWT `sub`); the Stripe customer is created on first use. */
+@Entity({ tableName: 'customers' })
+export class Customer {
+  [OptionalProps]?: 'livemode' | 'createdAt' | 'updatedAt';
+
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  @Property({ type: 'text', unique: true })
+  userId!: string;
+
+  @Property({ type: 'text', nullable: true })
+  email?: string | null;
+
+  @Property({ type: 'text', nullable: true, unique: true })
+  stripeCustomerId?: string | null;
+
+  @Property({ type: 'boolean' })
+  livemode: boolean = false;
+
+  @Property({ type: 'timestamptz' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { Entity, Index, ManyToOne, OptionalProps, PrimaryKey, Property, Unique, type Ref } from '@mikro-orm/core';
+import { Price } from '../catalog/price.entity';
+import { Customer } from '../customers/customer.entity';
+
+/** One item of a Stripe subscription as we last saw it (a Pro plan has a licensed and a metered item). */
+export interface SubscriptionItemSnapshot {
+  stripeItemId: string;
+  stripePriceId: string;
+  quantity: number | null;
+  /** The meter's event name when the price is metered. */
+  meter: string | null;
+}
+
+/**
+ * A Stripe subscription mirrored locally. `stripeSyncedAt` is the Stripe-side time of the
+ * version applied last: an older version never overwrites a newer one.
+ */
+@Entity({ tableName: 'subscriptions' })
+@Index({ properties: ['customer', 'status'] })
+@Unique({ properties: ['customer', 'idempotencyKey'] })
+export class Subscription {
+  [OptionalProps]?: 'quantity' | 'cancelAtPeriodEnd' | 'items' | 'createdAt' | 'updatedAt';
+
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  @ManyToOne(() => Customer, { ref: true })
+  customer!: Ref<Customer>;
+
+  /** The licensed (main) price of the subscription. */
+  @ManyToOne(() => Price, { ref: true })
+  price!: Ref<Price>;
+
+  @Property({ type: 'text', unique: true })
+  stripeSubscriptionId!: string;
+
+  /** Stripe's status, lower case (active, trialing, incomplete, past_due, canceled, ...). */
+  @Property({ type: 'text' })
+  status!: string;
+
+  @Property({ type: 'integer' })
+  quantity: number = 1;
+
+  @Property({ type: 'jsonb' })
+  items: SubscriptionItemSnapshot[] = [];
+
+  @Property({ type: 'timestamptz', nullable: true })
+  currentPeriodStart?: Date | null;
+
+  @Property({ type: 'timestamptz', nullable: true })
+  currentPeriodEnd?: Date | null;
+
+  @Property({ type: 'boolean' })
+  cancelAtPeriodEnd: boolean = false;
+
+  @Property({ type: 'timestamptz', nullable: true })
+  canceledAt?: Date | null;
+
+  @Property({ type: 'timestamptz', nullable: true })
+  trialEnd?: Date | null;
+
+  /** The caller's key for startSubscription: the same key never creates a second subscription. */
+  @Property({ type: 'text', nullable: true })
+  idempotencyKey?: string | null;
+
+  @Property({ type: 'timestamptz', nullable: true })
+  stripeSyncedAt?: Date | null;
+
+  @Property({ type: 'timestamptz' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

@@ -1,0 +1,251 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import { parsePriceMap } from './price-map';
+
+/**
+ * The only module that reads the environment. Everything is validated once, at start-up, and
+ * every problem is reported in one error so a misconfigured deployment is fixed in one pass.
+ */
+
+export type StripeMode = 'emulator' | 'test' | 'live';
+
+export interface AppConfig {
+  nodeEnv: 'development' | 'test' | 'production';
+  /** local: no Stripe key outside production, so the in-process emulator stands in for Stripe. */
+  mode: 'local' | 'connected' | 'production';
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  database: { url?: string; poolMax: number };
+  billingEnabled: boolean;
+  stripe: {
+    secretKey?: string;
+    webhookSecret?: string;
+    apiBase?: string;
+    priceMap: Record<string, string>;
+    timeoutMs: number;
+    maxNetworkRetries: number;
+  };
+  auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  allowedRedirectOrigins: string[];
+  corsOrigins: string[];
+  playground: boolean;
+  introspection: boolean;
+  catalogFile: string;
+  limits: { graphqlBody: string; webhookBody: string };
+  usageForwarder: { enabled: boolean; intervalMs: number; batchSize: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Values shipped in .env.example; a copied placeholder is treated as missing. */
+const PLACEHOLDER = /replace[_-]?me|change[_-]?me|your[_-]|<[^>]+>|^x{3,}$/i;
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      ctx.addIssue({ code: 'custom', message: `must be true or false, got "${v}"` });
+      return z.NEVER;
+    });
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer from ${min} to ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalText = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const list = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+const schema = z.object({
+  NODE_ENV: z
+    .enum(['development', 'test', 'production'], { message: 'must be development, test or production' })
+    .optional()
+    .default('development'),
+  HOST: optionalText,
+  PORT: int(4000, 0, 65535),
+  DATA_DIR: optionalText,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
+  DATABASE_URL: optionalText,
+  DATABASE_POOL_MAX: int(10, 1, 200),
+  ENABLE_BILLING: bool(true),
+  STRIPE_SECRET_KEY: optionalText,
+  STRIPE_API_KEY: optionalText,
+  STRIPE_WEBHOOK_SECRET: optionalText,
+  STRIPE_PRODUCT_PRICE_MAP: optionalText,
+  STRIPE_API_BASE: optionalText,
+  STRIPE_TIMEOUT_MS: int(20000, 100, 120000),
+  STRIPE_MAX_NETWORK_RETRIES: int(2, 0, 10),
+  ALLOW_LIVE_KEYS: bool(false),
+  AUTH_JWT_SECRET: optionalText,
+  AUTH_JWKS_URL: optionalText,
+  AUTH_ISSUER: optionalText,
+  AUTH_AUDIENCE: optionalText,
+  ALLOWED_REDIRECT_ORIGINS: list,
+  CORS_ORIGINS: list,
+  ENABLE_PLAYGROUND: optionalText,
+  ENABLE_INTROSPECTION: optionalText,
+  CATALOG_FILE: optionalText,
+  GRAPHQL_BODY_LIMIT: optionalText,
+  WEBHOOK_BODY_LIMIT: optionalText,
+  USAGE_FORWARDER_ENABLED: bool(true),
+  USAGE_FORWARDER_INTERVAL_MS: int(1000, 10, 600000),
+  USAGE_FORWARDER_BATCH_SIZE: int(500, 1, 10000),
+});
+
+export type Env = Record<string, string | undefined>;
+
+/** Reads `.env.local` then `.env` from `cwd` (the first file wins, the real environment wins over both). */
+export function readEnvFiles(cwd: string, files = ['.env.local', '.env']): Env {
+  const merged: Env = {};
+  for (const file of [...files].reverse()) {
+    const full = path.join(cwd, file);
+    if (existsSync(full)) Object.assign(merged, parseEnv(readFileSync(full, 'utf8')));
+  }
+  return merged;
+}
+
+function isUrl(value: string, protocols: string[]): boolean {
+  try {
+    return protocols.includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+export function loadConfig(env: Env = process.env, options: { cwd?: string; envFiles?: string[] } = {}): AppConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const source: Env = { ...readEnvFiles(cwd, options.envFiles), ...env };
+  const parsed = schema.safeParse(source);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const secretKey = e.STRIPE_SECRET_KEY ?? e.STRIPE_API_KEY;
+  const mode: AppConfig['mode'] = production ? 'production' : secretKey ? 'connected' : 'local';
+
+  const placeholder = (name: string, value: string | undefined) => {
+    if (value !== undefined && PLACEHOLDER.test(value)) {
+      problems.push(`${name}: is the placeholder from .env.example; set a real value`);
+      return true;
+    }
+    return false;
+  };
+
+  const keyName = e.STRIPE_SECRET_KEY ? 'STRIPE_SECRET_KEY' : 'STRIPE_API_KEY';
+  if (mode !== 'local' && e.ENABLE_BILLING) {
+    if (!secretKey) problems.push('STRIPE_SECRET_KEY: is required when billing is enabled (alias STRIPE_API_KEY)');
+    if (!e.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET: is required when billing is enabled');
+    if (!e.DATABASE_URL) problems.push('DATABASE_URL: is required outside local mode');
+  }
+  if (production && !e.DATABASE_URL && !e.ENABLE_BILLING) problems.push('DATABASE_URL: is required in production');
+  if (secretKey && !placeholder(keyName, secretKey)) {
+    if (!/^(sk_test_|sk_live_|rk_test_|rk_live_)[A-Za-z0-9_]+$/.test(secretKey)) {
+      problems.push(`${keyName}: must start with sk_test_, sk_live_ or rk_ (got a value of ${secretKey.length} characters)`);
+    } else if (/^(sk|rk)_live_/.test(secretKey) && !production && !e.ALLOW_LIVE_KEYS) {
+      problems.push(`${keyName}: a live key outside NODE_ENV=production is refused; set ALLOW_LIVE_KEYS=true to allow it`);
+    }
+  }
+  if (e.STRIPE_WEBHOOK_SECRET && !placeholder('STRIPE_WEBHOOK_SECRET', e.STRIPE_WEBHOOK_SECRET)) {
+    if (!/^whsec_[A-Za-z0-9_+/=]+$/.test(e.STRIPE_WEBHOOK_SECRET)) problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
+  }
+  if (e.DATABASE_URL && !placeholder('DATABASE_URL', e.DATABASE_URL)) {
+    if (!isUrl(e.DATABASE_URL, ['postgres:', 'postgresql:'])) problems.push('DATABASE_URL: must be a postgres:// URL');
+  }
+  if (e.STRIPE_API_BASE && !isUrl(e.STRIPE_API_BASE, ['http:', 'https:'])) {
+    problems.push('STRIPE_API_BASE: must be an http(s) URL such as http://127.0.0.1:12111');
+  }
+  if (e.AUTH_JWKS_URL && !isUrl(e.AUTH_JWKS_URL, ['http:', 'https:'])) problems.push('AUTH_JWKS_URL: must be an http(s) URL');
+  placeholder('AUTH_JWT_SECRET', e.AUTH_JWT_SECRET);
+  if (e.AUTH_JWT_SECRET && e.AUTH_JWT_SECRET.length < 32) problems.push('AUTH_JWT_SECRET: must be at least 32 characters');
+  if (mode !== 'local' && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL) {
+    problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required outside local mode');
+  }
+  for (const origin of [...e.ALLOWED_REDIRECT_ORIGINS, ...e.CORS_ORIGINS]) {
+    if (!isUrl(origin, ['http:', 'https:']) || new URL(origin).origin !== origin.replace(/\/$/, '')) {
+      problems.push(`ALLOWED_REDIRECT_ORIGINS/CORS_ORIGINS: "${origin}" is not an origin like https://app.example.com`);
+    }
+  }
+  const priceMap = parsePriceMap(e.STRIPE_PRODUCT_PRICE_MAP);
+  if (!priceMap.ok) for (const p of priceMap.problems) problems.push(`STRIPE_PRODUCT_PRICE_MAP: ${p}`);
+
+  const flag = (name: string, value: string | undefined, fallback: boolean) => {
+    if (value === undefined) return fallback;
+    const r = bool(fallback).safeParse(value);
+    if (!r.success) {
+      problems.push(`${name}: must be true or false, got "${value}"`);
+      return fallback;
+    }
+    return r.data;
+  };
+  const playground = flag('ENABLE_PLAYGROUND', e.ENABLE_PLAYGROUND, !production);
+  const introspection = flag('ENABLE_INTROSPECTION', e.ENABLE_INTROSPECTION, !production || playground);
+
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    nodeEnv: e.NODE_ENV,
+    mode,
+    host: e.HOST ?? (mode === 'local' ? '127.0.0.1' : '0.0.0.0'),
+    port: e.PORT,
+    dataDir: path.resolve(cwd, e.DATA_DIR ?? '.data'),
+    logLevel: e.LOG_LEVEL,
+    database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
+    billingEnabled: e.ENABLE_BILLING,
+    stripe: {
+      secretKey,
+      webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+      apiBase: e.STRIPE_API_BASE,
+      priceMap: priceMap.ok ? priceMap.map : {},
+      timeoutMs: e.STRIPE_TIMEOUT_MS,
+      maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+    },
+    auth: { jwtSecret: e.AUTH_JWT_SECRET, jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE },
+    allowedRedirectOrigins: e.ALLOWED_REDIRECT_ORIGINS.map((o) => o.replace(/\/$/, '')),
+    corsOrigins: e.CORS_ORIGINS.map((o) => o.replace(/\/$/, '')),
+    playground,
+    introspection,
+    catalogFile: path.resolve(cwd, e.CATALOG_FILE ?? 'catalog/default.json'),
+    limits: { graphqlBody: e.GRAPHQL_BODY_LIMIT ?? '100kb', webhookBody: e.WEBHOOK_BODY_LIMIT ?? '512kb' },
+    usageForwarder: {
+      enabled: e.USAGE_FORWARDER_ENABLED,
+      intervalMs: e.USAGE_FORWARDER_INTERVAL_MS,
+      batchSize: e.USAGE_FORWARDER_BATCH_SIZE,
+    },
+  };
+}

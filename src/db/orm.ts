@@ -1,0 +1,48 @@
+import 'reflect-metadata';
+import { MikroORM, type Options } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import path from 'node:path';
+import { migrationsList } from '../../migrations';
+import { entities } from './entities';
+
+export interface OrmOptions {
+  url: string;
+  poolMax?: number;
+  /** Called for every SQL statement (tests count queries with it). */
+  onQuery?: (sql: string) => void;
+}
+
+export function ormConfig(options: OrmOptions): Options {
+  return {
+    clientUrl: options.url,
+    entities,
+    extensions: [Migrator],
+    // Services get a forked EntityManager; a stray use of the global one throws.
+    allowGlobalContext: false,
+    pool: { min: 0, max: options.poolMax ?? 10 },
+    forceUtcTimezone: true,
+    debug: options.onQuery ? ['query'] : false,
+    logger: options.onQuery ? (message: string) => options.onQuery?.(message) : undefined,
+    migrations: {
+      tableName: 'mikro_orm_migrations',
+      migrationsList,
+      path: path.join(__dirname, '../../migrations'),
+      pathTs: path.join(__dirname, '../../migrations'),
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+    },
+    discovery: { warnWhenNoEntities: true },
+  };
+}
+
+/** Connects and returns an ORM instance. Call `orm.close()` when done. */
+export async function initORM(options: OrmOptions): Promise<MikroORM> {
+  return MikroORM.init(ormConfig(options));
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}

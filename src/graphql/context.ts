@@ -1,0 +1,21 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { AppConfig } from '../config/env';
+import type { Loaders } from './loaders';
+
+/** The caller, from a verified access token. */
+export interface AuthUser {
+  userId: string;
+  email?: string;
+  roles: string[];
+  isAdmin: boolean;
+}
+
+export interface GraphQLContext {
+  /** A fork of the EntityManager for this request only. */
+  em: EntityManager;
+  user: AuthUser | null;
+  loaders: Loaders;
+  config: AppConfig;
+  log: Logger;
+}
