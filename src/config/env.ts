@@ -148,11 +148,18 @@ function isUrl(value: string, protocols: string[]): boolean {
 export function loadConfig(env: Env = process.env, options: { cwd?: string; envFiles?: string[] } = {}): AppConfig {
   const cwd = options.cwd ?? process.cwd();
   const source: Env = { ...readEnvFiles(cwd, options.envFiles), ...env };
-  const parsed = schema.safeParse(source);
   const problems: string[] = [];
+  let parsed = schema.safeParse(source);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(problems);
+    // Report these, then go on with defaults in their place so the cross-field rules below
+    // are checked too: one error lists everything.
+    const bad = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join('.')}: ${issue.message}`);
+      bad.add(String(issue.path[0]));
+    }
+    parsed = schema.safeParse(Object.fromEntries(Object.entries(source).filter(([k]) => !bad.has(k))));
+    if (!parsed.success) throw new ConfigError(problems);
   }
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';

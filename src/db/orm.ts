@@ -31,6 +31,7 @@ export function ormConfig(options: OrmOptions): Options {
       transactional: true,
       allOrNothing: true,
       snapshot: false,
+      silent: true,
     },
     discovery: { warnWhenNoEntities: true },
   };

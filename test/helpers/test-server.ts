@@ -1,0 +1,61 @@
+import { loadConfig, type AppConfig, type Env } from '../../src/config/env';
+import { createLogger } from '../../src/common/logger';
+import { startServer, type RunningServer } from '../../src/server';
+import { createTestDatabase, type TestDatabase } from './database';
+
+export interface TestServer extends RunningServer {
+  db: TestDatabase;
+  /** POSTs a GraphQL operation and returns the parsed body and status. */
+  gql<T = any>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GqlResponse<T>>;
+  stop(): Promise<void>;
+}
+
+export interface GqlResponse<T> {
+  status: number;
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string; [k: string]: unknown }; path?: (string | number)[] }[];
+}
+
+/** The config a test server runs with: local mode, a random port, quiet logs, no env files. */
+export function testConfig(env: Env = {}): AppConfig {
+  return loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', ...env }, { envFiles: [] });
+}
+
+/** The real app on a real port, over a fresh database on the test PostgreSQL server. */
+export async function startTestServer(env: Env = {}): Promise<TestServer> {
+  const db = await createTestDatabase();
+  const config = testConfig(env);
+  let server: RunningServer;
+  try {
+    server = await startServer(config, { log: createLogger({ level: 'silent' }), databaseUrl: db.url });
+  } catch (error) {
+    await db.drop();
+    throw error;
+  }
+  const url = `http://127.0.0.1:${server.port}`;
+  return {
+    ...server,
+    url,
+    db,
+    gql: (query, variables, headers) => postGraphQL(`${url}/graphql`, query, variables, headers),
+    stop: async () => {
+      await server.close();
+      await db.drop();
+    },
+  };
+}
+
+export async function postGraphQL<T = any>(
+  endpoint: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<GqlResponse<T>> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as Omit<GqlResponse<T>, 'status'>;
+  return { status: res.status, ...body };
+}
