@@ -165,8 +165,8 @@ export class StripeSdkGateway implements StripeGateway {
   /**
    * Runs one SDK call and maps its failure to a BillingError. The SDK retries connection
    * errors, 409 and 5xx itself; a 429 is retried by the SDK only when Stripe sends
-   * `Stripe-Should-Retry: true`, so rate limits are retried here as well, with backoff and
-   * the same request (hence the same idempotency key).
+   * `Stripe-Should-Retry: true`, so other rate limits are retried here, with backoff and the
+   * same request (hence the same idempotency key).
    */
   private async call<T>(operation: string, fn: () => Promise<T>, context: StripeErrorContext = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -188,9 +188,15 @@ export class StripeSdkGateway implements StripeGateway {
     }
   }
 
+  /**
+   * A rate limit the SDK did not retry. With `Stripe-Should-Retry: true` the SDK has already
+   * spent its retries on it, and retrying again here would multiply the attempts.
+   */
   private isRateLimit(error: unknown): boolean {
     if (!isStripeSdkError(error)) return false;
-    return error.type === 'StripeRateLimitError' || error.type === 'RateLimitError' || error.statusCode === 429;
+    const limited = error.type === 'StripeRateLimitError' || error.type === 'RateLimitError' || error.statusCode === 429;
+    const sdkRetried = (error as { headers?: Record<string, string> }).headers?.['stripe-should-retry'] === 'true';
+    return limited && !sdkRetried;
   }
 
   private rateLimitDelay(error: unknown, attempt: number): number {
