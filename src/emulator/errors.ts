@@ -23,6 +23,8 @@ export class ApiError extends Error {
   readonly body: StripeErrorBody;
   /** Extra response headers (e.g. Stripe-Should-Retry). */
   readonly headers: Record<string, string>;
+  /** Keep the state changes and events of the failed request (e.g. a declined payment attempt). */
+  keepEffects = false;
 
   constructor(status: number, body: StripeErrorBody, headers: Record<string, string> = {}) {
     super(body.message);

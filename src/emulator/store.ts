@@ -61,7 +61,45 @@ export class Store {
     return t;
   }
 
+  private txn: { inserted: [string, string][]; events: Obj[] } | null = null;
+
+  /**
+   * Runs fn atomically: objects it inserts are removed and its events dropped when it throws
+   * (unless the error asks to keep its effects, like a declined card), otherwise its events
+   * are recorded and delivered in order.
+   */
+  transaction<T>(fn: () => T): T {
+    if (this.txn) return fn();
+    const txn = { inserted: [] as [string, string][], events: [] as Obj[] };
+    this.txn = txn;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.txn = null;
+      if ((e as { keepEffects?: boolean }).keepEffects) this.commit(txn.events);
+      else for (const [type, id] of txn.inserted) this.remove(type, id);
+      throw e;
+    }
+    this.txn = null;
+    this.commit(txn.events);
+    return result;
+  }
+
+  private commit(events: Obj[]): void {
+    for (const e of events) {
+      this.insert('event', e);
+      this.onEvent(e);
+    }
+  }
+
+  /** Position in the current transaction's event list, to emit an event before later ones. */
+  eventMark(): number {
+    return this.txn ? this.txn.events.length : -1;
+  }
+
   insert<T extends Obj>(type: string, o: T): T {
+    if (this.txn && type !== 'event') this.txn.inserted.push([type, o.id]);
     this.table(type).set(o.id, o);
     this.byId.set(o.id, o);
     return o;
@@ -98,7 +136,7 @@ export class Store {
   }
 
   /** Records an event for a state change; `data.object` is the object as it is now. */
-  emit(type: string, o: Obj, previousAttributes?: Obj): Obj {
+  emit(type: string, o: Obj, previousAttributes?: Obj, options: { at?: number } = {}): Obj {
     const data: Obj = { object: this.render(o) };
     if (previousAttributes && Object.keys(previousAttributes).length > 0) data.previous_attributes = publicCopy(previousAttributes);
     const event: Obj = {
@@ -112,8 +150,13 @@ export class Store {
       request: { id: this.request.id, idempotency_key: this.request.idempotencyKey },
       type,
     };
-    this.insert('event', event);
-    this.onEvent(event);
+    if (this.txn) {
+      if (options.at !== undefined && options.at >= 0) this.txn.events.splice(options.at, 0, event);
+      else this.txn.events.push(event);
+    } else {
+      this.insert('event', event);
+      this.onEvent(event);
+    }
     return event;
   }
 }

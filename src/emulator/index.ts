@@ -1,0 +1,197 @@
+/**
+ * A stateful Stripe emulator: Stripe's wire format over HTTP, state in memory, signed webhooks,
+ * hosted Checkout/portal pages, a controllable clock and injectable faults. For local mode,
+ * tests and benchmarks; it binds to loopback unless told otherwise.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FaultController } from './faults';
+import { Router } from './router';
+import { ApiServer } from './server';
+import { Store } from './store';
+import { WebhookDelivery } from './webhooks';
+import { controlRoutes } from './control';
+import { hostedPages } from './hosted-pages';
+import { registerCustomers } from './resources/customers';
+import { registerPaymentMethods } from './resources/payment-methods';
+import { registerProducts } from './resources/products';
+import { registerPrices } from './resources/prices';
+import { registerMeters, isSessionToken, meterLog } from './resources/meters';
+import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
+import { registerInvoices } from './resources/invoices';
+import { registerPaymentIntents } from './resources/payment-intents';
+import { registerCheckout, expireDueSessions } from './resources/checkout';
+import { registerBillingPortal } from './resources/billing-portal';
+import { registerEvents, createWebhookEndpoint } from './resources/events';
+
+export { FaultController } from './faults';
+export type { FaultSpec } from './faults';
+export { signPayload } from './webhooks';
+export { DEFAULT_API_VERSION } from './store';
+
+export interface WebhookEndpointOption {
+  url: string;
+  secret?: string;
+  enabledEvents?: string[];
+}
+
+export interface EmulatorOptions {
+  /** 0 or omitted: a free port. */
+  port?: number;
+  /** Default 127.0.0.1; anything but loopback is refused unless allowNonLoopback. */
+  host?: string;
+  allowNonLoopback?: boolean;
+  webhookEndpoints?: WebhookEndpointOption[];
+  logger?: (line: string) => void;
+  /** Delays between webhook delivery attempts; attempts = length + 1. */
+  deliveryRetryDelaysMs?: number[];
+}
+
+export interface MeterEventStats {
+  total_accepted: number;
+  total_received: number;
+  duplicates: number;
+  by_identifier: Record<string, { received: number; accepted: number }>;
+}
+
+export interface RunningEmulator {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  addWebhookEndpoint(e: WebhookEndpointOption): { id: string; secret: string };
+  faults: FaultController;
+  /** Stops the server, pending deliveries and timers. */
+  close(): Promise<void>;
+  /** Meter events accepted (after identifier deduplication); for one identifier: 0 or 1 within 24 h. */
+  meterEventCount(identifier?: string): number;
+  /** Received vs accepted meter events, per identifier. */
+  meterEventStats(): MeterEventStats;
+  /** Moves the emulator clock forward and runs what falls due (renewals, trial ends, cancellations). */
+  advanceClock(seconds: number): void;
+  /** The emulator's current time, unix seconds. */
+  now(): number;
+  /** Clears all objects, events, idempotency keys and meter events (webhook endpoints from options stay). */
+  reset(): void;
+  /** Resolves when every queued webhook delivery is acknowledged or given up (or the timeout passes). */
+  waitForWebhooks(timeoutMs?: number): Promise<void>;
+  /** Events recorded so far, oldest first. */
+  events(): Record<string, any>[];
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '0:0:0:0:0:0:0:1']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+const DEFAULT_RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 120_000, 600_000];
+
+export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host) && !options.allowNonLoopback) {
+    throw new Error(`The Stripe emulator only binds to loopback; refusing host ${host} (set allowNonLoopback to override).`);
+  }
+  const logger = options.logger ?? (() => undefined);
+  const store = new Store();
+  const faults = new FaultController();
+  const delivery = new WebhookDelivery(options.deliveryRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS, logger, () => Math.floor(Date.now() / 1000));
+  store.onEvent = (e) => delivery.enqueue(e);
+  store.countEndpointsFor = (type) => delivery.countFor(type);
+
+  const router = new Router();
+  registerCustomers(router, store);
+  registerPaymentMethods(router, store);
+  registerProducts(router, store);
+  registerPrices(router, store);
+  registerMeters(router, store);
+  registerSubscriptions(router, store);
+  registerInvoices(router, store);
+  registerPaymentIntents(router, store);
+  registerCheckout(router, store);
+  registerBillingPortal(router, store);
+  registerEvents(router, store, delivery);
+
+  const initialEndpoints: { id: string; secret: string }[] = [];
+  const addWebhookEndpoint = (e: WebhookEndpointOption) => {
+    const we = createWebhookEndpoint(store, delivery, { url: e.url, secret: e.secret, enabledEvents: e.enabledEvents });
+    return { id: we.id as string, secret: we._secret as string };
+  };
+
+  const advanceClock = (seconds: number) => {
+    store.clockOffsetSeconds += Math.floor(seconds);
+    store.transaction(() => {
+      advanceAllSubscriptions(store);
+      expireDueSessions(store);
+    });
+  };
+
+  let api: ApiServer;
+  const reset = () => {
+    const keep = options.webhookEndpoints ?? [];
+    for (const we of store.list('webhook_endpoint')) delivery.removeEndpoint(we.id);
+    store.reset();
+    meterLog(store).clear();
+    api.resetIdempotency();
+    faults.clear();
+    keep.forEach((e, i) => {
+      const we = createWebhookEndpoint(store, delivery, { url: e.url, secret: e.secret, enabledEvents: e.enabledEvents });
+      if (initialEndpoints[i]) {
+        delivery.removeEndpoint(we.id);
+        store.remove('webhook_endpoint', we.id);
+        we.id = initialEndpoints[i].id;
+        we._secret = initialEndpoints[i].secret;
+        store.insert('webhook_endpoint', we);
+        delivery.setEndpoint({ id: we.id, url: we.url, secret: we._secret, enabledEvents: we.enabled_events });
+      }
+    });
+  };
+
+  const control = controlRoutes({ store, faults, delivery, advanceClock, reset });
+  const pages = hostedPages(store);
+  api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
+  api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
+
+  const server = http.createServer(api.listener);
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${urlHost}:${port}`;
+  store.baseUrl = url;
+  for (const e of options.webhookEndpoints ?? []) initialEndpoints.push(addWebhookEndpoint(e));
+  logger(`Stripe emulator listening on ${url}`);
+
+  let closed = false;
+  return {
+    url,
+    port,
+    faults,
+    addWebhookEndpoint,
+    advanceClock,
+    reset,
+    now: () => store.now(),
+    meterEventCount: (identifier?: string) => meterLog(store).count(identifier),
+    meterEventStats: () => meterLog(store).stats() as MeterEventStats,
+    events: () => [...store.table('event').values()],
+    waitForWebhooks: async (timeoutMs = 5_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (delivery.pendingCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      delivery.close();
+      api.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,334 @@
+/**
+ * Billing meters and meter events: `/v1/billing/meters` (create, retrieve, update, list,
+ * deactivate, reactivate, event_summaries), v1 `/v1/billing/meter_events`, and the v2
+ * high-throughput pair `/v2/billing/meter_event_session` + `/v2/billing/meter_event_stream`.
+ */
+import { ApiError, invalidRequest, noSuch } from '../errors';
+import { newId, randomToken } from '../ids';
+import { int, obj, str } from '../params';
+import type { Router } from '../router';
+import { listOut, out } from '../router';
+import type { Obj, Store } from '../store';
+import { paginate } from '../store';
+
+/** Stripe enforces identifier uniqueness over a rolling window of at least 24 hours. */
+const DEDUPE_WINDOW = 24 * 3600;
+const SESSION_TTL_MS = 15 * 60 * 1000;
+const MAX_STREAM_EVENTS = 100;
+
+interface UsageEvent {
+  customer: string;
+  value: number;
+  timestamp: number;
+}
+
+export class MeterEventLog {
+  /** identifier → time (emulator seconds) it was first accepted. */
+  readonly seen = new Map<string, number>();
+  /** identifier → accepted count (1 while deduplicated) and how often it was received. */
+  readonly received = new Map<string, number>();
+  readonly accepted = new Map<string, number>();
+  /** event_name → events. */
+  readonly byName = new Map<string, UsageEvent[]>();
+  totalAccepted = 0;
+  totalReceived = 0;
+  duplicates = 0;
+  readonly sessions = new Map<string, { id: string; expiresAtMs: number }>();
+
+  clear(): void {
+    this.seen.clear();
+    this.received.clear();
+    this.accepted.clear();
+    this.byName.clear();
+    this.sessions.clear();
+    this.totalAccepted = this.totalReceived = this.duplicates = 0;
+  }
+
+  count(identifier?: string): number {
+    return identifier === undefined ? this.totalAccepted : (this.accepted.get(identifier) ?? 0);
+  }
+
+  /** Records one event; false when its identifier was already accepted within the window. */
+  record(now: number, identifier: string, eventName: string, payload: Record<string, string>, timestamp: number, store: Store): boolean {
+    this.totalReceived++;
+    this.received.set(identifier, (this.received.get(identifier) ?? 0) + 1);
+    const prior = this.seen.get(identifier);
+    if (prior !== undefined && now - prior < DEDUPE_WINDOW) {
+      this.duplicates++;
+      return false;
+    }
+    this.seen.set(identifier, now);
+    this.accepted.set(identifier, (this.accepted.get(identifier) ?? 0) + 1);
+    this.totalAccepted++;
+    const meter = findMeterByEvent(store, eventName);
+    const customerKey = meter?.customer_mapping.event_payload_key ?? 'stripe_customer_id';
+    const valueKey = meter?.value_settings.event_payload_key ?? 'value';
+    const raw = payload[valueKey];
+    const value = raw === undefined ? 1 : Number(raw);
+    let list = this.byName.get(eventName);
+    if (!list) this.byName.set(eventName, (list = []));
+    list.push({ customer: payload[customerKey], value: Number.isFinite(value) ? value : 0, timestamp });
+    return true;
+  }
+
+  stats(): Obj {
+    const byIdentifier: Record<string, { received: number; accepted: number }> = {};
+    for (const [id, n] of this.received) byIdentifier[id] = { received: n, accepted: this.accepted.get(id) ?? 0 };
+    return {
+      total_accepted: this.totalAccepted,
+      total_received: this.totalReceived,
+      duplicates: this.duplicates,
+      by_identifier: byIdentifier,
+    };
+  }
+}
+
+const logs = new WeakMap<Store, MeterEventLog>();
+
+export function meterLog(store: Store): MeterEventLog {
+  let l = logs.get(store);
+  if (!l) logs.set(store, (l = new MeterEventLog()));
+  return l;
+}
+
+function findMeterByEvent(store: Store, eventName: string): Obj | undefined {
+  for (const m of store.table('billing.meter').values()) if (m.event_name === eventName && m.status === 'active') return m;
+  for (const m of store.table('billing.meter').values()) if (m.event_name === eventName) return m;
+  return undefined;
+}
+
+/** Aggregated usage of a meter for a customer over [start, end). */
+export function aggregateUsage(store: Store, meterId: string, customer: string, start: number, end: number): number {
+  const meter = store.get('billing.meter', meterId);
+  if (!meter) return 0;
+  const events = meterLog(store).byName.get(meter.event_name) ?? [];
+  let sum = 0;
+  let count = 0;
+  let last: UsageEvent | undefined;
+  for (const e of events) {
+    if (e.customer !== customer || e.timestamp < start || e.timestamp >= end) continue;
+    sum += e.value;
+    count++;
+    if (!last || e.timestamp >= last.timestamp) last = e;
+  }
+  switch (meter.default_aggregation.formula) {
+    case 'count':
+      return count;
+    case 'last':
+      return last?.value ?? 0;
+    default:
+      return sum;
+  }
+}
+
+function getMeter(store: Store, id: string): Obj {
+  const m = store.get('billing.meter', id);
+  if (!m) throw noSuch('billing.meter', id, 'id');
+  return m;
+}
+
+function v2Error(status: number, type: string, message: string, code?: string): ApiError {
+  return new ApiError(status, { type: type as 'invalid_request_error', message, ...(code ? { code } : {}) });
+}
+
+export function registerMeters(router: Router, store: Store): void {
+  const log = () => meterLog(store);
+
+  router.add('POST', '/v1/billing/meters', (ctx) => {
+    const p = ctx.params;
+    const displayName = str(p, 'display_name');
+    if (!displayName) throw invalidRequest('Missing required param: display_name.', 'display_name', 'parameter_missing');
+    const eventName = str(p, 'event_name');
+    if (!eventName) throw invalidRequest('Missing required param: event_name.', 'event_name', 'parameter_missing');
+    const agg = obj(p, 'default_aggregation');
+    const formula = agg ? str(agg, 'formula') : undefined;
+    if (!formula) throw invalidRequest('Missing required param: default_aggregation.', 'default_aggregation', 'parameter_missing');
+    if (!['sum', 'count', 'last'].includes(formula)) throw invalidRequest(`Invalid default_aggregation[formula]: must be one of sum, count, or last`, 'default_aggregation[formula]');
+    if ([...store.table('billing.meter').values()].some((m) => m.event_name === eventName && m.status === 'active')) {
+      throw invalidRequest(`An active meter with event_name \`${eventName}\` already exists.`, 'event_name', 'resource_already_exists');
+    }
+    const cm = obj(p, 'customer_mapping');
+    const vs = obj(p, 'value_settings');
+    const now = store.now();
+    const meter: Obj = {
+      id: newId('mtr_test_'),
+      object: 'billing.meter',
+      created: now,
+      customer_mapping: { event_payload_key: (cm && str(cm, 'event_payload_key')) ?? 'stripe_customer_id', type: (cm && str(cm, 'type')) ?? 'by_id' },
+      default_aggregation: { formula },
+      display_name: displayName,
+      event_name: eventName,
+      event_time_window: str(p, 'event_time_window') ?? null,
+      livemode: false,
+      status: 'active',
+      status_transitions: { deactivated_at: null },
+      updated: now,
+      value_settings: { event_payload_key: (vs && str(vs, 'event_payload_key')) ?? 'value' },
+    };
+    store.insert('billing.meter', meter);
+    store.emit('billing.meter.created', meter);
+    return out(ctx, meter);
+  });
+
+  router.add('GET', '/v1/billing/meters/:id', (ctx) => out(ctx, getMeter(store, ctx.pathParams.id)));
+
+  router.add('POST', '/v1/billing/meters/:id', (ctx) => {
+    const m = getMeter(store, ctx.pathParams.id);
+    const name = str(ctx.params, 'display_name');
+    if (name && name !== m.display_name) {
+      const prev = { display_name: m.display_name };
+      m.display_name = name;
+      m.updated = store.now();
+      store.emit('billing.meter.updated', m, prev);
+    }
+    return out(ctx, m);
+  });
+
+  router.add('POST', '/v1/billing/meters/:id/deactivate', (ctx) => {
+    const m = getMeter(store, ctx.pathParams.id);
+    if (m.status === 'active') {
+      m.status = 'inactive';
+      m.status_transitions.deactivated_at = store.now();
+      m.updated = store.now();
+      store.emit('billing.meter.deactivated', m, { status: 'active' });
+    }
+    return out(ctx, m);
+  });
+
+  router.add('POST', '/v1/billing/meters/:id/reactivate', (ctx) => {
+    const m = getMeter(store, ctx.pathParams.id);
+    if (m.status === 'inactive') {
+      m.status = 'active';
+      m.status_transitions.deactivated_at = null;
+      m.updated = store.now();
+      store.emit('billing.meter.reactivated', m, { status: 'inactive' });
+    }
+    return out(ctx, m);
+  });
+
+  router.add('GET', '/v1/billing/meters', (ctx) => {
+    let items = store.list('billing.meter');
+    const status = str(ctx.params, 'status');
+    if (status) items = items.filter((m) => m.status === status);
+    return listOut(ctx, items);
+  });
+
+  router.add('GET', '/v1/billing/meters/:id/event_summaries', (ctx) => {
+    const m = getMeter(store, ctx.pathParams.id);
+    const p = ctx.params;
+    const customer = str(p, 'customer');
+    if (!customer) throw invalidRequest('Missing required param: customer.', 'customer', 'parameter_missing');
+    const start = int(p, 'start_time');
+    const end = int(p, 'end_time');
+    if (start === undefined) throw invalidRequest('Missing required param: start_time.', 'start_time', 'parameter_missing');
+    if (end === undefined) throw invalidRequest('Missing required param: end_time.', 'end_time', 'parameter_missing');
+    if (end <= start) throw invalidRequest('end_time must be after start_time.', 'end_time');
+    const window = str(p, 'value_grouping_window');
+    const step = window === 'hour' ? 3600 : window === 'day' ? 86400 : end - start;
+    const summaries: Obj[] = [];
+    for (let s = start; s < end; s += step) {
+      const e = Math.min(end, s + step);
+      summaries.push({
+        id: `mtrusg_${m.id.slice(-16)}${s}`,
+        object: 'billing.meter_event_summary',
+        aggregated_value: aggregateUsage(store, m.id, customer, s, e),
+        end_time: e,
+        livemode: false,
+        meter: m.id,
+        start_time: s,
+      });
+      if (summaries.length > 10_000) break;
+    }
+    // Summaries come earliest first unless the caller pages backwards.
+    return paginate(summaries, p, ctx.path, (o) => o);
+  });
+
+  router.add('POST', '/v1/billing/meter_events', (ctx) => {
+    const p = ctx.params;
+    const eventName = str(p, 'event_name');
+    if (!eventName) throw invalidRequest('Missing required param: event_name.', 'event_name', 'parameter_missing');
+    const payload = obj(p, 'payload');
+    if (!payload) throw invalidRequest('Missing required param: payload.', 'payload', 'parameter_missing');
+    const meter = findMeterByEvent(store, eventName);
+    const customerKey = meter?.customer_mapping.event_payload_key ?? 'stripe_customer_id';
+    if (!payload[customerKey]) {
+      throw invalidRequest(`Missing required param: payload[${customerKey}].`, `payload[${customerKey}]`, 'parameter_missing');
+    }
+    const valueKey = meter?.value_settings.event_payload_key ?? 'value';
+    if (payload[valueKey] !== undefined && !Number.isFinite(Number(payload[valueKey]))) {
+      throw invalidRequest(`Invalid payload[${valueKey}]: must be a number.`, `payload[${valueKey}]`);
+    }
+    const identifier = str(p, 'identifier') ?? newId('', 32);
+    const timestamp = int(p, 'timestamp') ?? store.now();
+    const stringPayload: Record<string, string> = {};
+    for (const [k, v] of Object.entries(payload)) stringPayload[k] = String(v);
+    if (!log().record(store.now(), identifier, eventName, stringPayload, timestamp, store)) {
+      // Stripe rejects a repeated identifier synchronously: 400 invalid_request_error
+      // "An event already exists with identifier ..." with `Stripe-Should-Retry: false`.
+      throw new ApiError(
+        400,
+        { type: 'invalid_request_error', message: `An event already exists with identifier ${identifier}.`, param: 'identifier' },
+        { 'Stripe-Should-Retry': 'false' },
+      );
+    }
+    return {
+      object: 'billing.meter_event',
+      created: store.now(),
+      event_name: eventName,
+      identifier,
+      livemode: false,
+      payload: stringPayload,
+      timestamp,
+    };
+  });
+
+  router.add('POST', '/v2/billing/meter_event_session', () => {
+    const id = newId('mes_test_');
+    const token = `mes_tok_${randomToken(32)}`;
+    const createdMs = store.nowMs();
+    log().sessions.set(token, { id, expiresAtMs: Date.now() + SESSION_TTL_MS });
+    return {
+      id,
+      object: 'v2.billing.meter_event_session',
+      authentication_token: token,
+      created: new Date(createdMs).toISOString(),
+      expires_at: new Date(createdMs + SESSION_TTL_MS).toISOString(),
+      livemode: false,
+    };
+  });
+
+  router.add('POST', '/v2/billing/meter_event_stream', (ctx) => {
+    const session = log().sessions.get(ctx.apiKey);
+    if (!session) {
+      throw v2Error(401, 'invalid_request_error', 'The meter event stream requires a meter event session authentication token.');
+    }
+    if (session.expiresAtMs < Date.now()) {
+      throw v2Error(401, 'temporary_session_expired', 'The meter event session has expired. Create a new session.', 'billing_meter_event_session_expired');
+    }
+    const events = ctx.params.events;
+    if (!Array.isArray(events) || events.length === 0) throw v2Error(400, 'invalid_request_error', 'events must be a non-empty array.', 'invalid_request');
+    if (events.length > MAX_STREAM_EVENTS) {
+      throw v2Error(400, 'invalid_request_error', `A request can contain at most ${MAX_STREAM_EVENTS} events.`, 'invalid_request');
+    }
+    const now = store.now();
+    for (const [i, e] of events.entries()) {
+      if (!e || typeof e !== 'object' || typeof e.event_name !== 'string' || !e.payload || typeof e.payload !== 'object') {
+        throw v2Error(400, 'invalid_request_error', `events[${i}] needs event_name and payload.`, 'invalid_request');
+      }
+    }
+    for (const e of events) {
+      const ts = e.timestamp ? Math.floor(Date.parse(e.timestamp) / 1000) : now;
+      const payload: Record<string, string> = {};
+      for (const [k, v] of Object.entries(e.payload as Obj)) payload[k] = String(v);
+      // Duplicates by identifier are dropped silently on the stream (validation is asynchronous on Stripe).
+      log().record(now, e.identifier ?? newId('', 32), e.event_name, payload, Number.isFinite(ts) ? ts : now, store);
+    }
+    return { status: 202, body: {} };
+  });
+}
+
+/** True for a live meter event session token (accepted as Bearer on the v2 stream only). */
+export function isSessionToken(store: Store, token: string, path: string): boolean {
+  if (path !== '/v2/billing/meter_event_stream') return false;
+  return meterLog(store).sessions.has(token);
+}
