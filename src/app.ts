@@ -40,6 +40,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     schema: await createSchema(),
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
+    // Shutdown is ordered by the server module (http, Apollo, ORM, database), not by Apollo's own signal handlers.
+    stopOnTerminationSignals: false,
     formatError: createErrorFormatter(log),
     plugins: [config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled()],
   });

@@ -33,10 +33,11 @@ export interface StartOptions {
  */
 export async function startServer(config: AppConfig, options: StartOptions): Promise<RunningServer> {
   const { log } = options;
-  const closers: (() => Promise<unknown>)[] = [];
+  const closers: { name: string; close: () => Promise<unknown> }[] = [];
   const closeAll = async () => {
-    for (const close of closers.reverse()) {
+    for (const { name, close } of closers.reverse()) {
       try {
+        log.debug({ part: name }, 'closing');
         await close();
       } catch (error) {
         log.warn({ err: error }, 'error while shutting down');
@@ -49,10 +50,10 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     const database: DatabaseHandle = options.databaseUrl
       ? { url: options.databaseUrl, close: async () => undefined }
       : await openDatabase(config, (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'));
-    closers.push(() => database.close());
+    closers.push({ name: 'database', close: () => database.close() });
 
     const orm = await initORM({ url: database.url, poolMax: config.database.poolMax });
-    closers.push(() => orm.close());
+    closers.push({ name: 'orm', close: () => orm.close() });
     const applied = await migrate(orm);
     if (applied.length) log.info({ migrations: applied }, 'migrations applied');
 
@@ -63,19 +64,20 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     }
 
     const app = await createApp({ config, orm, log });
-    closers.push(() => app.stop());
+    closers.push({ name: 'apollo', close: () => app.stop() });
 
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.express.listen(config.port, config.host, () => resolve(s));
       s.once('error', reject);
     });
-    closers.push(
-      () =>
+    closers.push({
+      name: 'http',
+      close: () =>
         new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         }),
-    );
+    });
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
     const url = `http://${shownHost}:${port}`;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { projectRoot } from '../common/paths';
 import { parsePriceMap } from './price-map';
 
 /**
@@ -247,7 +248,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
     corsOrigins: e.CORS_ORIGINS.map((o) => o.replace(/\/$/, '')),
     playground,
     introspection,
-    catalogFile: path.resolve(cwd, e.CATALOG_FILE ?? 'catalog/default.json'),
+    catalogFile: e.CATALOG_FILE ? path.resolve(cwd, e.CATALOG_FILE) : path.join(projectRoot(), 'catalog/default.json'),
     limits: { graphqlBody: e.GRAPHQL_BODY_LIMIT ?? '100kb', webhookBody: e.WEBHOOK_BODY_LIMIT ?? '512kb' },
     usageForwarder: {
       enabled: e.USAGE_FORWARDER_ENABLED,

