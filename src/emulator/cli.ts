@@ -32,18 +32,15 @@ async function main(): Promise<void> {
     allowNonLoopback: args['allow-non-loopback'] === true,
     logger: args.quiet ? undefined : (line) => console.log(`[emulator] ${line}`),
   };
-  if (typeof args.webhook === 'string') {
-    options.webhookEndpoints = [{ url: args.webhook, secret: typeof args['webhook-secret'] === 'string' ? args['webhook-secret'] : undefined }];
-  }
   const emu = await startEmulator(options);
   const u = new URL(emu.url);
   console.log(`Stripe emulator ready at ${emu.url}`);
   console.log('SDK config:');
   console.log(`  new Stripe('sk_test_emulator', { host: '${u.hostname}', port: ${emu.port}, protocol: 'http' })`);
-  if (options.webhookEndpoints) {
-    const we = emu.addWebhookEndpoint; // endpoint from options was registered at start
-    void we;
-    console.log(`Webhooks: ${options.webhookEndpoints[0].url}${options.webhookEndpoints[0].secret ? ' (signed with the given secret)' : ''}`);
+  if (typeof args.webhook === 'string') {
+    const secret = typeof args['webhook-secret'] === 'string' ? args['webhook-secret'] : undefined;
+    const we = emu.addWebhookEndpoint({ url: args.webhook, secret });
+    console.log(`Webhooks: all events to ${args.webhook}, signing secret ${secret ? '(as given)' : we.secret}`);
   }
   console.log('Control: POST /_emulator/clock/advance {"seconds":N}, POST /_emulator/faults, GET /_emulator/meter-events');
   let stopping = false;

@@ -190,3 +190,38 @@ describe('events', () => {
     await expect(h.stripe.prices.retrieve(price.id, { expand: ['nickname_x'] })).rejects.toThrow(/cannot be expanded/);
   });
 });
+
+describe('emulator controls', () => {
+  test('refuses a non-loopback host unless allowed', async () => {
+    const { startEmulator } = await import('../../src/emulator');
+    await expect(startEmulator({ host: '0.0.0.0' })).rejects.toThrow(/loopback/);
+  });
+
+  test('restricted test keys work; reset clears state', async () => {
+    const { startEmulator } = await import('../../src/emulator');
+    const emu = await startEmulator({ port: 0 });
+    try {
+      const rk = new Stripe('rk_test_restricted', { host: '127.0.0.1', port: emu.port, protocol: 'http' });
+      await rk.customers.create({ email: 'r@x.io' });
+      expect((await rk.customers.list()).data).toHaveLength(1);
+      const res = await fetch(`${emu.url}/_emulator/reset`, { method: 'POST' });
+      expect(res.status).toBe(200);
+      expect((await rk.customers.list()).data).toHaveLength(0);
+      expect(emu.events()).toHaveLength(0);
+    } finally {
+      await emu.close();
+    }
+  });
+
+  test('invoice PDF is served', async () => {
+    const c = await h.stripe.customers.create({ payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } });
+    const price = await recurringPrice(h.stripe, 1200);
+    const sub = await h.stripe.subscriptions.create({ customer: c.id, items: [{ price: price.id }], expand: ['latest_invoice'] });
+    const inv = sub.latest_invoice as Stripe.Invoice;
+    const pdf = await fetch(inv.invoice_pdf!);
+    expect(pdf.headers.get('content-type')).toBe('application/pdf');
+    expect((await pdf.text()).startsWith('%PDF-')).toBe(true);
+    const lines = await h.stripe.invoices.listLineItems(inv.id);
+    expect(lines.data[0]).toMatchObject({ object: 'line_item', amount: 1200, pricing: { price_details: { price: price.id } } });
+  });
+});
