@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { startEmulator } from '../../src/emulator';
 import { startHarness, recurringPrice, type Harness } from './helpers';
 
 let h: Harness;
@@ -193,12 +194,10 @@ describe('events', () => {
 
 describe('emulator controls', () => {
   test('refuses a non-loopback host unless allowed', async () => {
-    const { startEmulator } = await import('../../src/emulator');
     await expect(startEmulator({ host: '0.0.0.0' })).rejects.toThrow(/loopback/);
   });
 
   test('restricted test keys work; reset clears state', async () => {
-    const { startEmulator } = await import('../../src/emulator');
     const emu = await startEmulator({ port: 0 });
     try {
       const rk = new Stripe('rk_test_restricted', { host: '127.0.0.1', port: emu.port, protocol: 'http' });
