@@ -462,7 +462,12 @@ export class StripeSdkGateway implements StripeGateway {
       });
       return toSubscriptionSnapshot(subscription);
     } catch (error) {
-      if (error instanceof BillingError && error.code !== ErrorCode.NOT_FOUND && error.details.statusCode === 400) {
+      // Stripe answers a DELETE on a canceled subscription with an error (resource_missing,
+      // although the subscription can still be read); a retried cancel must not fail for it.
+      const rejected =
+        error instanceof BillingError &&
+        (error.code === ErrorCode.NOT_FOUND || error.details.statusCode === 400);
+      if (rejected) {
         const current = await this.retrieveSubscription(input.id);
         if (current.status === 'canceled') return current;
       }
