@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import path from 'node:path';
+import { Client } from 'pg';
 import { migrationsList } from '../../migrations';
 import { entities } from './entities';
 
@@ -42,8 +43,21 @@ export async function initORM(options: OrmOptions): Promise<MikroORM> {
   return MikroORM.init(ormConfig(options));
 }
 
-/** Applies every pending migration; returns the names applied. */
+const MIGRATION_LOCK = 7_406_111; // any constant shared by every instance
+
+/**
+ * Applies every pending migration; returns the names applied. Instances starting together take
+ * turns through a PostgreSQL advisory lock, so a migration never runs twice at once.
+ */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.getMigrator().up();
-  return applied.map((m) => m.name);
+  const client = new Client({ connectionString: orm.config.get('clientUrl') });
+  await client.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const applied = await orm.getMigrator().up();
+    return applied.map((m) => m.name);
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    await client.end();
+  }
 }
