@@ -8,11 +8,18 @@ export interface RecordedRequest {
   status: number | null;
 }
 
+/** A canned answer instead of forwarding; return undefined to forward the request. */
+export type Intercept = (request: { method: string; path: string }) =>
+  | { status: number; body: unknown; headers?: Record<string, string> }
+  | undefined;
+
 /**
  * A pass-through HTTP proxy between the SDK and the emulator that records every request's
  * idempotency key and answer, so tests can see what the SDK really sent on its retries.
+ * `intercept` answers chosen requests itself, to play Stripe behaviour the emulator has no
+ * switch for (an expired meter session, a server without the v2 API).
  */
-export async function startRecordingProxy(target: string): Promise<{
+export async function startRecordingProxy(target: string, intercept?: Intercept): Promise<{
   url: string;
   requests: RecordedRequest[];
   close(): Promise<void>;
@@ -27,6 +34,14 @@ export async function startRecordingProxy(target: string): Promise<{
       status: null,
     };
     requests.push(record);
+    const canned = intercept?.({ method: record.method, path: record.path });
+    if (canned) {
+      record.status = canned.status;
+      req.resume();
+      res.writeHead(canned.status, { 'content-type': 'application/json', ...canned.headers });
+      res.end(JSON.stringify(canned.body));
+      return;
+    }
     const upstream = http.request(
       {
         host: targetUrl.hostname,

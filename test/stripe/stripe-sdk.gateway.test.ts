@@ -368,31 +368,74 @@ describe(StripeSdkGateway.name, () => {
     it('uses v1 automatically when the stream endpoint does not exist', async () => {
       const customer = await newCustomer('usage-fallback');
       const warnings: string[] = [];
-      // A 404 from the session endpoint is what a server without the v2 API answers.
-      const server = http.createServer((req, res) => {
-        if (req.url?.startsWith('/v2/')) {
-          res.writeHead(404, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: { type: 'invalid_request_error', message: 'Unrecognized request URL' } }));
-          return;
-        }
-        const upstream = http.request(`${emu.url}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        });
-        req.pipe(upstream);
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      // A 404 on /v2 is what a server without the v2 API (stripe-mock, an old proxy) answers.
+      const proxy = await startRecordingProxy(emu.url, ({ path }) =>
+        path.startsWith('/v2/') ? { status: 404, body: { error: { type: 'invalid_request_error', message: 'Unrecognized request URL' } } } : undefined,
+      );
       try {
-        const noV2 = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, maxNetworkRetries: 0, logger: { warn: (_o, msg) => warnings.push(msg ?? '') } });
-        const identifier = randomUUID();
-        const result = await noV2.sendMeterEvents([{ eventName: meter.eventName, stripeCustomerId: customer.id, value: 1, identifier, timestamp: new Date() }]);
+        const noV2 = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: proxy.url, maxNetworkRetries: 0, logger: { warn: (_o, msg) => warnings.push(msg ?? '') } });
+        const send = (identifier: string) =>
+          noV2.sendMeterEvents([{ eventName: meter.eventName, stripeCustomerId: customer.id, value: 1, identifier, timestamp: new Date() }]);
+        const first = randomUUID();
+        const result = await send(first);
         expect(result.transport).toBe('v1');
         expect(result.outcomes[0].status).toBe('accepted');
-        expect(emu.meterEventCount(identifier)).toBe(1);
+        expect(emu.meterEventCount(first)).toBe(1);
         expect(warnings).toContain('Meter event stream unavailable, using v1 meter events');
+        // The gateway remembers: later batches go straight to v1.
+        expect((await send(randomUUID())).transport).toBe('v1');
+        expect(proxy.requests.filter((r) => r.path.startsWith('/v2/'))).toHaveLength(1);
       } finally {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await proxy.close();
+      }
+    });
+
+    it('renews the stream session when Stripe says it expired, and before it runs out', async () => {
+      const customer = await newCustomer('usage-session');
+      let expireNext = true;
+      const proxy = await startRecordingProxy(emu.url, ({ path }) => {
+        if (path !== '/v2/billing/meter_event_stream' || !expireNext) return undefined;
+        expireNext = false;
+        return { status: 401, body: { error: { type: 'temporary_session_expired', code: 'billing_meter_event_session_expired', message: 'The meter event session has expired.' } } };
+      });
+      try {
+        const streaming = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: proxy.url, maxNetworkRetries: 0 });
+        const event = () => ({ eventName: meter.eventName, stripeCustomerId: customer.id, value: 1, identifier: randomUUID(), timestamp: new Date() });
+        const sessions = () => proxy.requests.filter((r) => r.path === '/v2/billing/meter_event_session').length;
+        const first = event();
+        expect((await streaming.sendMeterEvents([first])).outcomes[0].status).toBe('accepted');
+        expect(sessions()).toBe(2);
+        expect(emu.meterEventCount(first.identifier)).toBe(1);
+        await streaming.sendMeterEvents([event()]);
+        expect(sessions()).toBe(2);
+        // A session within a minute of its end is replaced before use.
+        const cached = (streaming as unknown as { meterSession: { expiresAt: number } }).meterSession;
+        cached.expiresAt = Date.now() + 30_000;
+        await streaming.sendMeterEvents([event()]);
+        expect(sessions()).toBe(3);
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('resends a rejected stream batch one by one to find the bad events', async () => {
+      const customer = await newCustomer('usage-invalid');
+      const proxy = await startRecordingProxy(emu.url, ({ path }) =>
+        path === '/v2/billing/meter_event_stream'
+          ? { status: 400, body: { error: { type: 'invalid_request_error', code: 'invalid_fields', message: 'events[1] is invalid' } } }
+          : undefined,
+      );
+      try {
+        const streaming = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: proxy.url, maxNetworkRetries: 0 });
+        const good = { eventName: meter.eventName, stripeCustomerId: customer.id, value: 1, identifier: randomUUID(), timestamp: new Date() };
+        const bad = { ...good, identifier: randomUUID(), stripeCustomerId: '' };
+        const result = await streaming.sendMeterEvents([good, bad]);
+        expect(result.outcomes[0]).toEqual({ identifier: good.identifier, status: 'accepted', retryable: false });
+        expect(result.outcomes[1]).toMatchObject({ identifier: bad.identifier, status: 'failed', retryable: false, error: { code: ErrorCode.BAD_USER_INPUT } });
+        expect(emu.meterEventCount(good.identifier)).toBe(1);
+        expect(emu.meterEventCount(bad.identifier)).toBe(0);
+      } finally {
+        await proxy.close();
       }
     });
 
@@ -476,6 +519,19 @@ describe(StripeSdkGateway.name, () => {
       expect(() => gateway.constructWebhookEvent(delivery.body, '')).toThrow(WebhookSignatureError);
     });
 
+    it('rejects a correctly signed body that is not an event', () => {
+      const body = 'not json';
+      const t = Math.floor(Date.now() / 1000);
+      const signature = createHmac('sha256', WEBHOOK_SECRET).update(`${t}.${body}`).digest('hex');
+      try {
+        gateway.constructWebhookEvent(body, `t=${t},v1=${signature}`);
+        throw new Error('expected an error');
+      } catch (error) {
+        expect(error).toBeInstanceOf(WebhookSignatureError);
+        expect((error as WebhookSignatureError).reason).toBe('invalid_payload');
+      }
+    });
+
     it('refuses to verify without a configured webhook secret', () => {
       const noSecret = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: emu.url });
       try {
@@ -531,6 +587,23 @@ describe(StripeSdkGateway.name, () => {
       await new Promise((resolve) => setTimeout(resolve, 400));
       const matching = (await rawList('/v1/customers?limit=100&email=slow@example.com')).filter((c) => (c.metadata as Record<string, string>)?.tollgate_user_id === userId);
       expect(matching.map((c) => c.id)).toEqual([customer.id]);
+    });
+
+    it('also retries a 429 that does not carry Stripe-Should-Retry, with the same key', async () => {
+      let limited = 2;
+      const strict = await startRecordingProxy(emu.url, ({ method, path }) => {
+        if (method !== 'POST' || path !== '/v1/customers' || limited === 0) return undefined;
+        limited--;
+        return { status: 429, body: { error: { type: 'rate_limit_error', code: 'rate_limit', message: 'Too many requests' } } };
+      });
+      try {
+        const limitedGateway = new StripeSdkGateway({ secretKey: SECRET_KEY, apiBase: strict.url, maxNetworkRetries: 2 });
+        const k = key('customer.create', 'strict-429');
+        await limitedGateway.createCustomer({ userId: 'u-strict', idempotencyKey: k });
+        expect(strict.requests.filter((r) => r.idempotencyKey === k).map((r) => r.status)).toEqual([429, 429, 200]);
+      } finally {
+        await strict.close();
+      }
     });
 
     it('gives up after the configured retries with a retryable PAYMENT_PROVIDER_ERROR', async () => {
