@@ -393,7 +393,10 @@ export interface ListInvoicesInput {
 }
 
 export interface StripeGateway {
-  /** Where this gateway sends requests. Fixed at construction. */
+  /**
+   * Where this gateway sends requests, fixed at construction. Only `live` expects events with
+   * `livemode: true`; the webhook route rejects events whose livemode does not match.
+   */
   readonly mode: StripeMode;
 
   // Customers
