@@ -1,7 +1,7 @@
 /**
  * `npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback]
- *   [--webhook URL] [--webhook-secret whsec_...] [--quiet]`
- * Runs the Stripe emulator until SIGINT/SIGTERM.
+ *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]`
+ * Runs the Stripe emulator until SIGINT/SIGTERM. With --state-file the state survives restarts.
  */
 import { startEmulator, type EmulatorOptions } from './index';
 
@@ -21,16 +21,20 @@ function parseArgs(argv: string[]): Record<string, string | boolean> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help || args.h) {
-    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--quiet]');
+    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]');
     return;
   }
   const port = args.port !== undefined ? Number(args.port) : 12111;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${String(args.port)}`);
+  if (args['state-file'] !== undefined && (typeof args['state-file'] !== 'string' || args['state-file'] === '')) {
+    throw new Error('--state-file needs a path');
+  }
   const options: EmulatorOptions = {
     port,
     host: typeof args.host === 'string' ? args.host : '127.0.0.1',
     allowNonLoopback: args['allow-non-loopback'] === true,
     logger: args.quiet ? undefined : (line) => console.log(`[emulator] ${line}`),
+    stateFile: typeof args['state-file'] === 'string' ? args['state-file'] : undefined,
   };
   const emu = await startEmulator(options);
   const u = new URL(emu.url);

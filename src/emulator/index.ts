@@ -1,7 +1,8 @@
 /**
- * A stateful Stripe emulator: Stripe's wire format over HTTP, state in memory, signed webhooks,
- * hosted Checkout/portal pages, a controllable clock and injectable faults. For local mode,
- * tests and benchmarks; it binds to loopback unless told otherwise.
+ * A stateful Stripe emulator: Stripe's wire format over HTTP, state in memory (optionally saved
+ * to a state file across restarts), signed webhooks, hosted Checkout/portal pages, a controllable
+ * clock and injectable faults. For local mode, tests and benchmarks; it binds to loopback unless
+ * told otherwise.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { Router } from './router';
 import { ApiServer } from './server';
 import { Store } from './store';
 import { WebhookDelivery } from './webhooks';
+import { StatePersister } from './persistence';
 import { controlRoutes } from './control';
 import { hostedPages } from './hosted-pages';
 import { registerCustomers } from './resources/customers';
@@ -45,6 +47,14 @@ export interface EmulatorOptions {
   logger?: (line: string) => void;
   /** Delays between webhook delivery attempts; attempts = length + 1. */
   deliveryRetryDelaysMs?: number[];
+  /**
+   * Keeps the state in this JSON file across restarts: loaded on start when it exists, saved
+   * (debounced) after changes and on close(), written atomically with mode 0600. A corrupt file
+   * is logged once and replaced by an empty state. Webhook endpoints from `webhookEndpoints`
+   * and `addWebhookEndpoint` are configuration and are not saved; those created through the
+   * API are.
+   */
+  stateFile?: string;
 }
 
 export interface MeterEventStats {
@@ -114,15 +124,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const initialEndpoints: { id: string; secret: string }[] = [];
   const addWebhookEndpoint = (e: WebhookEndpointOption) => {
     const we = createWebhookEndpoint(store, delivery, { url: e.url, secret: e.secret, enabledEvents: e.enabledEvents });
+    we._config = true;
     return { id: we.id as string, secret: we._secret as string };
   };
 
+  let persister: StatePersister | undefined;
   const advanceClock = (seconds: number) => {
     store.clockOffsetSeconds += Math.floor(seconds);
-    store.transaction(() => {
-      advanceAllSubscriptions(store);
-      expireDueSessions(store);
-    });
+    try {
+      store.transaction(() => {
+        advanceAllSubscriptions(store);
+        expireDueSessions(store);
+      });
+    } finally {
+      persister?.markDirty();
+    }
   };
 
   let api: ApiServer;
@@ -135,6 +151,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     faults.clear();
     keep.forEach((e, i) => {
       const we = createWebhookEndpoint(store, delivery, { url: e.url, secret: e.secret, enabledEvents: e.enabledEvents });
+      we._config = true;
       if (initialEndpoints[i]) {
         delivery.removeEndpoint(we.id);
         store.remove('webhook_endpoint', we.id);
@@ -144,6 +161,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         delivery.setEndpoint({ id: we.id, url: we.url, secret: we._secret, enabledEvents: we.enabled_events });
       }
     });
+    persister?.markDirty();
   };
 
   const control = controlRoutes({ store, faults, delivery, advanceClock, reset });
@@ -151,7 +169,20 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
 
-  const server = http.createServer(api.listener);
+  if (options.stateFile) {
+    persister = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger);
+    persister.load();
+  }
+  const p = persister;
+  // Reads leave the state alone; any other request may change it.
+  const listener: http.RequestListener = p
+    ? (req, res) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') res.once('close', () => p.markDirty());
+        api.listener(req, res);
+      }
+    : api.listener;
+
+  const server = http.createServer(listener);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -192,6 +223,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      persister?.close();
     },
   };
 }

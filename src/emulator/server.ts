@@ -27,7 +27,7 @@ export interface RawResponse {
 
 export type ExtraHandler = (req: RawRequest) => RawResponse | Promise<RawResponse> | undefined;
 
-interface StoredResponse {
+export interface StoredResponse {
   fingerprint: string;
   response: RawResponse;
 }
@@ -50,6 +50,15 @@ export class ApiServer {
 
   resetIdempotency(): void {
     this.idempotency.clear();
+  }
+
+  /** Stored idempotent responses, oldest first (for the state file). */
+  idempotencyEntries(): [string, StoredResponse][] {
+    return [...this.idempotency];
+  }
+
+  restoreIdempotency(entries: [string, StoredResponse][]): void {
+    for (const [scope, stored] of entries) this.idempotency.set(scope, stored);
   }
 
   close(): void {
