@@ -4,7 +4,10 @@ import { expressMiddleware } from '@as-integrations/express5';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { GraphQLError } from 'graphql';
+import { BillingError } from './common/errors';
 import type { AppConfig } from './config/env';
+import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { createLoaders } from './graphql/loaders';
@@ -15,6 +18,8 @@ export interface AppDeps {
   config: AppConfig;
   orm: MikroORM;
   log: Logger;
+  /** Null when billing is disabled. */
+  gateway: StripeGateway | null;
   /** Pre-filled in the playground's headers in local mode. */
   devToken?: string;
   /** Resolves the caller from the request; null when anonymous. Throws a BillingError for a bad token. */
@@ -78,9 +83,18 @@ export async function createApp(deps: AppDeps): Promise<App> {
     express.json({ limit: config.limits.graphqlBody }),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
-        const user = deps.authenticate ? await deps.authenticate(req) : null;
+        let user = null;
+        try {
+          user = deps.authenticate ? await deps.authenticate(req) : null;
+        } catch (error) {
+          // A bad token fails the whole request with 401, before any resolver runs.
+          if (error instanceof BillingError) {
+            throw new GraphQLError(error.message, { extensions: { code: error.code, http: { status: 401 } } });
+          }
+          throw error;
+        }
         const em = orm.em.fork();
-        return { em, user, loaders: createLoaders(em), config, log };
+        return { em, user, loaders: createLoaders(em), config, gateway: deps.gateway, log };
       },
     }),
   );

@@ -8,6 +8,14 @@ import { createApp, type App } from './app';
 import type { AppConfig } from './config/env';
 import { openDatabase, type DatabaseHandle } from './db/database';
 import { initORM, migrate } from './db/orm';
+import { ensureCatalogInStripe } from './billing/catalog/catalog-stripe-sync';
+import { startEmulator, type RunningEmulator } from './emulator';
+import { StripeSdkGateway } from './stripe/stripe-sdk.gateway';
+import type { StripeGateway } from './stripe/stripe.gateway';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { createAuthenticator } from './auth/authenticator';
+import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
 
 export interface RunningServer {
   url: string;
@@ -16,6 +24,12 @@ export interface RunningServer {
   orm: MikroORM;
   app: App;
   database: DatabaseHandle;
+  /** Null when billing is disabled. */
+  gateway: StripeGateway | null;
+  /** The in-process Stripe emulator (local mode). */
+  emulator?: RunningEmulator;
+  /** Local mode: a token for the dev user, also pre-filled in the playground. */
+  devToken?: string;
   /** What the start-up banner prints. */
   banner: string;
   close(): Promise<void>;
@@ -57,13 +71,55 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     const applied = await migrate(orm);
     if (applied.length) log.info({ migrations: applied }, 'migrations applied');
 
+    let gateway: StripeGateway | null = null;
+    let emulator: RunningEmulator | undefined;
+    if (config.billingEnabled) {
+      const gatewayOptions = {
+        timeoutMs: config.stripe.timeoutMs,
+        maxNetworkRetries: config.stripe.maxNetworkRetries,
+        logger: log.child({ component: 'stripe' }),
+      };
+      if (config.stripe.secretKey) {
+        gateway = new StripeSdkGateway({
+          ...gatewayOptions,
+          secretKey: config.stripe.secretKey,
+          apiBase: config.stripe.apiBase,
+          webhookSecret: config.stripe.webhookSecret,
+        });
+      } else {
+        // Local mode: the built-in emulator stands in for Stripe, reached through the same SDK.
+        // Its state is kept in DATA_DIR next to the database, so Stripe ids stay valid across restarts.
+        emulator = await startEmulator({
+          port: 0,
+          stateFile: path.join(config.dataDir, 'stripe-emulator.json'),
+          logger: (line) => log.debug({ emulator: line }, 'stripe emulator'),
+        });
+        closers.push({ name: 'emulator', close: () => emulator!.close() });
+        gateway = new StripeSdkGateway({
+          ...gatewayOptions,
+          secretKey: 'sk_test_tollgate_local_emulator',
+          apiBase: emulator.url,
+          webhookSecret: config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`,
+        });
+      }
+    }
+
     if (config.mode === 'local') {
       const catalog = await loadCatalogFile(config.catalogFile);
-      const seeded = await seedCatalog(orm.em.fork(), catalog);
+      const ids = gateway ? await ensureCatalogInStripe(gateway, catalog) : {};
+      const seeded = await seedCatalog(orm.em.fork(), catalog, ids);
       log.info(seeded, 'catalog loaded');
     }
 
-    const app = await createApp({ config, orm, log });
+    // Local mode keeps one generated secret in DATA_DIR, so tokens survive restarts.
+    const jwtSecret = config.auth.jwtSecret ?? (config.mode === 'local' ? await ensureLocalAuthSecret(config.dataDir) : undefined);
+    const authenticate = createAuthenticator({ ...config.auth, jwtSecret });
+    const devToken =
+      config.mode === 'local' && jwtSecret
+        ? await signToken(jwtSecret, 'dev-user', { email: 'dev@example.com', issuer: config.auth.issuer, audience: config.auth.audience })
+        : undefined;
+
+    const app = await createApp({ config, orm, log, gateway, authenticate, devToken });
     closers.push({ name: 'apollo', close: () => app.stop() });
 
     const server: Server = await new Promise((resolve, reject) => {
@@ -87,10 +143,11 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       `  GraphQL     ${url}/graphql${config.playground ? '  (playground: open it in a browser)' : ''}`,
       `  Health      ${url}/healthz  ${url}/readyz`,
       `  Database    ${database.embedded ? `embedded PostgreSQL on 127.0.0.1:${database.embedded.port}, data in ${database.embedded.dataDir}` : redactUrl(database.url)}`,
-      `  Stripe      ${describeStripe(config)}`,
+      ...(devToken ? [`  Dev token   ${devToken}`, `              (user "dev-user"; another: npm run token -- <userId> [--admin])`] : []),
+      `  Stripe      ${emulator ? `the built-in Stripe emulator at ${emulator.url}` : describeStripe(config)}`,
     ].join('\n');
 
-    return { url, port, config, orm, app, database, banner, close: closeAll };
+    return { url, port, config, orm, app, database, gateway, emulator, devToken, banner, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/env';
+import type { StripeGateway } from '../stripe/stripe.gateway';
 import type { Loaders } from './loaders';
 
 /** The caller, from a verified access token. */
@@ -17,5 +18,7 @@ export interface GraphQLContext {
   user: AuthUser | null;
   loaders: Loaders;
   config: AppConfig;
+  /** Null when billing is disabled. */
+  gateway: StripeGateway | null;
   log: Logger;
 }

@@ -14,6 +14,8 @@ const REQUEST_CODES = new Set([
   'PERSISTED_QUERY_NOT_SUPPORTED',
 ]);
 
+const OUR_CODES = new Set<string>(Object.values(ErrorCode).filter((c) => c !== ErrorCode.INTERNAL_SERVER_ERROR));
+
 /**
  * Every error leaves with an `extensions.code`. BillingErrors keep their message (it is written
  * for users); anything unexpected is logged with its stack and answered as INTERNAL_SERVER_ERROR.
@@ -30,7 +32,7 @@ export function createErrorFormatter(log: Logger) {
       };
     }
     const code = formatted.extensions?.code;
-    if (typeof code === 'string' && REQUEST_CODES.has(code) && !formatted.path) {
+    if (typeof code === 'string' && (REQUEST_CODES.has(code) || OUR_CODES.has(code)) && !formatted.path) {
       return { message: formatted.message, locations: formatted.locations, extensions: { code } };
     }
     log.error({ err: original, path: formatted.path }, 'unexpected error while resolving');

@@ -1,5 +1,6 @@
 import type { NonEmptyArray } from 'type-graphql';
 import { CatalogResolver } from '../billing/catalog/catalog.resolver';
+import { SubscriptionResolver, ViewerResolver } from '../billing/subscriptions/subscription.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-export const resolvers: NonEmptyArray<Function> = [CatalogResolver];
+export const resolvers: NonEmptyArray<Function> = [CatalogResolver, SubscriptionResolver, ViewerResolver];

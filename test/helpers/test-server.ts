@@ -1,3 +1,4 @@
+import { signToken } from '../../src/auth/dev-secret';
 import { loadConfig, type AppConfig, type Env } from '../../src/config/env';
 import { createLogger } from '../../src/common/logger';
 import { startServer, type RunningServer } from '../../src/server';
@@ -16,9 +17,18 @@ export interface GqlResponse<T> {
   errors?: { message: string; extensions?: { code?: string; [k: string]: unknown }; path?: (string | number)[] }[];
 }
 
+/** The HS256 secret test servers verify tokens with. */
+export const TEST_JWT_SECRET = 'tollgate-test-secret-0123456789abcdefghij';
+
 /** The config a test server runs with: local mode, a random port, quiet logs, no env files. */
 export function testConfig(env: Env = {}): AppConfig {
-  return loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', ...env }, { envFiles: [] });
+  return loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', AUTH_JWT_SECRET: TEST_JWT_SECRET, ...env }, { envFiles: [] });
+}
+
+/** A bearer header for `userId`, signed like a real identity provider would. */
+export async function authHeader(userId: string, options: { admin?: boolean; email?: string } = {}): Promise<Record<string, string>> {
+  const token = await signToken(TEST_JWT_SECRET, userId, { admin: options.admin, email: options.email ?? `${userId}@example.com`, expiresIn: '1h' });
+  return { authorization: `Bearer ${token}` };
 }
 
 /** The real app on a real port, over a fresh database on the test PostgreSQL server. */

@@ -58,6 +58,15 @@ async function productIds(url: string): Promise<string[]> {
   return body.data.products.map((p) => p.id).sort();
 }
 
+async function gql(url: string, token: string, query: string): Promise<any> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
+  return res.json();
+}
+
 describe('npm start (local mode)', () => {
   let dir: string;
   beforeAll(async () => {
@@ -74,11 +83,18 @@ describe('npm start (local mode)', () => {
     expect(first.output()).toMatch(/Stripe\s+/);
     const ids = await productIds(first.url);
     expect(ids).toHaveLength(3);
+    const token = /Dev token\s+(\S+)/.exec(first.output())![1];
+    const started = await gql(first.url, token, `mutation { startSubscription(input: { plan: "pro", trialDays: 7 }) { subscription { id status } } }`);
+    expect(started.data.startSubscription.subscription.status).toBe('TRIALING');
     expect(await interrupt(first.child)).toBe(0);
     expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
 
     const second = await start(dataDir);
     expect(await productIds(second.url)).toEqual(ids);
+    // The database and the emulator's Stripe state both survived: the subscription can still be changed.
+    const id = started.data.startSubscription.subscription.id;
+    const canceled = await gql(second.url, token, `mutation { cancelSubscription(id: "${id}", atPeriodEnd: false) { status } }`);
+    expect(canceled).toEqual({ data: { cancelSubscription: { status: 'CANCELED' } } });
     expect(await interrupt(second.child)).toBe(0);
   });
 

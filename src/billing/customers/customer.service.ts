@@ -1,0 +1,59 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { BillingError, ErrorCode } from '../../common/errors';
+import type { AuthUser } from '../../graphql/context';
+import { idempotencyKey } from '../../stripe/idempotency';
+import type { StripeGateway } from '../../stripe/stripe.gateway';
+import { Customer } from './customer.entity';
+
+export class CustomerService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly gateway: StripeGateway | null,
+  ) {}
+
+  findByUserId(userId: string): Promise<Customer | null> {
+    return this.em.findOne(Customer, { userId });
+  }
+
+  /**
+   * The caller's customer row, created on first use. Concurrent first requests all end on the
+   * same row: the insert is `on conflict do nothing` on the unique user id.
+   */
+  async getOrCreateRow(user: Pick<AuthUser, 'userId' | 'email'>): Promise<Customer> {
+    const existing = await this.findByUserId(user.userId);
+    if (existing) return existing;
+    await this.em
+      .createQueryBuilder(Customer)
+      .insert({ id: crypto.randomUUID(), userId: user.userId, email: user.email ?? null, livemode: false, createdAt: new Date(), updatedAt: new Date() })
+      .onConflict('user_id')
+      .ignore()
+      .execute();
+    const row = await this.em.findOne(Customer, { userId: user.userId }, { refresh: true });
+    if (!row) throw new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Customer could not be created');
+    return row;
+  }
+
+  /**
+   * The caller's customer with its Stripe customer, created exactly once per user: every racer
+   * uses the same idempotency key (derived from our row id), so Stripe answers them all with
+   * the same customer, and the id is stored only where none is stored yet.
+   */
+  async getOrCreateBillable(user: Pick<AuthUser, 'userId' | 'email'>): Promise<Customer & { stripeCustomerId: string }> {
+    const row = await this.getOrCreateRow(user);
+    if (row.stripeCustomerId) return row as Customer & { stripeCustomerId: string };
+    const gateway = this.requireGateway();
+    const created = await gateway.createCustomer({
+      userId: user.userId,
+      email: user.email,
+      idempotencyKey: idempotencyKey('customer.create', row.id),
+    });
+    await this.em.nativeUpdate(Customer, { id: row.id, stripeCustomerId: null }, { stripeCustomerId: created.id, livemode: created.livemode });
+    const fresh = await this.em.findOneOrFail(Customer, { id: row.id }, { refresh: true });
+    return fresh as Customer & { stripeCustomerId: string };
+  }
+
+  private requireGateway(): StripeGateway {
+    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
+    return this.gateway;
+  }
+}

@@ -1,0 +1,143 @@
+import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { BillingError } from '../../common/errors';
+import type { GraphQLContext } from '../../graphql/context';
+import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import { toPriceType, toProductType } from '../catalog/catalog.mapper';
+import { PriceType, ProductType } from '../catalog/catalog.type';
+import type { Customer } from '../customers/customer.entity';
+import { CustomerService } from '../customers/customer.service';
+import type { Subscription } from './subscription.entity';
+import { SubscriptionService } from './subscription.service';
+import {
+  CustomerType,
+  StartSubscriptionInput,
+  StartSubscriptionPayload,
+  SubscriptionStatus,
+  SubscriptionType,
+  UpdateSubscriptionInput,
+} from './subscription.type';
+
+export function toSubscriptionType(row: Subscription): SubscriptionType {
+  return Object.assign(new SubscriptionType(), {
+    id: row.id,
+    status: row.status as SubscriptionStatus,
+    quantity: row.quantity,
+    currentPeriodStart: row.currentPeriodStart ?? null,
+    currentPeriodEnd: row.currentPeriodEnd ?? null,
+    cancelAtPeriodEnd: row.cancelAtPeriodEnd,
+    canceledAt: row.canceledAt ?? null,
+    trialEnd: row.trialEnd ?? null,
+    createdAt: row.createdAt,
+    priceId: row.price.id,
+  });
+}
+
+function service(ctx: GraphQLContext): SubscriptionService {
+  return new SubscriptionService(ctx.em, ctx.gateway, { priceMap: ctx.config.stripe.priceMap });
+}
+
+@Resolver(() => SubscriptionType)
+export class SubscriptionResolver {
+  @Query(() => [SubscriptionType], { description: "The caller's subscriptions, newest first." })
+  async subscriptions(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('status', () => SubscriptionStatus, { nullable: true }) status?: SubscriptionStatus | null,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<SubscriptionType[]> {
+    const customer = await actingCustomer(ctx, customerId);
+    return (await service(ctx).list(customer, status)).map(toSubscriptionType);
+  }
+
+  @Query(() => SubscriptionType)
+  async subscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<SubscriptionType> {
+    const customer = await actingCustomer(ctx, customerId);
+    return toSubscriptionType(await service(ctx).getOwnedOrThrow(customer, id));
+  }
+
+  @Mutation(() => StartSubscriptionPayload)
+  async startSubscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => StartSubscriptionInput) input: StartSubscriptionInput,
+  ): Promise<StartSubscriptionPayload> {
+    requireBilling(ctx);
+    const caller = requireUser(ctx);
+    let user = caller;
+    if (input.customerId) {
+      const customer = (await actingCustomer(ctx, input.customerId)) as Customer;
+      user = { userId: customer.userId, email: customer.email ?? undefined, roles: [], isAdmin: false };
+    }
+    const result = await service(ctx).start(user, input);
+    return Object.assign(new StartSubscriptionPayload(), {
+      subscription: toSubscriptionType(result.subscription),
+      clientSecret: result.clientSecret,
+    });
+  }
+
+  @Mutation(() => SubscriptionType)
+  async updateSubscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
+  ): Promise<SubscriptionType> {
+    requireBilling(ctx);
+    const customer = await actingCustomer(ctx, input.customerId);
+    return toSubscriptionType(await service(ctx).update(customer, input));
+  }
+
+  @Mutation(() => SubscriptionType, { description: 'Cancels at the end of the period by default; atPeriodEnd: false ends it now.' })
+  async cancelSubscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('atPeriodEnd', () => Boolean, { defaultValue: true }) atPeriodEnd: boolean,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<SubscriptionType> {
+    requireBilling(ctx);
+    const customer = await actingCustomer(ctx, customerId);
+    return toSubscriptionType(await service(ctx).cancel(customer, id, atPeriodEnd));
+  }
+
+  @Mutation(() => SubscriptionType, { description: 'Undoes a scheduled cancellation.' })
+  async resumeSubscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<SubscriptionType> {
+    requireBilling(ctx);
+    const customer = await actingCustomer(ctx, customerId);
+    return toSubscriptionType(await service(ctx).resume(customer, id));
+  }
+
+  @FieldResolver(() => PriceType)
+  async price(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
+    const price = await ctx.loaders.price.load(sub.priceId);
+    if (!price) throw BillingError.notFound('Price');
+    return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+  }
+
+  @FieldResolver(() => ProductType)
+  async product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<ProductType> {
+    const price = await ctx.loaders.price.load(sub.priceId);
+    const product = price ? await ctx.loaders.product.load(price.product.id) : null;
+    if (!product) throw BillingError.notFound('Product');
+    return toProductType(product);
+  }
+}
+
+@Resolver(() => CustomerType)
+export class ViewerResolver {
+  @Query(() => CustomerType, { description: "The caller's billing customer." })
+  async viewer(@Ctx() ctx: GraphQLContext): Promise<CustomerType> {
+    const user = requireUser(ctx);
+    const row = await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user);
+    return Object.assign(new CustomerType(), { id: row.id, email: row.email ?? null });
+  }
+
+  @FieldResolver(() => [SubscriptionType])
+  async subscriptions(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<SubscriptionType[]> {
+    const rows = await service(ctx).list({ id: customer.id } as Customer);
+    return rows.map(toSubscriptionType);
+  }
+}
