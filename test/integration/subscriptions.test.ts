@@ -1,3 +1,4 @@
+import { SubscriptionService } from '../../src/billing/subscriptions/subscription.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
 const FIELDS = `id status quantity cancelAtPeriodEnd canceledAt trialEnd currentPeriodStart currentPeriodEnd createdAt
@@ -77,6 +78,23 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
       [res.data.startSubscription.subscription.id],
     );
     expect(row[0].items.map((i: { meter: string | null }) => i.meter).sort()).toEqual(['api_calls', null]);
+  });
+
+  it('resolves a plan code through STRIPE_PRODUCT_PRICE_MAP when the catalog has no such product', async () => {
+    const em = server.orm.em.fork();
+    const [row] = await em.getConnection().execute(`select id, stripe_price_id from prices where lookup_key = 'starter_yearly'`);
+    const service = new SubscriptionService(em, server.gateway, { priceMap: { team: row.stripe_price_id } });
+    expect((await service.resolveRecurringPrice({ plan: 'team' })).id).toBe(row.id);
+    await expect(service.resolveRecurringPrice({ plan: 'nope' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('refuses to move between a plan with metered usage and one without, leaving the subscription as it was', async () => {
+    const judy = await authHeader('judy');
+    const sub = (await server.gql(START, { input: { plan: 'starter' } }, judy)).data.startSubscription.subscription;
+    const res = await server.gql(UPDATE, { input: { id: sub.id, plan: 'pro' } }, judy);
+    expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    const after = await server.gql(`query($id: ID!) { subscription(id: $id) { product { code } } }`, { id: sub.id }, judy);
+    expect(after.data.subscription.product.code).toBe('starter');
   });
 
   it('refuses a second live subscription to the same product with CONFLICT', async () => {

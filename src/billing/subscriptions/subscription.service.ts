@@ -134,6 +134,15 @@ export class SubscriptionService {
     if (!changesPrice && input.quantity == null) throw BillingError.badInput('Give a new plan, priceId or quantity');
     const price = changesPrice ? await this.resolveRecurringPrice(input) : await this.em.findOneOrFail(Price, { id: row.price.id });
     const quantity = checkQuantity(input.quantity ?? row.quantity);
+    const current = await this.em.findOneOrFail(Price, { id: row.price.id });
+    if (price.product.id !== current.product.id) {
+      // Swapping the licensed item alone would leave metered items of the old plan (or miss the
+      // new plan's), so usage would be billed wrongly: refuse instead of half-changing the plan.
+      const metered = await this.em.count(Price, { product: { $in: [price.product.id, current.product.id] }, usageType: 'metered', active: true });
+      if (metered > 0 || row.items.some((i) => i.meter)) {
+        throw BillingError.badInput('Moving to or from a plan with metered usage is not supported by updateSubscription; cancel and start the new plan', 'plan');
+      }
+    }
     const item = this.licensedItem(row);
     const proration = input.prorationBehavior ?? 'create_prorations';
     const snapshot = await gateway.updateSubscription({
