@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator';
 import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
+import { createWebhookHandler } from './webhooks/webhook.router';
 
 export interface RunningServer {
   url: string;
@@ -73,6 +74,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
 
     let gateway: StripeGateway | null = null;
     let emulator: RunningEmulator | undefined;
+    let webhookSecret: string | undefined;
     if (config.billingEnabled) {
       const gatewayOptions = {
         timeoutMs: config.stripe.timeoutMs,
@@ -80,6 +82,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         logger: log.child({ component: 'stripe' }),
       };
       if (config.stripe.secretKey) {
+        webhookSecret = config.stripe.webhookSecret;
         gateway = new StripeSdkGateway({
           ...gatewayOptions,
           secretKey: config.stripe.secretKey,
@@ -95,11 +98,12 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
           logger: (line) => log.debug({ emulator: line }, 'stripe emulator'),
         });
         closers.push({ name: 'emulator', close: () => emulator!.close() });
+        webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
         gateway = new StripeSdkGateway({
           ...gatewayOptions,
           secretKey: 'sk_test_tollgate_local_emulator',
           apiBase: emulator.url,
-          webhookSecret: config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`,
+          webhookSecret,
         });
       }
     }
@@ -119,7 +123,8 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         ? await signToken(jwtSecret, 'dev-user', { email: 'dev@example.com', issuer: config.auth.issuer, audience: config.auth.audience })
         : undefined;
 
-    const app = await createApp({ config, orm, log, gateway, authenticate, devToken });
+    const webhookHandler = gateway ? createWebhookHandler({ orm, gateway, log: log.child({ component: 'webhooks' }) }) : undefined;
+    const app = await createApp({ config, orm, log, gateway, authenticate, devToken, webhookHandler });
     closers.push({ name: 'apollo', close: () => app.stop() });
 
     const server: Server = await new Promise((resolve, reject) => {
@@ -137,6 +142,11 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.host === '0.0.0.0' || config.host === '127.0.0.1' ? 'localhost' : config.host;
     const url = `http://${shownHost}:${port}`;
+    // Local mode: the emulator delivers its events to this app, signed with the gateway's secret.
+    if (emulator && webhookSecret) {
+      const hookHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+      emulator.addWebhookEndpoint({ url: `http://${hookHost.includes(':') ? `[${hookHost}]` : hookHost}:${port}/webhooks/stripe`, secret: webhookSecret });
+    }
 
     const banner = [
       `Tollgate is running in ${config.mode} mode`,
