@@ -1,0 +1,46 @@
+/**
+ * Tollgate as `npm start` runs it in local mode (embedded PostgreSQL in DATA_DIR, the in-process
+ * Stripe emulator, the default catalog), started through the same `startServer` as production.
+ * Forked by bench/run.ts so that its RSS and CPU are its own; reports over IPC what the load
+ * generator needs (URLs, the database URL) and serves a few control commands.
+ */
+import 'reflect-metadata';
+import { createLogger } from '../../src/common/logger';
+import { loadConfig } from '../../src/config/env';
+import { startServer } from '../../src/server';
+import { onControl, reportReady } from './ipc';
+
+async function main(): Promise<void> {
+  // The environment comes from the parent (DATA_DIR, AUTH_JWT_SECRET, STRIPE_WEBHOOK_SECRET...).
+  const config = loadConfig(process.env, { envFiles: [] });
+  const log = createLogger({ level: config.logLevel });
+  const server = await startServer(config, { log });
+  const emulator = server.emulator;
+
+  onControl(
+    async (cmd) => {
+      switch (cmd) {
+        case 'events':
+          // What the emulator emitted while the parent set up users: templates for webhook deliveries.
+          return emulator ? emulator.events() : [];
+        case 'waitForWebhooks':
+          await emulator?.waitForWebhooks(30_000);
+          return null;
+        default:
+          throw new Error(`unknown command ${cmd}`);
+      }
+    },
+    () => server.close(),
+  );
+
+  reportReady({
+    url: `http://127.0.0.1:${server.port}`,
+    databaseUrl: server.database.url,
+    emulatorUrl: emulator?.url ?? null,
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
