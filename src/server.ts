@@ -17,6 +17,7 @@ import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator';
 import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
 import { createWebhookHandler } from './webhooks/webhook.router';
+import { UsageForwarder } from './billing/usage/usage-forwarder';
 
 export interface RunningServer {
   url: string;
@@ -31,6 +32,8 @@ export interface RunningServer {
   emulator?: RunningEmulator;
   /** Local mode: a token for the dev user, also pre-filled in the playground. */
   devToken?: string;
+  /** Sends recorded usage to Stripe; absent when billing or USAGE_FORWARDER_ENABLED is off. */
+  usageForwarder?: UsageForwarder;
   /** What the start-up banner prints. */
   banner: string;
   close(): Promise<void>;
@@ -148,6 +151,21 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       emulator.addWebhookEndpoint({ url: `http://${hookHost.includes(':') ? `[${hookHost}]` : hookHost}:${port}/webhooks/stripe`, secret: webhookSecret });
     }
 
+    // Started after listen and closed before it (closers run in reverse): no round is cut off
+    // by the ORM closing under it.
+    let usageForwarder: UsageForwarder | undefined;
+    if (gateway && config.usageForwarder.enabled) {
+      usageForwarder = new UsageForwarder({
+        orm,
+        gateway,
+        log: log.child({ component: 'usage-forwarder' }),
+        batchSize: config.usageForwarder.batchSize,
+        intervalMs: config.usageForwarder.intervalMs,
+      });
+      usageForwarder.start();
+      closers.push({ name: 'usage-forwarder', close: () => usageForwarder!.stop() });
+    }
+
     const banner = [
       `Tollgate is running in ${config.mode} mode`,
       `  GraphQL     ${url}/graphql${config.playground ? '  (playground: open it in a browser)' : ''}`,
@@ -157,7 +175,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       `  Stripe      ${emulator ? `the built-in Stripe emulator at ${emulator.url}` : describeStripe(config)}`,
     ].join('\n');
 
-    return { url, port, config, orm, app, database, gateway, emulator, devToken, banner, close: closeAll };
+    return { url, port, config, orm, app, database, gateway, emulator, devToken, usageForwarder, banner, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

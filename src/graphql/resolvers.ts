@@ -1,6 +1,7 @@
 import type { NonEmptyArray } from 'type-graphql';
 import { CatalogResolver } from '../billing/catalog/catalog.resolver';
 import { SubscriptionResolver, ViewerResolver } from '../billing/subscriptions/subscription.resolver';
+import { UsageResolver } from '../billing/usage/usage.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-export const resolvers: NonEmptyArray<Function> = [CatalogResolver, SubscriptionResolver, ViewerResolver];
+export const resolvers: NonEmptyArray<Function> = [CatalogResolver, SubscriptionResolver, ViewerResolver, UsageResolver];

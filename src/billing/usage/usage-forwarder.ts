@@ -1,0 +1,304 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { MeterEventInput, MeterEventOutcome, StripeGateway } from '../../stripe/stripe.gateway';
+import { usageMetrics } from './usage-metrics';
+
+export interface UsageForwarderOptions {
+  orm: MikroORM;
+  gateway: StripeGateway;
+  log: Logger;
+  /** Rows claimed per round (USAGE_FORWARDER_BATCH_SIZE). */
+  batchSize?: number;
+  /** Pause between rounds when nothing is due (USAGE_FORWARDER_INTERVAL_MS). */
+  intervalMs?: number;
+  /**
+   * How long a claim keeps other forwarders off the claimed rows. It must exceed the longest
+   * possible send (Stripe timeouts and SDK retries included); a forwarder that dies holding a
+   * claim delays those rows by at most this long.
+   */
+  leaseMs?: number;
+  /** First retry delay of a row after a retryable failure; doubles per attempt up to maxBackoffMs. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Stripe requests (of up to 100 events) in flight at once. */
+  concurrency?: number;
+}
+
+export interface ForwardRoundResult {
+  claimed: number;
+  sent: number;
+  retrying: number;
+  failed: number;
+}
+
+interface ClaimedRow {
+  id: string;
+  meter: string;
+  quantity: number;
+  occurred_at: Date;
+  attempts: number;
+  stripe_customer_id: string | null;
+}
+
+/** Stripe's v2 stream takes at most 100 events a request. */
+const STRIPE_BATCH = 100;
+
+/**
+ * Sends pending usage rows to Stripe as Billing Meter events, each with its row id as Stripe's
+ * `identifier`, and marks them sent or failed.
+ *
+ * Claiming: one statement selects due rows `FOR UPDATE SKIP LOCKED` and pushes their
+ * `next_attempt_at` forward by a lease, then commits. The Stripe call happens after that commit,
+ * so no row lock or transaction is held across the network; concurrent forwarders (other
+ * threads, processes or hosts on the same database) skip locked rows and then see the lease, so
+ * each row is sent by one forwarder. Should a lease expire while its forwarder is still sending
+ * (or the forwarder dies after Stripe accepted but before marking), the row is sent again with
+ * the same identifier and Stripe drops the duplicate: it is counted once either way.
+ */
+export class UsageForwarder {
+  private readonly orm: MikroORM;
+  private readonly gateway: StripeGateway;
+  private readonly log: Logger;
+  private readonly batchSize: number;
+  private readonly intervalMs: number;
+  private readonly leaseMs: number;
+  private readonly baseBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly concurrency: number;
+
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  /** Consecutive rounds in which Stripe failed everything: the loop itself backs off too. */
+  private outageRounds = 0;
+
+  constructor(options: UsageForwarderOptions) {
+    this.orm = options.orm;
+    this.gateway = options.gateway;
+    this.log = options.log;
+    this.batchSize = options.batchSize ?? 500;
+    this.intervalMs = options.intervalMs ?? 1000;
+    this.leaseMs = options.leaseMs ?? 5 * 60_000;
+    this.baseBackoffMs = options.baseBackoffMs ?? 1000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 10 * 60_000;
+    this.concurrency = options.concurrency ?? 4;
+  }
+
+  get running(): boolean {
+    return this.loop !== null;
+  }
+
+  /** Starts the background loop (idempotent). */
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.loop = this.run().finally(() => {
+      this.loop = null;
+    });
+  }
+
+  /** Stops the loop after the round in flight, so nothing is left half-marked. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Rounds until nothing is due (rows waiting for a retry later are left); for `--once` and tests. */
+  async drain(): Promise<ForwardRoundResult> {
+    const total: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
+    for (;;) {
+      const round = await this.forwardOnce();
+      total.claimed += round.claimed;
+      total.sent += round.sent;
+      total.retrying += round.retrying;
+      total.failed += round.failed;
+      if (round.claimed === 0) return total;
+    }
+  }
+
+  /** One round: claim due rows, send them, record the outcomes. */
+  async forwardOnce(): Promise<ForwardRoundResult> {
+    const rows = await this.claim();
+    const result: ForwardRoundResult = { claimed: rows.length, sent: 0, retrying: 0, failed: 0 };
+    if (rows.length) {
+      const outcomes = await this.send(rows);
+      await this.markOutcomes(rows, outcomes, result);
+      const metrics = usageMetrics();
+      metrics.forwarded.inc({ outcome: 'sent' }, result.sent);
+      metrics.forwarded.inc({ outcome: 'retrying' }, result.retrying);
+      metrics.forwarded.inc({ outcome: 'failed' }, result.failed);
+    }
+    await this.updateLag();
+    return result;
+  }
+
+  /** Age in seconds of the oldest pending row (0 when none); also published as a gauge. */
+  async updateLag(): Promise<number> {
+    const [row] = await this.orm.em
+      .fork()
+      .getConnection()
+      .execute<{ lag: number | null }[]>(
+        `select extract(epoch from (now() - min(created_at)))::float8 as lag from usage_events where state = 'pending'`,
+      );
+    const lag = Math.max(0, Number(row?.lag ?? 0));
+    usageMetrics().lag.set(lag);
+    return lag;
+  }
+
+  private async run(): Promise<void> {
+    this.log.info({ batchSize: this.batchSize, intervalMs: this.intervalMs }, 'usage forwarder started');
+    while (!this.stopping) {
+      let delay = this.intervalMs;
+      try {
+        const round = await this.forwardOnce();
+        if (round.claimed > 0 && round.sent === 0 && round.failed === 0) {
+          // Everything failed with a retryable error: Stripe is down or limiting us. The rows got
+          // their own backoff; the loop slows down too rather than hammering with the next rows.
+          this.outageRounds++;
+          delay = Math.min(this.maxBackoffMs, this.intervalMs * 2 ** Math.min(this.outageRounds, 16));
+        } else {
+          this.outageRounds = 0;
+          // A full batch means there is a backlog: go on at once.
+          if (round.claimed >= this.batchSize) delay = 0;
+        }
+      } catch (error) {
+        // The database is unreachable, most likely: nothing was marked, claims expire with their lease.
+        this.log.error({ err: error }, 'usage forwarding round failed');
+        delay = Math.min(this.maxBackoffMs, Math.max(this.intervalMs, 1000));
+      }
+      if (!this.stopping && delay > 0) await this.sleep(delay);
+    }
+    this.log.info('usage forwarder stopped');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  private async claim(): Promise<ClaimedRow[]> {
+    // One statement, so one short transaction: the row locks last only until it commits.
+    return this.orm.em.fork().getConnection().execute<ClaimedRow[]>(
+      `with due as (
+         select id from usage_events
+          where state = 'pending' and next_attempt_at <= now()
+          order by next_attempt_at
+          limit ?
+          for update skip locked
+       )
+       update usage_events u
+          set next_attempt_at = now() + (? * interval '1 millisecond'), attempts = u.attempts + 1
+         from due, customers c
+        where u.id = due.id and c.id = u.customer_id
+       returning u.id, u.meter, u.quantity, u.occurred_at, u.attempts, c.stripe_customer_id`,
+      [this.batchSize, this.leaseMs],
+    );
+  }
+
+  private async send(rows: ClaimedRow[]): Promise<Map<string, MeterEventOutcome>> {
+    const outcomes = new Map<string, MeterEventOutcome>();
+    const events: MeterEventInput[] = [];
+    for (const row of rows) {
+      if (!row.stripe_customer_id) {
+        outcomes.set(row.id, {
+          identifier: row.id,
+          status: 'failed',
+          retryable: false,
+          error: { code: 'NO_STRIPE_CUSTOMER', message: 'The customer has no Stripe customer' },
+        });
+        continue;
+      }
+      events.push({
+        eventName: row.meter,
+        stripeCustomerId: row.stripe_customer_id,
+        value: Number(row.quantity),
+        identifier: row.id,
+        timestamp: new Date(row.occurred_at),
+      });
+    }
+    const chunks: MeterEventInput[][] = [];
+    for (let i = 0; i < events.length; i += STRIPE_BATCH) chunks.push(events.slice(i, i + STRIPE_BATCH));
+    let next = 0;
+    const worker = async () => {
+      while (next < chunks.length) {
+        const batch = chunks[next++];
+        try {
+          const sent = await this.gateway.sendMeterEvents(batch);
+          for (const o of sent.outcomes) outcomes.set(o.identifier, o);
+        } catch (error) {
+          // The gateway reports Stripe failures as outcomes; a throw is unexpected (a bug or a
+          // validation refusal), so these rows are retried later rather than marked failed.
+          this.log.error({ err: error, count: batch.length }, 'sending meter events threw');
+          const message = error instanceof Error ? error.message : String(error);
+          for (const e of batch) outcomes.set(e.identifier, { identifier: e.identifier, status: 'failed', retryable: true, error: { code: 'SEND_ERROR', message } });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, chunks.length) }, worker));
+    return outcomes;
+  }
+
+  private async markOutcomes(rows: ClaimedRow[], outcomes: Map<string, MeterEventOutcome>, result: ForwardRoundResult): Promise<void> {
+    const sent: string[] = [];
+    const retry: { id: string; error: string }[] = [];
+    const failed: { id: string; error: string }[] = [];
+    for (const row of rows) {
+      const o = outcomes.get(row.id);
+      if (o && (o.status === 'accepted' || o.status === 'duplicate')) sent.push(row.id);
+      else if (!o || o.retryable) retry.push({ id: row.id, error: describe(o) });
+      else failed.push({ id: row.id, error: describe(o) });
+    }
+    const conn = this.orm.em.fork().getConnection();
+    // Each update only touches rows still pending: a row another forwarder marked meanwhile
+    // (after a lease expiry) keeps its state.
+    if (sent.length) {
+      await conn.execute(
+        `update usage_events set state = 'sent', sent_at = now(), last_error = null
+          where id in (select unnest(?::uuid[])) and state = 'pending'`,
+        [toPgArray(sent)],
+      );
+    }
+    if (retry.length) {
+      await conn.execute(
+        `update usage_events u
+            set next_attempt_at = now() + least(?::float8, ?::float8 * power(2, least(u.attempts, 30) - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond',
+                last_error = r.error
+           from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
+          where u.id = r.id and u.state = 'pending'`,
+        [this.maxBackoffMs, this.baseBackoffMs, toPgArray(retry.map((r) => r.id)), toPgArray(retry.map((r) => r.error))],
+      );
+    }
+    if (failed.length) {
+      await conn.execute(
+        `update usage_events u set state = 'failed', last_error = r.error
+           from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
+          where u.id = r.id and u.state = 'pending'`,
+        [toPgArray(failed.map((r) => r.id)), toPgArray(failed.map((r) => r.error))],
+      );
+      this.log.warn({ count: failed.length, first: failed[0] }, 'usage events refused by Stripe');
+    }
+    result.sent = sent.length;
+    result.retrying = retry.length;
+    result.failed = failed.length;
+  }
+}
+
+function describe(outcome: MeterEventOutcome | undefined): string {
+  if (!outcome) return 'NO_OUTCOME: the gateway returned no outcome for this event';
+  return `${outcome.error?.code ?? 'ERROR'}: ${outcome.error?.message ?? 'not delivered'}`.slice(0, 1000);
+}
+
+/** A PostgreSQL array literal; values are quoted and escaped, so any text is safe in it. */
+function toPgArray(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
+}
