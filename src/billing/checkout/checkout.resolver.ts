@@ -1,0 +1,64 @@
+import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLContext } from '../../graphql/context';
+import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import type { Customer } from '../customers/customer.entity';
+import { toSubscriptionType } from '../subscriptions/subscription.resolver';
+import { SubscriptionType } from '../subscriptions/subscription.type';
+import type { CheckoutSession } from './checkout-session.entity';
+import { CheckoutService } from './checkout.service';
+import { CheckoutSessionType, CreateCheckoutSessionInput } from './checkout.type';
+import { redirectPolicyFrom } from './redirect-url';
+
+export function toCheckoutSessionType(row: CheckoutSession): CheckoutSessionType {
+  return Object.assign(new CheckoutSessionType(), {
+    id: row.id,
+    url: row.url ?? null,
+    status: row.status,
+    mode: row.mode,
+    paymentStatus: row.paymentStatus ?? null,
+    expiresAt: row.expiresAt ?? null,
+    completedAt: row.completedAt ?? null,
+    stripeSubscriptionId: row.stripeSubscriptionId ?? null,
+    customerId: row.customer.id,
+  });
+}
+
+function service(ctx: GraphQLContext): CheckoutService {
+  return new CheckoutService(ctx.em, ctx.gateway, { redirect: redirectPolicyFrom(ctx.config) });
+}
+
+@Resolver(() => CheckoutSessionType)
+export class CheckoutResolver {
+  @Mutation(() => CheckoutSessionType, {
+    description: 'Starts a hosted Checkout: subscription mode for recurring prices, payment mode for one-time prices.',
+  })
+  async createCheckoutSession(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => CreateCheckoutSessionInput) input: CreateCheckoutSessionInput,
+  ): Promise<CheckoutSessionType> {
+    requireBilling(ctx);
+    let user = requireUser(ctx);
+    if (input.customerId) {
+      const customer = (await actingCustomer(ctx, input.customerId)) as Customer;
+      user = { userId: customer.userId, email: customer.email ?? undefined, roles: [], isAdmin: false };
+    }
+    return toCheckoutSessionType(await service(ctx).create(user, input));
+  }
+
+  @Query(() => CheckoutSessionType, { description: "One of the caller's Checkout sessions, read from Stripe while it is open." })
+  async checkoutSession(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<CheckoutSessionType> {
+    const customer = await actingCustomer(ctx, customerId);
+    return toCheckoutSessionType(await service(ctx).getSyncedOrThrow(customer, id));
+  }
+
+  @FieldResolver(() => SubscriptionType, { nullable: true, description: 'The subscription a completed subscription-mode session created.' })
+  async subscription(@Root() session: CheckoutSessionType, @Ctx() ctx: GraphQLContext): Promise<SubscriptionType | null> {
+    if (!session.stripeSubscriptionId) return null;
+    const row = await service(ctx).findSubscription(session.customerId, session.stripeSubscriptionId);
+    return row ? toSubscriptionType(row) : null;
+  }
+}

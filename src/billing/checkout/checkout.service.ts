@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { BillingError, ErrorCode } from '../../common/errors';
+import { assertId, isId } from '../../common/ids';
+import type { AuthUser } from '../../graphql/context';
+import { idempotencyKey } from '../../stripe/idempotency';
+import type { CheckoutSessionSnapshot, StripeGateway, SubscriptionSnapshot } from '../../stripe/stripe.gateway';
+import { Price } from '../catalog/price.entity';
+import { Product } from '../catalog/product.entity';
+import { Customer } from '../customers/customer.entity';
+import { CustomerService } from '../customers/customer.service';
+import { Subscription } from '../subscriptions/subscription.entity';
+import { LIVE_STATUSES, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
+import { CheckoutSession } from './checkout-session.entity';
+import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
+
+export interface CreateCheckoutSessionInput {
+  productId?: string | null;
+  priceId?: string | null;
+  quantity?: number | null;
+  successUrl: string;
+  cancelUrl: string;
+}
+
+export interface CheckoutServiceOptions {
+  redirect: RedirectUrlPolicy;
+}
+
+export class CheckoutService {
+  private readonly customers: CustomerService;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly gateway: StripeGateway | null,
+    private readonly options: CheckoutServiceOptions,
+  ) {
+    this.customers = new CustomerService(em, gateway);
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  /** One of `customer`'s sessions as stored; anyone else's answers NOT_FOUND. */
+  async getOwnedOrThrow(customer: Customer | null, id: string): Promise<CheckoutSession> {
+    assertId(id, 'id');
+    const row = customer ? await this.em.findOne(CheckoutSession, { id, customer: customer.id }) : null;
+    if (!row) throw BillingError.notFound('Checkout session');
+    return row;
+  }
+
+  /**
+   * One of `customer`'s sessions, brought up to date from Stripe while it is still open. The
+   * customer usually lands on the success page before Stripe's webhook arrives; reading
+   * Stripe here means that page already sees the completed session and its subscription.
+   */
+  async getSyncedOrThrow(customer: Customer | null, id: string): Promise<CheckoutSession> {
+    const row = await this.getOwnedOrThrow(customer, id);
+    if (row.status !== 'open' || !this.gateway) return row;
+    const fetchedAt = new Date();
+    const snapshot = await this.gateway.retrieveCheckoutSession(row.stripeSessionId);
+    await this.em.transactional((tx) => this.applySnapshot(tx, snapshot, fetchedAt));
+    return this.em.findOneOrFail(CheckoutSession, { id: row.id }, { refresh: true });
+  }
+
+  /** The subscription row a session created, once it is in our table. */
+  findSubscription(customerId: string, stripeSubscriptionId: string): Promise<Subscription | null> {
+    return this.em.findOne(Subscription, { stripeSubscriptionId, customer: customerId });
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  async create(user: Pick<AuthUser, 'userId' | 'email'>, input: CreateCheckoutSessionInput): Promise<CheckoutSession> {
+    const gateway = this.requireGateway();
+    // Everything the caller sent is checked before anything is created in Stripe.
+    const successUrl = checkRedirectUrl(input.successUrl, 'successUrl', this.options.redirect);
+    const cancelUrl = checkRedirectUrl(input.cancelUrl, 'cancelUrl', this.options.redirect);
+    const quantity = input.quantity ?? 1;
+    if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_QUANTITY) {
+      throw BillingError.badInput(`quantity must be a whole number from 1 to ${MAX_QUANTITY}`, 'quantity');
+    }
+    const price = await this.resolvePrice(input);
+    const mode = price.interval ? 'subscription' : 'payment';
+    if (mode === 'subscription') {
+      // The gateway's Checkout call takes one line item, so a plan's metered price cannot ride
+      // along; a subscription without it would record usage that is never billed.
+      const metered = await this.em.count(Price, { product: price.product.id, usageType: 'metered', active: true });
+      if (metered > 0) {
+        throw BillingError.badInput('Plans with metered usage cannot be bought through Checkout yet; use startSubscription', 'productId');
+      }
+    }
+
+    const customer = await this.customers.getOrCreateBillable(user);
+    if (mode === 'subscription') {
+      const live = await this.em.count(Subscription, {
+        customer: customer.id,
+        status: { $in: LIVE_STATUSES },
+        price: { product: price.product.id },
+      });
+      if (live > 0) throw new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
+    }
+
+    // Our row id exists before the Stripe call: it is the idempotency key and the reference
+    // Stripe carries back on the session (and on the subscription it creates).
+    const id = randomUUID();
+    const metadata = { tollgate_checkout_session_id: id, tollgate_customer_id: customer.id, tollgate_user_id: user.userId };
+    const snapshot = await gateway.createCheckoutSession({
+      customerId: customer.stripeCustomerId,
+      mode,
+      priceId: price.stripePriceId!,
+      quantity,
+      successUrl,
+      cancelUrl,
+      clientReferenceId: id,
+      metadata,
+      idempotencyKey: idempotencyKey('checkout.create', id),
+    });
+    const row = this.em.create(CheckoutSession, {
+      id,
+      customer: this.em.getReference(Customer, customer.id, { wrapped: true }),
+      price: this.em.getReference(Price, price.id, { wrapped: true }),
+      quantity,
+      mode,
+      stripeSessionId: snapshot.id,
+      url: snapshot.url,
+      status: snapshot.status ?? 'open',
+      paymentStatus: snapshot.paymentStatus,
+      expiresAt: snapshot.expiresAt,
+    });
+    await this.em.flush();
+    return row;
+  }
+
+  // ---- sync from Stripe -----------------------------------------------------------------------
+
+  /**
+   * Writes Stripe's view of a session into its row; for a completed subscription-mode session
+   * also the subscription it created. Call inside a transaction. `fetchedAt` is when the
+   * snapshot was read from Stripe (before the request), the version the subscription is dated
+   * with. Sessions we did not create are ignored (null). A session only moves forward
+   * (open to complete or expired), so an older snapshot never reopens it.
+   */
+  async applySnapshot(em: EntityManager, snapshot: CheckoutSessionSnapshot, fetchedAt: Date): Promise<CheckoutSession | null> {
+    const found = await em.findOne(CheckoutSession, { stripeSessionId: snapshot.id });
+    if (!found) return null;
+    // The lock startSubscription and the subscription webhook take: whoever comes second sees
+    // the subscription row the first one wrote, instead of racing it to the insert.
+    await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${found.customer.id}`]);
+    const row = await em.findOneOrFail(CheckoutSession, { id: found.id }, { refresh: true });
+    const status = snapshot.status ?? row.status;
+    if (row.status !== 'open' && status === 'open') return row;
+
+    if (status === 'complete' && row.mode === 'subscription') {
+      const subscription = await this.subscriptionOf(snapshot);
+      if (subscription) {
+        const customer = await em.findOneOrFail(Customer, { id: row.customer.id });
+        await new SubscriptionService(em, this.gateway, { priceMap: {} }).applySnapshot(em, subscription, { customer, syncedAt: fetchedAt });
+      }
+    }
+
+    row.status = status;
+    row.paymentStatus = snapshot.paymentStatus ?? row.paymentStatus;
+    row.url = snapshot.url;
+    row.expiresAt = snapshot.expiresAt ?? row.expiresAt;
+    row.stripeSubscriptionId = snapshot.subscriptionId ?? row.stripeSubscriptionId;
+    if (status === 'complete' && !row.completedAt) row.completedAt = new Date();
+    await em.flush();
+    return row;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private async subscriptionOf(snapshot: CheckoutSessionSnapshot): Promise<SubscriptionSnapshot | null> {
+    if (snapshot.subscription) return snapshot.subscription;
+    if (!snapshot.subscriptionId) return null;
+    return this.requireGateway().retrieveSubscription(snapshot.subscriptionId);
+  }
+
+  /**
+   * The price to sell: `priceId` as given, or for `productId` its monthly licensed price, else
+   * its one-time price when it has exactly one.
+   */
+  private async resolvePrice(input: CreateCheckoutSessionInput): Promise<Price> {
+    if (input.productId && input.priceId) throw BillingError.badInput('Give either productId or priceId, not both', 'productId');
+    let price: Price | null;
+    if (input.priceId) {
+      if (!isId(input.priceId)) throw BillingError.badInput('priceId is not a valid id', 'priceId');
+      price = await this.em.findOne(Price, { id: input.priceId });
+      if (!price) throw BillingError.badInput('Unknown priceId', 'priceId');
+    } else if (input.productId) {
+      if (!isId(input.productId)) throw BillingError.badInput('productId is not a valid id', 'productId');
+      const product = await this.em.findOne(Product, { id: input.productId, active: true });
+      if (!product) throw BillingError.badInput('Unknown productId', 'productId');
+      price = await this.em.findOne(Price, { product: product.id, active: true, usageType: 'licensed', interval: 'month' });
+      if (!price) {
+        const oneTime = await this.em.find(Price, { product: product.id, active: true, interval: null });
+        if (oneTime.length > 1) throw BillingError.badInput('This product has several one-time prices; give a priceId', 'productId');
+        price = oneTime[0] ?? null;
+      }
+      if (!price) throw BillingError.badInput('This product has no monthly or one-time price; give a priceId', 'productId');
+    } else {
+      throw BillingError.badInput('Give a productId or a priceId', 'productId');
+    }
+    if (!price.active) throw BillingError.badInput('This price is no longer available', 'priceId');
+    if (price.usageType === 'metered') throw BillingError.badInput('A metered price comes with its plan; choose the plan', 'priceId');
+    if (!price.stripePriceId) throw BillingError.badInput('This price is not available in Stripe yet', 'priceId');
+    const product = await this.em.findOne(Product, { id: price.product.id });
+    if (!product?.active) throw BillingError.badInput('This product is no longer available', 'priceId');
+    return price;
+  }
+
+  private requireGateway(): StripeGateway {
+    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
+    return this.gateway;
+  }
+}

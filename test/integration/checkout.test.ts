@@ -1,0 +1,260 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkRedirectUrl } from '../../src/billing/checkout/redirect-url';
+import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+
+const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
+const APP_ORIGIN = 'https://app.example.com';
+
+const SESSION = 'id url status mode paymentStatus expiresAt completedAt subscription { id status product { code } }';
+const CREATE = `mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { ${SESSION} } }`;
+const GET = `query($id: ID!) { checkoutSession(id: $id) { ${SESSION} } }`;
+const SUBSCRIPTIONS = `{ subscriptions { id status product { code } price { unitAmount } } }`;
+const INVOICES = `{ invoices { edges { node { status currency amountDue amountPaid total paidAt hostedInvoiceUrl } } pageInfo { hasNextPage } } }`;
+const PRODUCTS = `{ products { id code prices { id interval usageType } } }`;
+
+const BAD_URLS = [
+  'javascript:alert(1)',
+  '//evil.com/ok',
+  'https://evil.com/ok',
+  'https://app.example.com.evil.com/ok',
+  'https://app.example.com@evil.com/ok',
+  '/billing/ok',
+  'billing/ok',
+  'ftp://app.example.com/ok',
+  'data:text/html,hi',
+  ' https://app.example.com/ok',
+  'https://app.example.com\\@evil.com/ok',
+  '',
+];
+
+/** A stand-in for the frontend's success page: records what the browser was sent to. */
+async function startReturnSite(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.setHeader('content-type', 'text/plain');
+    res.end('back in the app');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, hits, close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** What a customer does on the emulator's hosted page: open it, then press Pay with a test card. */
+async function payOnHostedPage(sessionUrl: string, card = 'pm_card_visa'): Promise<Response> {
+  const page = await fetch(sessionUrl);
+  expect(page.status).toBe(200);
+  const html = await page.text();
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  expect(action).toBeDefined();
+  const form = new URLSearchParams({ name: 'Test Customer', card });
+  if (html.includes('name="email"')) form.set('email', 'customer@example.com');
+  return fetch(new URL(action!, sessionUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form.toString(),
+    redirect: 'follow',
+  });
+}
+
+describe('checkRedirectUrl', () => {
+  const policy = { allowedOrigins: [APP_ORIGIN, 'http://shop.example.org:8080/'], allowLoopback: false };
+
+  it('accepts absolute http(s) URLs on an allowed origin, keeping them exactly as given', () => {
+    const url = `${APP_ORIGIN}/billing/done?session={CHECKOUT_SESSION_ID}`;
+    expect(checkRedirectUrl(url, 'successUrl', policy)).toBe(url);
+    expect(checkRedirectUrl('HTTPS://APP.EXAMPLE.COM/x', 'successUrl', policy)).toBe('HTTPS://APP.EXAMPLE.COM/x');
+    expect(checkRedirectUrl('http://shop.example.org:8080/back', 'returnUrl', policy)).toBe('http://shop.example.org:8080/back');
+  });
+
+  it.each(BAD_URLS)('refuses %j', (url) => {
+    expect(() => checkRedirectUrl(url, 'successUrl', policy)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
+  });
+
+  it('refuses another port or scheme of an allowed host', () => {
+    expect(() => checkRedirectUrl('http://app.example.com/ok', 'successUrl', policy)).toThrow();
+    expect(() => checkRedirectUrl('https://app.example.com:8443/ok', 'successUrl', policy)).toThrow();
+  });
+
+  it('allows localhost and 127.0.0.1 on any port only when loopback is allowed (local mode)', () => {
+    expect(() => checkRedirectUrl('http://localhost:3000/ok', 'successUrl', policy)).toThrow();
+    const local = { ...policy, allowLoopback: true };
+    expect(checkRedirectUrl('http://localhost:3000/ok', 'successUrl', local)).toBe('http://localhost:3000/ok');
+    expect(checkRedirectUrl('http://127.0.0.1:5173/ok', 'successUrl', local)).toBe('http://127.0.0.1:5173/ok');
+    expect(() => checkRedirectUrl('http://localhost.evil.com/ok', 'successUrl', local)).toThrow();
+    expect(() => checkRedirectUrl('http://127.0.0.2/ok', 'successUrl', local)).toThrow();
+  });
+});
+
+describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
+  let server: TestServer;
+  let site: Awaited<ReturnType<typeof startReturnSite>>;
+  let dataDir: string;
+  let productIds: Record<string, string>;
+
+  const stripe = async (method: string, path: string, form?: Record<string, string>) => {
+    const res = await fetch(`${server.emulator!.url}${path}`, {
+      method,
+      headers: { authorization: EMULATOR_KEY, ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: form ? new URLSearchParams(form).toString() : undefined,
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as any;
+  };
+  const stripeCount = async (path: string) => (await stripe('GET', `${path}${path.includes('?') ? '&' : '?'}limit=100`)).data.length as number;
+  const setWebhooks = async (enabled: boolean) => {
+    for (const endpoint of (await stripe('GET', '/v1/webhook_endpoints?limit=100')).data) {
+      await stripe('POST', `/v1/webhook_endpoints/${endpoint.id}`, { disabled: String(!enabled) });
+    }
+  };
+  const urls = () => ({ successUrl: `${site.url}/billing/done?session={CHECKOUT_SESSION_ID}`, cancelUrl: `${APP_ORIGIN}/billing` });
+
+  beforeAll(async () => {
+    // The emulator keeps its state in DATA_DIR: a directory of its own keeps counts exact.
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-checkout-'));
+    server = await startTestServer({ ALLOWED_REDIRECT_ORIGINS: APP_ORIGIN, DATA_DIR: dataDir });
+    site = await startReturnSite();
+    const products = await server.gql(PRODUCTS);
+    productIds = Object.fromEntries(products.data.products.map((p: { code: string; id: string }) => [p.code, p.id]));
+  });
+  afterAll(async () => {
+    await site.close();
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  describe('createCheckoutSession', () => {
+    it('needs a token', async () => {
+      const res = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } });
+      expect(res.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+    });
+
+    it('refuses every URL off the allowed origins with BAD_USER_INPUT and creates nothing in Stripe', async () => {
+      const mallory = await authHeader('mallory');
+      const sessions = await stripeCount('/v1/checkout/sessions');
+      const customers = await stripeCount('/v1/customers');
+      for (const bad of BAD_URLS) {
+        for (const field of ['successUrl', 'cancelUrl'] as const) {
+          const res = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls(), [field]: bad } }, mallory);
+          expect({ bad, field, code: res.errors?.[0].extensions?.code }).toEqual({ bad, field, code: 'BAD_USER_INPUT' });
+        }
+      }
+      expect(await stripeCount('/v1/checkout/sessions')).toBe(sessions);
+      expect(await stripeCount('/v1/customers')).toBe(customers);
+    });
+
+    it('accepts an allowed origin and, in local mode, localhost on any port', async () => {
+      const carol = await authHeader('carol');
+      const allowed = await server.gql(CREATE, { input: { productId: productIds.starter, successUrl: `${APP_ORIGIN}/ok`, cancelUrl: 'http://localhost:3000/no' } }, carol);
+      expect(allowed.errors).toBeUndefined();
+      expect(allowed.data.createCheckoutSession).toMatchObject({ status: 'open', mode: 'subscription', paymentStatus: 'unpaid', subscription: null });
+      expect(allowed.data.createCheckoutSession.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/checkout\/cs_test_/);
+      expect(new Date(allowed.data.createCheckoutSession.expiresAt).getTime()).toBeGreaterThan(Date.now());
+    });
+
+    it('refuses metered plans, unknown and malformed products, and bad quantities', async () => {
+      const dave = await authHeader('dave');
+      const cases = [
+        { productId: productIds.pro },
+        { productId: '00000000-0000-4000-8000-000000000000' },
+        { productId: 'starter' },
+        { productId: productIds.starter, quantity: 0 },
+        {},
+      ];
+      for (const input of cases) {
+        const res = await server.gql(CREATE, { input: { ...urls(), ...input } }, dave);
+        expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+      }
+    });
+  });
+
+  describe('checkoutSession', () => {
+    it('answers NOT_FOUND for another user\'s session and for unknown ids, BAD_USER_INPUT for malformed ids', async () => {
+      const erin = await authHeader('erin');
+      const created = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, erin);
+      const id = created.data.createCheckoutSession.id;
+      expect((await server.gql(GET, { id }, erin)).data.checkoutSession.status).toBe('open');
+
+      const frank = await authHeader('frank');
+      expect((await server.gql(GET, { id }, frank)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
+      expect((await server.gql(GET, { id: '00000000-0000-4000-8000-000000000000' }, erin)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
+      expect((await server.gql(GET, { id: 'cs_test_123' }, erin)).errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    });
+  });
+
+  describe('the whole flow', () => {
+    it('subscribes to Starter through the hosted page, and the return page sees it complete before any webhook', async () => {
+      await setWebhooks(false);
+      try {
+        const alice = await authHeader('alice');
+        const created = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, alice);
+        expect(created.errors).toBeUndefined();
+        const session = created.data.createCheckoutSession;
+
+        const landed = await payOnHostedPage(session.url);
+        expect(landed.status).toBe(200);
+        expect(await landed.text()).toBe('back in the app');
+        const stripeSessionId = new URL(landed.url).searchParams.get('session');
+        expect(stripeSessionId).toMatch(/^cs_test_/);
+
+        const back = await server.gql(GET, { id: session.id }, alice);
+        expect(back.errors).toBeUndefined();
+        expect(back.data.checkoutSession).toMatchObject({
+          id: session.id,
+          status: 'complete',
+          mode: 'subscription',
+          paymentStatus: 'paid',
+          url: null,
+          subscription: { status: 'ACTIVE', product: { code: 'starter' } },
+        });
+        expect(back.data.checkoutSession.completedAt).not.toBeNull();
+
+        const subs = await server.gql(SUBSCRIPTIONS, {}, alice);
+        expect(subs.data.subscriptions).toEqual([
+          expect.objectContaining({ status: 'ACTIVE', product: { code: 'starter' }, price: { unitAmount: 1900 } }),
+        ]);
+
+        const invoices = await server.gql(INVOICES, {}, alice);
+        expect(invoices.errors).toBeUndefined();
+        expect(invoices.data.invoices.edges).toHaveLength(1);
+        expect(invoices.data.invoices.edges[0].node).toMatchObject({ status: 'PAID', currency: 'usd', amountDue: 1900, amountPaid: 1900, total: 1900 });
+        expect(invoices.data.invoices.edges[0].node.paidAt).not.toBeNull();
+        expect(invoices.data.invoices.edges[0].node.hostedInvoiceUrl).toMatch(/^http/);
+
+        // A second live subscription to the same product is refused before Stripe is asked.
+        const sessions = await stripeCount('/v1/checkout/sessions');
+        const again = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, alice);
+        expect(again.errors?.[0].extensions?.code).toBe('CONFLICT');
+        expect(await stripeCount('/v1/checkout/sessions')).toBe(sessions);
+      } finally {
+        await setWebhooks(true);
+      }
+    });
+
+    it('buys the one-time micro-feature in payment mode', async () => {
+      const bob = await authHeader('bob');
+      const created = await server.gql(CREATE, { input: { productId: productIds['micro-feature'], ...urls() } }, bob);
+      expect(created.errors).toBeUndefined();
+      expect(created.data.createCheckoutSession).toMatchObject({ mode: 'payment', status: 'open' });
+      const stripeSession = await stripe('GET', `/v1/checkout/sessions/${(await server.orm.em.fork().getConnection().execute(
+        'select stripe_session_id from checkout_sessions where id = ?',
+        [created.data.createCheckoutSession.id],
+      ))[0].stripe_session_id}`);
+      expect(stripeSession).toMatchObject({ mode: 'payment', amount_total: 49900, currency: 'usd', client_reference_id: created.data.createCheckoutSession.id });
+
+      expect((await payOnHostedPage(created.data.createCheckoutSession.url)).status).toBe(200);
+      const back = await server.gql(GET, { id: created.data.createCheckoutSession.id }, bob);
+      expect(back.data.checkoutSession).toMatchObject({ status: 'complete', mode: 'payment', paymentStatus: 'paid', subscription: null });
+      expect((await server.gql(SUBSCRIPTIONS, {}, bob)).data.subscriptions).toEqual([]);
+    });
+  });
+});
