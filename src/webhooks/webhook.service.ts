@@ -3,6 +3,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { StripeEventSnapshot, StripeGateway } from '../stripe/stripe.gateway';
 import { handlePriceEvent, handleProductEvent } from './handlers/catalog.handler';
+import { handleCheckoutSessionEvent } from './handlers/checkout.handler';
+import { handleInvoiceEvent } from './handlers/invoice.handler';
 import { handleSubscriptionEvent } from './handlers/subscription.handler';
 import type { EventHandler, HandlerOutcome } from './handlers/types';
 
@@ -15,6 +17,11 @@ const HANDLERS: Record<string, EventHandler> = {
   'product.deleted': handleProductEvent,
   'price.updated': handlePriceEvent,
   'price.deleted': handlePriceEvent,
+  'checkout.session.completed': handleCheckoutSessionEvent,
+  'checkout.session.expired': handleCheckoutSessionEvent,
+  'invoice.paid': handleInvoiceEvent,
+  'invoice.payment_succeeded': handleInvoiceEvent,
+  'invoice.payment_failed': handleInvoiceEvent,
 };
 
 export type ReceiveResult =

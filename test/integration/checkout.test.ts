@@ -240,6 +240,31 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       }
     });
 
+    it('is completed by the webhook alone: session, subscription and paid invoice are in the database without a read', async () => {
+      const grace = await authHeader('grace');
+      const created = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, grace);
+      const id = created.data.createCheckoutSession.id;
+      expect((await payOnHostedPage(created.data.createCheckoutSession.url)).status).toBe(200);
+      await server.emulator!.waitForWebhooks();
+
+      const sql = server.orm.em.fork().getConnection();
+      const [session] = await sql.execute('select status, payment_status, completed_at, customer_id, stripe_subscription_id from checkout_sessions where id = ?', [id]);
+      expect(session).toMatchObject({ status: 'complete', payment_status: 'paid' });
+      expect(session.completed_at).not.toBeNull();
+      const subs = await sql.execute('select status from subscriptions where customer_id = ? and stripe_subscription_id = ?', [session.customer_id, session.stripe_subscription_id]);
+      expect(subs).toEqual([{ status: 'active' }]);
+      const invoices = await sql.execute('select status, amount_paid, currency from invoices where customer_id = ?', [session.customer_id]);
+      expect(invoices).toEqual([{ status: 'paid', amount_paid: 1900, currency: 'usd' }]);
+      const events = await sql.execute(
+        `select type, status from stripe_events where type in ('checkout.session.completed', 'invoice.paid') and payload->'data'->'object'->>'customer' = (select stripe_customer_id from customers where id = ?)`,
+        [session.customer_id],
+      );
+      expect(events).toEqual(expect.arrayContaining([{ type: 'checkout.session.completed', status: 'processed' }, { type: 'invoice.paid', status: 'processed' }]));
+
+      const back = await server.gql(GET, { id }, grace);
+      expect(back.data.checkoutSession).toMatchObject({ status: 'complete', subscription: { status: 'ACTIVE' } });
+    });
+
     it('buys the one-time micro-feature in payment mode', async () => {
       const bob = await authHeader('bob');
       const created = await server.gql(CREATE, { input: { productId: productIds['micro-feature'], ...urls() } }, bob);

@@ -32,7 +32,8 @@ export class CheckoutService {
   constructor(
     private readonly em: EntityManager,
     private readonly gateway: StripeGateway | null,
-    private readonly options: CheckoutServiceOptions,
+    // Without a policy every redirect URL is refused: only reads and syncs work (webhooks).
+    private readonly options: CheckoutServiceOptions = { redirect: { allowedOrigins: [], allowLoopback: false } },
   ) {
     this.customers = new CustomerService(em, gateway);
   }
