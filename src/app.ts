@@ -13,6 +13,10 @@ import { createErrorFormatter } from './graphql/errors';
 import { createLoaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
+import { graphqlCors, securityHeaders } from './security/http-security';
+import { MutationRateLimiter } from './security/mutation-rate-limiter';
+import { aliasLimitRule, depthLimitRule } from './security/query-limits';
+import { securityPlugin } from './security/security.plugin';
 
 export interface AppDeps {
   config: AppConfig;
@@ -41,6 +45,11 @@ function jsonError(status: number, code: string, message: string) {
 /** Builds the HTTP application: routes in order (webhook raw route, /graphql, health). */
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, orm, log } = deps;
+  const { security } = config;
+  const rateLimiter =
+    security.mutationsPerMinute > 0
+      ? await MutationRateLimiter.create({ pointsPerMinute: security.mutationsPerMinute, store: security.rateLimitStore, orm, log })
+      : null;
   const apollo = new ApolloServer<GraphQLContext>({
     schema: await createSchema(),
     introspection: config.introspection,
@@ -48,13 +57,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
     // Shutdown is ordered by the server module (http, Apollo, ORM, database), not by Apollo's own signal handlers.
     stopOnTerminationSignals: false,
     formatError: createErrorFormatter(log),
-    plugins: [config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled()],
+    // Both are Apollo's defaults, stated so a change of default cannot turn them off unnoticed.
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    validationRules: [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)],
+    plugins: [
+      config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
+      securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter }),
+    ],
   });
   await apollo.start();
 
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.use(securityHeaders({ playground: config.playground }));
 
   // The webhook route reads raw bytes: the signature is computed over them, so no JSON parser may run first.
   if (deps.webhookHandler) {
@@ -78,6 +95,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     }
   });
 
+  app.use('/graphql', graphqlCors(config.corsOrigins));
   app.use(
     '/graphql',
     express.json({ limit: config.limits.graphqlBody }),

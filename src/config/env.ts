@@ -38,6 +38,17 @@ export interface AppConfig {
   catalogFile: string;
   limits: { graphqlBody: string; webhookBody: string };
   usageForwarder: { enabled: boolean; intervalMs: number; batchSize: number };
+  security: {
+    /** Deepest field nesting an operation may use (introspection may go to 15). */
+    maxDepth: number;
+    /** Highest estimated cost (one per field unless a field declares its own) of an operation. */
+    maxComplexity: number;
+    /** Most aliased fields one operation may run (fragments count at every spread). */
+    maxAliases: number;
+    /** Mutation root fields per user per minute; 0 turns the limit off. */
+    mutationsPerMinute: number;
+    rateLimitStore: 'postgres' | 'memory';
+  };
 }
 
 export class ConfigError extends Error {
@@ -124,6 +135,12 @@ const schema = z.object({
   USAGE_FORWARDER_ENABLED: bool(true),
   USAGE_FORWARDER_INTERVAL_MS: int(1000, 10, 600000),
   USAGE_FORWARDER_BATCH_SIZE: int(500, 1, 10000),
+  GRAPHQL_MAX_DEPTH: int(10, 1, 100),
+  GRAPHQL_MAX_COMPLEXITY: int(1000, 1, 1_000_000),
+  GRAPHQL_MAX_ALIASES: int(30, 0, 10_000),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: int(60, 0, 1_000_000),
+  // Redis is not offered: no Redis client ships with the app, and PostgreSQL is already shared by every instance.
+  RATE_LIMIT_STORE: z.enum(['postgres', 'memory'], { message: 'must be postgres or memory' }).optional().default('postgres'),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -254,6 +271,13 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       enabled: e.USAGE_FORWARDER_ENABLED,
       intervalMs: e.USAGE_FORWARDER_INTERVAL_MS,
       batchSize: e.USAGE_FORWARDER_BATCH_SIZE,
+    },
+    security: {
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxComplexity: e.GRAPHQL_MAX_COMPLEXITY,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      mutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+      rateLimitStore: e.RATE_LIMIT_STORE,
     },
   };
 }

@@ -4,6 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import path from 'node:path';
 import { Client } from 'pg';
 import { migrationsList } from '../../migrations';
+import { RATE_LIMIT_SCHEMA } from '../security/mutation-rate-limiter';
 import { entities } from './entities';
 
 export interface OrmOptions {
@@ -35,6 +36,9 @@ export function ormConfig(options: OrmOptions): Options {
       silent: true,
     },
     discovery: { warnWhenNoEntities: true },
+    // The mutation rate limiter keeps its own table in its own schema (created at start-up, no
+    // entity); without this the schema diff would offer to drop it.
+    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA] },
   };
 }
 

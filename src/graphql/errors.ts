@@ -2,6 +2,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { BillingError, ErrorCode } from '../common/errors';
+import { formatLimitError } from '../security/security-errors';
 
 /** Codes Apollo itself assigns to requests that never reach a resolver; passed through as they are. */
 const REQUEST_CODES = new Set([
@@ -22,6 +23,9 @@ const OUR_CODES = new Set<string>(Object.values(ErrorCode).filter((c) => c !== E
  */
 export function createErrorFormatter(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    // Depth, complexity, alias and rate limits keep their own codes and retry hints.
+    const limited = formatLimitError(formatted, error);
+    if (limited) return limited;
     const original = unwrapResolverError(error);
     if (original instanceof BillingError) {
       return {

@@ -1,0 +1,40 @@
+import cors from 'cors';
+import type { Request, RequestHandler } from 'express';
+import helmet from 'helmet';
+
+/**
+ * Apollo serves the playground to a GET that prefers HTML over the GraphQL media types; the same
+ * negotiation picks which header set applies here.
+ */
+function wantsPlaygroundPage(req: Request): boolean {
+  return req.method === 'GET' && req.accepts(['application/json', 'application/graphql-response+json', 'text/html']) === 'text/html';
+}
+
+/**
+ * helmet's headers on every response. The playground page is the one exception to the strict
+ * Content-Security-Policy: GraphiQL runs inline scripts and styles, so that page (outside
+ * production, or when ENABLE_PLAYGROUND is set) gets every other header but no CSP.
+ */
+export function securityHeaders(options: { playground: boolean }): RequestHandler {
+  const strict = helmet();
+  const playgroundPage = helmet({ contentSecurityPolicy: false });
+  return (req, res, next) => {
+    const playground = options.playground && req.path.replace(/\/$/, '') === '/graphql' && wantsPlaygroundPage(req);
+    (playground ? playgroundPage : strict)(req, res, next);
+  };
+}
+
+/**
+ * CORS for the GraphQL endpoint: only the configured origins get `access-control-allow-origin`;
+ * any other origin gets no CORS headers, so its browser refuses to hand over the answer. The
+ * allowed request headers include Apollo's CSRF-prevention header so browser clients can send it.
+ */
+export function graphqlCors(origins: string[]): RequestHandler {
+  const allowed = new Set(origins);
+  return cors({
+    origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name', 'idempotency-key'],
+    maxAge: 600,
+  });
+}

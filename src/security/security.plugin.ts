@@ -1,0 +1,38 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLContext } from '../graphql/context';
+import type { MutationRateLimiter } from './mutation-rate-limiter';
+import { complexityError, rootFieldCount } from './query-limits';
+import { rateLimitedError } from './security-errors';
+
+/**
+ * Checks that need the request, after the document is validated and before anything executes:
+ * the complexity estimate (it depends on the variables) and the caller's mutation budget.
+ *
+ * Every root field of a mutation costs one point, so aliasing one mutation fifty times in a
+ * request costs fifty. Queries are not rate limited: they change nothing, and their cost per
+ * request is already bounded by the depth, alias and complexity limits. Anonymous callers are
+ * not counted: every mutation needs a user and is refused before it does any work without one.
+ */
+export function securityPlugin(options: { maxComplexity: number; rateLimiter: MutationRateLimiter | null }): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, operation, operationName, request, contextValue }) {
+          const tooComplex = complexityError({
+            schema,
+            document,
+            operationName,
+            variables: request.variables,
+            maxComplexity: options.maxComplexity,
+          });
+          if (tooComplex) throw tooComplex;
+
+          const user = contextValue.user;
+          if (operation?.operation !== 'mutation' || !options.rateLimiter || !user) return;
+          const decision = await options.rateLimiter.consume(`user:${user.userId}`, rootFieldCount(operation, document));
+          if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
+        },
+      };
+    },
+  };
+}
