@@ -21,10 +21,12 @@ interface Args extends LoadOptions {
   users: number;
   profile: boolean;
   logLevel: string;
+  /** false: run the servers from TypeScript through scripts/run.cjs instead of compiling them first. */
+  build: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info' };
+  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -44,7 +46,8 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--only') args.only = value().split(',').map((s) => s.trim());
     else if (flag === '--profile') args.profile = true;
     else if (flag === '--log-level') args.logLevel = value();
-    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level)`);
+    else if (flag === '--no-build') args.build = false;
+    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build)`);
   }
   return args;
 }
@@ -100,9 +103,17 @@ async function main(): Promise<void> {
   const jwtSecret = randomBytes(32).toString('hex');
   const webhookSecret = `whsec_${randomBytes(24).toString('hex')}`;
   const children: ServerChild[] = [];
+  let buildDir: string | undefined;
+  if (args.build) {
+    // What production runs (`npm run build` output), not the on-the-fly TypeScript loader, whose
+    // compiler and source maps would add about 150 MB to every server's RSS.
+    log('compiling the app and bench servers (bench/tsconfig.json)...');
+    execSync(`"${process.execPath}" "${require.resolve('typescript/bin/tsc')}" -p bench/tsconfig.json`, { cwd: root, stdio: 'inherit' });
+    buildDir = path.join(resultsDir, 'build');
+  }
   const rows: Row[] = [];
   try {
-    const bare = await startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, logFile });
+    const bare = await startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, logFile, buildDir });
     children.push(bare);
     const tollgate = await startChild('tollgate', 'bench/servers/tollgate.ts', {
       env: {
@@ -115,7 +126,7 @@ async function main(): Promise<void> {
         STRIPE_WEBHOOK_SECRET: webhookSecret,
       },
       logFile,
-      nodeArgs: args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'profiles')}`] : [],
+      buildDir,
     });
     children.push(tollgate);
     const tollgateUrl = tollgate.info.url as string;
@@ -124,8 +135,17 @@ async function main(): Promise<void> {
     const users = await seedUsers(tollgateUrl, jwtSecret, args.users);
     await tollgate.request('waitForWebhooks');
 
+    const profileDir = path.join(resultsDir, 'profiles');
+    if (args.profile) mkdirSync(profileDir, { recursive: true });
     const measure = async (scenario: string, server: ServerChild, target: LoadTarget, extra: Partial<Row> = {}) => {
+      const profiled = args.profile && server === tollgate;
+      const profileFile = path.join(profileDir, `${stamp}-${scenario.replace(/\W+/g, '-')}.cpuprofile`);
+      if (profiled) await server.request('profileStart');
       const { value, peakRssBytes } = await withPeakRss(server.pid, () => runLoad(target, args));
+      if (profiled) {
+        await server.request('profileStop', { file: profileFile });
+        extra = { ...extra, detail: { ...extra.detail, profile: path.relative(root, profileFile) } };
+      }
       const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, extra);
       rows.push(row);
       log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
@@ -155,7 +175,7 @@ async function main(): Promise<void> {
     const loadAfter = os.loadavg();
     const report = {
       startedAt: stamp,
-      options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel },
+      options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),

@@ -14,16 +14,20 @@ export interface ServerChild {
 }
 
 /**
- * Forks `node scripts/run.cjs <entry>` with an IPC channel, its output appended to `logFile`, and
- * waits for its `ready` message. `nodeArgs` go to that node process (e.g. --cpu-prof).
+ * Forks a server entry with an IPC channel, its output appended to `logFile`, and waits for its
+ * `ready` message: `bench/servers/x.ts` from `buildDir` when given (the compiled output), else
+ * through `scripts/run.cjs` (TypeScript loaded on the fly). `nodeArgs` go to that node process.
  */
 export function startChild(
   name: string,
   entry: string,
-  options: { env: NodeJS.ProcessEnv; logFile: string; nodeArgs?: string[]; timeoutMs?: number },
+  options: { env: NodeJS.ProcessEnv; logFile: string; buildDir?: string; nodeArgs?: string[]; timeoutMs?: number },
 ): Promise<ServerChild> {
   const out = openSync(options.logFile, 'a');
-  const child: ChildProcess = fork(path.join(ROOT, 'scripts/run.cjs'), [entry], {
+  const [script, scriptArgs] = options.buildDir
+    ? [path.join(options.buildDir, entry.replace(/\.ts$/, '.js')), []]
+    : [path.join(ROOT, 'scripts/run.cjs'), [entry]];
+  const child: ChildProcess = fork(script, scriptArgs, {
     cwd: ROOT,
     env: options.env,
     execArgv: options.nodeArgs ?? [],

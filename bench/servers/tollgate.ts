@@ -8,6 +8,8 @@ import 'reflect-metadata';
 import { createLogger } from '../../src/common/logger';
 import { loadConfig } from '../../src/config/env';
 import { startServer } from '../../src/server';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { onControl, reportReady } from './ipc';
 
 async function main(): Promise<void> {
@@ -16,9 +18,11 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   const server = await startServer(config, { log });
   const emulator = server.emulator;
+  // CPU profiles of one scenario at a time (`npm run bench -- --profile`), same format as --cpu-prof.
+  let profiler: Session | undefined;
 
   onControl(
-    async (cmd) => {
+    async (cmd, args) => {
       switch (cmd) {
         case 'events':
           // What the emulator emitted while the parent set up users: templates for webhook deliveries.
@@ -26,6 +30,21 @@ async function main(): Promise<void> {
         case 'waitForWebhooks':
           await emulator?.waitForWebhooks(30_000);
           return null;
+        case 'profileStart':
+          profiler = new Session();
+          profiler.connect();
+          await profiler.post('Profiler.enable');
+          await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+          await profiler.post('Profiler.start');
+          return null;
+        case 'profileStop': {
+          if (!profiler) throw new Error('no profile running');
+          const { profile } = await profiler.post('Profiler.stop');
+          profiler.disconnect();
+          profiler = undefined;
+          await writeFile((args as { file: string }).file, JSON.stringify(profile));
+          return null;
+        }
         default:
           throw new Error(`unknown command ${cmd}`);
       }
