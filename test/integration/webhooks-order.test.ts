@@ -54,7 +54,7 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
     const id = started.data.startSubscription.subscription.id;
     const [{ stripe_subscription_id: stripeId }] = await sql(`select stripe_subscription_id from subscriptions where id = ?`, [id]);
     const current = await emulator('GET', `/v1/subscriptions/${stripeId}`);
-    await emulator('POST', `/v1/subscription_items/${current.items.data[0].id}`, { quantity: '2' });
+    await emulator('POST', `/v1/subscriptions/${stripeId}`, { 'items[0][id]': current.items.data[0].id, 'items[0][quantity]': '2' });
     await emulator('POST', `/v1/subscriptions/${stripeId}`, { cancel_at_period_end: 'true' });
     await emulator('DELETE', `/v1/subscriptions/${stripeId}`);
     await server.emulator!.waitForWebhooks();
