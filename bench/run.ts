@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
+import { Client } from 'pg';
 import { seedUsers, type SeededUser } from './lib/seed';
 
 interface Args extends LoadOptions {
@@ -23,10 +24,12 @@ interface Args extends LoadOptions {
   logLevel: string;
   /** false: run the servers from TypeScript through scripts/run.cjs instead of compiling them first. */
   build: boolean;
+  /** Rows of the forwarder backlog. */
+  backlog: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true };
+  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -47,7 +50,8 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--profile') args.profile = true;
     else if (flag === '--log-level') args.logLevel = value();
     else if (flag === '--no-build') args.build = false;
-    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build)`);
+    else if (flag === '--backlog') args.backlog = Math.round(positive(value()));
+    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog)`);
   }
   return args;
 }
@@ -82,6 +86,7 @@ const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: n
 const MAX_RSS_MB = 200;
 
 const PRODUCTS = `{ products { id code name description active prices { id lookupKey currency unitAmount interval usageType meter } } }`;
+const RECORD_USAGE = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id meter quantity occurredAt idempotencyKey } }`;
 const SUBSCRIPTIONS = `{ subscriptions { id status quantity currentPeriodStart currentPeriodEnd cancelAtPeriodEnd canceledAt trialEnd createdAt
   product { id code name } price { id lookupKey currency unitAmount interval usageType } } }`;
 
@@ -124,6 +129,9 @@ async function main(): Promise<void> {
         LOG_LEVEL: args.logLevel,
         AUTH_JWT_SECRET: jwtSecret,
         STRIPE_WEBHOOK_SECRET: webhookSecret,
+        // The per-user mutation budget stays on (its PostgreSQL store is part of every mutation's
+        // cost) but high enough that recordUsage from one user is measured, not refused.
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
       },
       logFile,
       buildDir,
@@ -166,10 +174,33 @@ async function main(): Promise<void> {
         detail: { subscriptionsPerUser: user.subscriptionIds.length },
       });
     }
+    if (want('recordUsage')) {
+      // Durable: the answer comes after the row is committed. A fresh idempotency key per request,
+      // so every one is a new row rather than a replay.
+      const user = users[0];
+      const run = randomBytes(4).toString('hex');
+      let n = 0;
+      await measure(
+        'recordUsage',
+        tollgate,
+        {
+          url: `${tollgateUrl}/graphql`,
+          headers: { authorization: `Bearer ${user.token}` },
+          body: () => ({
+            body: JSON.stringify({
+              query: RECORD_USAGE,
+              variables: { input: { subscriptionId: user.meteredSubscriptionId, quantity: 1, idempotencyKey: `bench-${run}-${n++}` } },
+            }),
+          }),
+        },
+      );
+    }
     if (want('webhooks')) {
       const deliveries = await webhookDeliveries(tollgate, webhookSecret);
       await measure('webhooks', tollgate, { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, { detail: { eventMix: deliveries.mix } });
     }
+
+    if (want('forwarder')) rows.push(await forwarderDrain(tollgate, users, args.backlog));
 
     compare(rows);
     const loadAfter = os.loadavg();
@@ -216,6 +247,68 @@ async function webhookDeliveries(tollgate: ServerChild, secret: string) {
       return { body, headers: { 'stripe-signature': `t=${t},v1=${signature}` } };
     },
   };
+}
+
+/**
+ * The usage forwarder draining a backlog: `backlog` pending rows inserted in one statement (so
+ * they all become visible at once), then the server's own forwarder loop, as it runs in
+ * production, sends them to the emulator's meter event stream. Timed from the commit to the
+ * moment no row is pending; the emulator's count confirms every event arrived.
+ */
+async function forwarderDrain(tollgate: ServerChild, users: SeededUser[], backlog: number): Promise<Row> {
+  const db = new Client({ connectionString: tollgate.info.databaseUrl as string });
+  await db.connect();
+  try {
+    // Start from a quiet ledger: whatever recordUsage left pending is sent first.
+    await waitFor(async () => Number((await db.query(`select count(*) from usage_events where state = 'pending'`)).rows[0].count) === 0, 120_000);
+    const before = await tollgate.request<number>('meterEventCount');
+    const subs = (await db.query(`select id, customer_id from subscriptions where id = any($1::uuid[])`, [users.map((u) => u.meteredSubscriptionId)])).rows;
+    const run = randomBytes(4).toString('hex');
+    log(`  forwarder      inserting ${backlog.toLocaleString('en-US')} pending usage rows...`);
+    const { value, peakRssBytes } = await withPeakRss(tollgate.pid, async () => {
+      await db.query(
+        `insert into usage_events (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
+         select gen_random_uuid(), ($3::uuid[])[g % cardinality($2::uuid[]) + 1], ($2::uuid[])[g % cardinality($2::uuid[]) + 1],
+                'api_calls', 1, now(), $4 || g, 'bench', 'pending', 0, now(), now()
+           from generate_series(0, $1::int - 1) g`,
+        [backlog, subs.map((r) => r.id), subs.map((r) => r.customer_id), `bench-backlog-${run}-`],
+      );
+      const started = performance.now();
+      let pending = backlog;
+      await waitFor(async () => {
+        pending = Number((await db.query(`select count(*) from usage_events where state = 'pending'`)).rows[0].count);
+        return pending === 0;
+      }, 600_000, 50);
+      const seconds = (performance.now() - started) / 1000;
+      const states = (await db.query(`select state, count(*)::int as n from usage_events where idempotency_key like $1 group by state`, [`bench-backlog-${run}-%`])).rows;
+      const delivered = (await tollgate.request<number>('meterEventCount')) - before;
+      return { seconds, states, delivered };
+    });
+    const failed = value.states.filter((r: { state: string }) => r.state !== 'sent').reduce((a: number, r: { n: number }) => a + r.n, 0);
+    const rate = backlog / value.seconds;
+    log(`  forwarder      ${fmtRate(rate)} events/s (${backlog.toLocaleString('en-US')} in ${value.seconds.toFixed(2)} s), ${value.delivered} accepted by the emulator`);
+    return {
+      scenario: 'forwarder',
+      server: 'tollgate',
+      unit: 'events/s',
+      rate: Math.round(rate),
+      p50Ms: null,
+      p99Ms: null,
+      errors: failed + Math.max(0, backlog - value.delivered),
+      peakRssMb: Math.round(peakRssBytes / 2 ** 20),
+      detail: { backlog, seconds: round(value.seconds, 3), states: value.states, acceptedByEmulator: value.delivered },
+    };
+  } finally {
+    await db.end();
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
 
 function toRow(scenario: string, server: Row['server'], r: LoadResult, peakRssBytes: number, extra: Partial<Row>): Row {

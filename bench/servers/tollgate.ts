@@ -27,6 +27,10 @@ async function main(): Promise<void> {
         case 'events':
           // What the emulator emitted while the parent set up users: templates for webhook deliveries.
           return emulator ? emulator.events() : [];
+        case 'meterEventCount':
+          return emulator ? emulator.meterEventCount() : 0;
+        case 'memory':
+          return process.memoryUsage();
         case 'waitForWebhooks':
           await emulator?.waitForWebhooks(30_000);
           return null;
