@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { scrubLogValue } from '../security/log-scrubber';
 
 /**
  * Paths that may carry secrets. Values under them are replaced before a line is written, so
@@ -28,7 +29,7 @@ export const REDACT_PATHS = [
 /** Redacts secrets that appear inside free text (error messages, URLs). */
 export function scrubSecrets(text: string): string {
   return text
-    .replace(/\b(sk|rk)_(test|live)_[A-Za-z0-9]+/g, '$1_$2_[redacted]')
+    .replace(/\b(sk|rk)_(test|live)_[A-Za-z0-9_]+/g, '$1_$2_[redacted]')
     .replace(/\bwhsec_[A-Za-z0-9+/=_]+/g, 'whsec_[redacted]')
     .replace(/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, '[redacted-jwt]')
     .replace(/(postgres(?:ql)?:\/\/[^:/\s]+:)[^@\s]+@/g, '$1[redacted]@');
@@ -40,18 +41,20 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
       level: options.level ?? 'info',
       base: { service: 'tollgate' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Every value of every line is scrubbed, not only the redact paths: secrets turn up under
+      // names and depths no path list foresees (src/security/log-scrubber.ts).
+      formatters: { log: (object) => scrubLogValue(object, scrubSecrets) as Record<string, unknown> },
       serializers: {
-        err: (error: unknown) => {
-          const serialized = pino.stdSerializers.err(error as Error);
-          if (serialized?.message) serialized.message = scrubSecrets(serialized.message);
-          if (serialized?.stack) serialized.stack = scrubSecrets(serialized.stack);
-          return serialized;
-        },
+        // formatters.log has already turned Errors into scrubbed plain objects; serializing those
+        // again would relabel them as type "Object".
+        err: (error: unknown) => scrubLogValue(error instanceof Error ? pino.stdSerializers.err(error) : error, scrubSecrets),
       },
       hooks: {
         logMethod(args, method) {
           // Free-text messages get the same scrubbing as error messages.
           const scrubbed = args.map((a) => (typeof a === 'string' ? scrubSecrets(a) : a)) as typeof args;
+          // `log.error(err)` without a message: pino would copy err.message into msg unscrubbed.
+          if (scrubbed.length === 1 && scrubbed[0] instanceof Error) scrubbed.push(scrubSecrets(scrubbed[0].message));
           method.apply(this, scrubbed);
         },
       },
