@@ -9,7 +9,7 @@ import { authHeader, startTestServer, type TestServer } from '../helpers/test-se
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
 const APP_ORIGIN = 'https://app.example.com';
 
-const SESSION = 'id url status mode paymentStatus expiresAt completedAt subscription { id status product { code } }';
+const SESSION = 'id url status mode paymentStatus quantity expiresAt completedAt product { code } price { unitAmount interval } subscription { id status product { code } }';
 const CREATE = `mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { ${SESSION} } }`;
 const GET = `query($id: ID!) { checkoutSession(id: $id) { ${SESSION} } }`;
 const SUBSCRIPTIONS = `{ subscriptions { id status product { code } price { unitAmount } } }`;
@@ -278,7 +278,15 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
 
       expect((await payOnHostedPage(created.data.createCheckoutSession.url)).status).toBe(200);
       const back = await server.gql(GET, { id: created.data.createCheckoutSession.id }, bob);
-      expect(back.data.checkoutSession).toMatchObject({ status: 'complete', mode: 'payment', paymentStatus: 'paid', subscription: null });
+      expect(back.data.checkoutSession).toMatchObject({
+        status: 'complete',
+        mode: 'payment',
+        paymentStatus: 'paid',
+        quantity: 1,
+        product: { code: 'micro-feature' },
+        price: { unitAmount: 49900, interval: null },
+        subscription: null,
+      });
       expect((await server.gql(SUBSCRIPTIONS, {}, bob)).data.subscriptions).toEqual([]);
     });
   });

@@ -1,6 +1,9 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { BillingError } from '../../common/errors';
 import type { GraphQLContext } from '../../graphql/context';
 import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import { toPriceType, toProductType } from '../catalog/catalog.mapper';
+import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
 import { toSubscriptionType } from '../subscriptions/subscription.resolver';
 import { SubscriptionType } from '../subscriptions/subscription.type';
@@ -15,11 +18,13 @@ export function toCheckoutSessionType(row: CheckoutSession): CheckoutSessionType
     url: row.url ?? null,
     status: row.status,
     mode: row.mode,
+    quantity: row.quantity,
     paymentStatus: row.paymentStatus ?? null,
     expiresAt: row.expiresAt ?? null,
     completedAt: row.completedAt ?? null,
     stripeSubscriptionId: row.stripeSubscriptionId ?? null,
     customerId: row.customer.id,
+    priceId: row.price.id,
   });
 }
 
@@ -53,6 +58,21 @@ export class CheckoutResolver {
   ): Promise<CheckoutSessionType> {
     const customer = await actingCustomer(ctx, customerId);
     return toCheckoutSessionType(await service(ctx).getSyncedOrThrow(customer, id));
+  }
+
+  @FieldResolver(() => PriceType, { description: 'What is being bought.' })
+  async price(@Root() session: CheckoutSessionType, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
+    const price = await ctx.loaders.price.load(session.priceId);
+    if (!price) throw BillingError.notFound('Price');
+    return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+  }
+
+  @FieldResolver(() => ProductType)
+  async product(@Root() session: CheckoutSessionType, @Ctx() ctx: GraphQLContext): Promise<ProductType> {
+    const price = await ctx.loaders.price.load(session.priceId);
+    const product = price ? await ctx.loaders.product.load(price.product.id) : null;
+    if (!product) throw BillingError.notFound('Product');
+    return toProductType(product);
   }
 
   @FieldResolver(() => SubscriptionType, { nullable: true, description: 'The subscription a completed subscription-mode session created.' })

@@ -17,6 +17,9 @@ export class CheckoutSessionType {
   @Field(() => String, { nullable: true, description: 'paid, unpaid or no_payment_required.' })
   paymentStatus!: string | null;
 
+  @Field(() => Int)
+  quantity!: number;
+
   @Field(() => Date, { nullable: true })
   expiresAt!: Date | null;
 
@@ -26,6 +29,8 @@ export class CheckoutSessionType {
   /** The Stripe subscription the session created; resolved to our row on request. */
   stripeSubscriptionId!: string | null;
   customerId!: string;
+  /** Resolved through the loaders. */
+  priceId!: string;
 }
 
 @InputType()
