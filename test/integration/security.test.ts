@@ -59,9 +59,14 @@ describe('security limits', () => {
       expect(body.data).toBeUndefined();
     });
 
-    it('answers a body over GRAPHQL_BODY_LIMIT with 413 (see http.test.ts) and keeps the limit in force here', async () => {
-      const res = await post(JSON.stringify({ query: `{ products { code } } # ${'x'.repeat(200_000)}` }));
+    it('answers a webhook body over WEBHOOK_BODY_LIMIT with a coded 413 before any signature check (/graphql: http.test.ts)', async () => {
+      const res = await fetch(`${server.url}/webhooks/stripe`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'stripe-signature': 't=1,v1=00' },
+        body: JSON.stringify({ id: 'evt_big', padding: 'x'.repeat(600_000) }),
+      });
       expect(res.status).toBe(413);
+      expect((await res.json()).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
     });
   });
 
