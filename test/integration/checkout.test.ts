@@ -289,5 +289,17 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       });
       expect((await server.gql(SUBSCRIPTIONS, {}, bob)).data.subscriptions).toEqual([]);
     });
+
+    it('marks a session Stripe expired as expired (webhook), without a url', async () => {
+      const hana = await authHeader('hana');
+      const created = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, hana);
+      const id = created.data.createCheckoutSession.id;
+      server.emulator!.advanceClock(25 * 3600);
+      await server.emulator!.waitForWebhooks();
+      const [row] = await server.orm.em.fork().getConnection().execute('select status, url from checkout_sessions where id = ?', [id]);
+      expect(row).toEqual({ status: 'expired', url: null });
+      expect((await server.gql(GET, { id }, hana)).data.checkoutSession).toMatchObject({ status: 'expired', url: null, subscription: null });
+      expect((await fetch(created.data.createCheckoutSession.url)).status).toBe(410);
+    });
   });
 });
