@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
 /** Debian's chromium package; a browser is never downloaded. */
@@ -41,6 +42,9 @@ function isLocal(url: string): boolean {
  * a page that needs a CDN or any other outside host fails here as it would offline.
  */
 export async function launchOfflineBrowser(): Promise<OfflineBrowser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install --no-install-recommends chromium) or set CHROMIUM_PATH`);
+  }
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
