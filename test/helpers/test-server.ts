@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { signToken } from '../../src/auth/dev-secret';
 import { loadConfig, type AppConfig, type Env } from '../../src/config/env';
 import { createLogger } from '../../src/common/logger';
@@ -34,12 +37,18 @@ export async function authHeader(userId: string, options: { admin?: boolean; ema
 /** The real app on a real port, over a fresh database on the test PostgreSQL server. */
 export async function startTestServer(env: Env = {}): Promise<TestServer> {
   const db = await createTestDatabase();
-  const config = testConfig(env);
+  // Each server gets its own DATA_DIR (emulator state, secrets): parallel test files never share one.
+  const dataDir = env.DATA_DIR ? undefined : await mkdtemp(path.join(os.tmpdir(), 'tollgate-test-data-'));
+  const config = testConfig({ ...(dataDir ? { DATA_DIR: dataDir } : {}), ...env });
+  const cleanup = async () => {
+    await db.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  };
   let server: RunningServer;
   try {
     server = await startServer(config, { log: createLogger({ level: 'silent' }), databaseUrl: db.url });
   } catch (error) {
-    await db.drop();
+    await cleanup();
     throw error;
   }
   const url = `http://127.0.0.1:${server.port}`;
@@ -50,7 +59,7 @@ export async function startTestServer(env: Env = {}): Promise<TestServer> {
     gql: (query, variables, headers) => postGraphQL(`${url}/graphql`, query, variables, headers),
     stop: async () => {
       await server.close();
-      await db.drop();
+      await cleanup();
     },
   };
 }
