@@ -512,7 +512,8 @@ export class StripeSdkGateway implements StripeGateway {
         {
           customer: input.customerId,
           mode: input.mode,
-          line_items: [{ price: input.priceId, quantity: input.quantity }],
+          // Metered line items take no quantity: Stripe rejects one.
+          line_items: [{ price: input.priceId, quantity: input.quantity }, ...(input.meteredPriceIds ?? []).map((price) => ({ price }))],
           success_url: input.successUrl,
           cancel_url: input.cancelUrl,
           ...(input.clientReferenceId ? { client_reference_id: input.clientReferenceId } : {}),

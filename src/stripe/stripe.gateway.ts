@@ -370,6 +370,8 @@ export interface CreateCheckoutSessionInput {
   mode: CheckoutMode;
   priceId: string;
   quantity: number;
+  /** Metered prices of the plan, added as line items without a quantity (Stripe bills their usage). */
+  meteredPriceIds?: string[];
   successUrl: string;
   cancelUrl: string;
   clientReferenceId?: string;

@@ -161,10 +161,9 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       expect(new Date(allowed.data.createCheckoutSession.expiresAt).getTime()).toBeGreaterThan(Date.now());
     });
 
-    it('refuses metered plans, unknown and malformed products, and bad quantities', async () => {
+    it('refuses unknown and malformed products, and bad quantities', async () => {
       const dave = await authHeader('dave');
       const cases = [
-        { productId: productIds.pro },
         { productId: '00000000-0000-4000-8000-000000000000' },
         { productId: 'starter' },
         { productId: productIds.starter, quantity: 0 },
@@ -238,6 +237,20 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       } finally {
         await setWebhooks(true);
       }
+    });
+
+    it('subscribes to Pro with its metered price as a line item, so usage on it is billed', async () => {
+      const henry = await authHeader('henry');
+      const created = await server.gql(CREATE, { input: { productId: productIds.pro, ...urls() } }, henry);
+      expect(created.errors).toBeUndefined();
+      expect((await payOnHostedPage(created.data.createCheckoutSession.url)).status).toBe(200);
+      const back = await server.gql(GET, { id: created.data.createCheckoutSession.id }, henry);
+      expect(back.data.checkoutSession).toMatchObject({ status: 'complete', subscription: { status: 'ACTIVE', product: { code: 'pro' } } });
+      const [row] = await server.orm.em
+        .fork()
+        .getConnection()
+        .execute(`select s.items from subscriptions s join customers c on c.id = s.customer_id where c.user_id = 'henry'`);
+      expect(row.items.map((i: { meter: string | null }) => i.meter).sort()).toEqual(['api_calls', null]);
     });
 
     it('is completed by the webhook alone: session, subscription and paid invoice are in the database without a read', async () => {

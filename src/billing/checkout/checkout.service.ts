@@ -80,14 +80,18 @@ export class CheckoutService {
     }
     const price = await this.resolvePrice(input);
     const mode = price.interval ? 'subscription' : 'payment';
-    if (mode === 'subscription') {
-      // The gateway's Checkout call takes one line item, so a plan's metered price cannot ride
-      // along; a subscription without it would record usage that is never billed.
-      const metered = await this.em.count(Price, { product: price.product.id, usageType: 'metered', active: true });
-      if (metered > 0) {
-        throw BillingError.badInput('Plans with metered usage cannot be bought through Checkout yet; use startSubscription', 'productId');
-      }
-    }
+    // A plan's metered prices ride along as extra line items, as in startSubscription, so usage
+    // recorded on the resulting subscription is billed.
+    const metered =
+      mode === 'subscription'
+        ? await this.em.find(Price, {
+            product: price.product.id,
+            usageType: 'metered',
+            active: true,
+            interval: price.interval,
+            stripePriceId: { $ne: null },
+          })
+        : [];
 
     const customer = await this.customers.getOrCreateBillable(user);
     if (mode === 'subscription') {
@@ -108,6 +112,7 @@ export class CheckoutService {
       mode,
       priceId: price.stripePriceId!,
       quantity,
+      meteredPriceIds: metered.map((m) => m.stripePriceId!),
       successUrl,
       cancelUrl,
       clientReferenceId: id,
