@@ -213,6 +213,16 @@ describe('npm run setup', () => {
       expect(await readEnv()).toBe(EXISTING);
     });
 
+    it('creates the catalog in Stripe and the database with --catalog-sync', async () => {
+      const result = await nonInteractive(['--stripe-secret-key', TEST_KEY, '--webhook-secret', WEBHOOK, '--database-url', db.url, '--catalog-sync']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/stripe\s+create\s+product\s+starter/);
+      expect(result.stdout).toMatch(/Catalog synced: Stripe: \d+ create; database: \d+ create\./);
+      const again = await nonInteractive(['--catalog-sync']);
+      expect(again.stdout).toContain('Catalog already in sync.');
+    });
+
     it('warns about a test key in production', async () => {
       const result = await nonInteractive(['--stripe-secret-key', TEST_KEY, '--webhook-secret', WEBHOOK, '--database-url', db.url], { NODE_ENV: 'production' });
       expect(result.stdout).toContain('! sk_test_…6789 is a TEST key but NODE_ENV is production');
