@@ -46,10 +46,10 @@ function jsonError(status: number, code: string, message: string) {
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, orm, log } = deps;
   const { security } = config;
-  const rateLimiter =
-    security.mutationsPerMinute > 0
-      ? await MutationRateLimiter.create({ pointsPerMinute: security.mutationsPerMinute, store: security.rateLimitStore, orm, log })
-      : null;
+  const limiter = (keyPrefix: string, pointsPerMinute: number) =>
+    pointsPerMinute > 0 ? MutationRateLimiter.create({ keyPrefix, pointsPerMinute, store: security.rateLimitStore, orm, log }) : null;
+  const rateLimiter = await limiter('mutation', security.mutationsPerMinute);
+  const usageLimiter = await limiter('usage', security.usagePerMinute);
   const apollo = new ApolloServer<GraphQLContext>({
     schema: await createSchema(),
     introspection: config.introspection,
@@ -63,7 +63,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     validationRules: [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)],
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
-      securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter }),
+      securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
     ],
   });
   await apollo.start();

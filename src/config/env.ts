@@ -47,6 +47,8 @@ export interface AppConfig {
     maxAliases: number;
     /** Mutation root fields per user per minute; 0 turns the limit off. */
     mutationsPerMinute: number;
+    /** recordUsage calls per user per minute, a budget of their own; 0 turns the limit off. */
+    usagePerMinute: number;
     rateLimitStore: 'postgres' | 'memory';
   };
 }
@@ -139,6 +141,7 @@ const schema = z.object({
   GRAPHQL_MAX_COMPLEXITY: int(1000, 1, 1_000_000),
   GRAPHQL_MAX_ALIASES: int(30, 0, 10_000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: int(60, 0, 1_000_000),
+  RATE_LIMIT_USAGE_PER_MINUTE: int(6000, 0, 10_000_000),
   // Redis is not offered: no Redis client ships with the app, and PostgreSQL is already shared by every instance.
   RATE_LIMIT_STORE: z.enum(['postgres', 'memory'], { message: 'must be postgres or memory' }).optional().default('postgres'),
 });
@@ -277,6 +280,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       maxComplexity: e.GRAPHQL_MAX_COMPLEXITY,
       maxAliases: e.GRAPHQL_MAX_ALIASES,
       mutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+      usagePerMinute: e.RATE_LIMIT_USAGE_PER_MINUTE,
       rateLimitStore: e.RATE_LIMIT_STORE,
     },
   };

@@ -12,6 +12,8 @@ export const RATE_LIMIT_TABLE = 'mutation_budget';
 export type RateLimitDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
 
 export interface MutationRateLimiterOptions {
+  /** Separates budgets kept in the same table. */
+  keyPrefix: string;
   /** Points (mutation fields) per user per minute. */
   pointsPerMinute: number;
   store: 'postgres' | 'memory';
@@ -31,10 +33,10 @@ export class MutationRateLimiter {
   ) {}
 
   static async create(options: MutationRateLimiterOptions): Promise<MutationRateLimiter> {
-    const { pointsPerMinute: points, log } = options;
+    const { pointsPerMinute: points, keyPrefix, log } = options;
     const duration = 60;
     if (options.store === 'memory') {
-      return new MutationRateLimiter(new RateLimiterMemory({ keyPrefix: 'mutation', points, duration }), 'memory');
+      return new MutationRateLimiter(new RateLimiterMemory({ keyPrefix, points, duration }), 'memory');
     }
     if (!options.orm) throw new Error('The postgres rate-limit store needs the database');
     const knex = options.orm.em.getConnection().getKnex();
@@ -52,17 +54,17 @@ export class MutationRateLimiter {
           storeType: 'knex',
           schemaName: RATE_LIMIT_SCHEMA,
           tableName: RATE_LIMIT_TABLE,
-          keyPrefix: 'mutation',
+          keyPrefix,
           points,
           duration,
           // While the database is unreachable the budget is kept per process rather than
           // failing every mutation on the limiter (they would fail on the database anyway).
-          insuranceLimiter: new RateLimiterMemory({ keyPrefix: 'mutation', points, duration }),
+          insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration }),
         },
         (error?: Error) => (error ? reject(error) : resolve(created)),
       );
     });
-    log.debug({ store: 'postgres', points, duration }, 'mutation rate limit ready');
+    log.debug({ store: 'postgres', keyPrefix, points, duration }, 'mutation rate limit ready');
     return new MutationRateLimiter(limiter, 'postgres');
   }
 

@@ -116,12 +116,12 @@ export function operationAliases(operation: OperationDefinitionNode, fragments: 
   return aliases(operation.selectionSet);
 }
 
-/** Mutation (or query) root fields an operation runs; each one is a separate unit of work. */
-export function rootFieldCount(operation: OperationDefinitionNode, document: DocumentNode): number {
+/** Mutation (or query) root fields an operation runs, those `include` accepts; each one is a separate unit of work. */
+export function rootFieldCount(operation: OperationDefinitionNode, document: DocumentNode, include: (fieldName: string) => boolean = () => true): number {
   const count = measurer(fragmentsOf(document), (selectionSet, measureSet, measureFragment) => {
     let sum = 0;
     for (const selection of selectionSet.selections) {
-      if (selection.kind === Kind.FIELD) sum += selection.name.value === '__typename' ? 0 : 1;
+      if (selection.kind === Kind.FIELD) sum += selection.name.value !== '__typename' && include(selection.name.value) ? 1 : 0;
       else if (selection.kind === Kind.INLINE_FRAGMENT) sum += measureSet(selection.selectionSet);
       else sum += measureFragment(selection.name.value);
     }

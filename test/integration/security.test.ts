@@ -270,9 +270,22 @@ describe('mutation rate limit', () => {
   describe('with the memory store', () => {
     let server: TestServer;
     beforeAll(async () => {
-      server = await startTestServer({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '1', RATE_LIMIT_STORE: 'memory' });
+      server = await startTestServer({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '1', RATE_LIMIT_USAGE_PER_MINUTE: '2', RATE_LIMIT_STORE: 'memory' });
     });
     afterAll(() => server.stop());
+
+    it('gives recordUsage a budget of its own, which neither spends nor is spent by other mutations', async () => {
+      const erin = await authHeader('rate-erin');
+      const record = 'mutation { recordUsage(input: { meter: "api_calls", quantity: 1 }) { id } }';
+      for (let i = 0; i < 2; i++) {
+        expect((await server.gql(record, undefined, erin)).errors?.[0].extensions?.code).not.toBe('RATE_LIMITED');
+      }
+      const third = await server.gql(record, undefined, erin);
+      expect(third.status).toBe(429);
+      expect(third.errors?.[0].extensions?.code).toBe('RATE_LIMITED');
+      expect((await server.gql(cancelUnknown, undefined, erin)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
+      expect((await server.gql(cancelUnknown, undefined, erin)).errors?.[0].extensions?.code).toBe('RATE_LIMITED');
+    });
 
     it('limits within the process', async () => {
       const dave = await authHeader('rate-dave');
