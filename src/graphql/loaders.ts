@@ -3,9 +3,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Price } from '../billing/catalog/price.entity';
 import type { Product } from '../billing/catalog/product.entity';
 import { CatalogService } from '../billing/catalog/catalog.service';
+import { catalogCacheFor, type CatalogCache } from '../billing/catalog/catalog-cache';
 
 /** Per-request batch loaders: nested fields cost one query per level, not one per row. */
 export interface Loaders {
+  /** The catalog in memory (shared by requests): products and prices without a query. */
+  catalog: CatalogCache;
   activePricesByProduct: DataLoader<string, Price[]>;
   allPricesByProduct: DataLoader<string, Price[]>;
   product: DataLoader<string, Product | null>;
@@ -13,11 +16,27 @@ export interface Loaders {
 }
 
 export function createLoaders(em: EntityManager): Loaders {
-  const catalog = new CatalogService(em);
+  const cache = catalogCacheFor(em);
+  const db = new CatalogService(em);
   return {
-    activePricesByProduct: new DataLoader((ids) => catalog.pricesByProductIds(ids, false)),
-    allPricesByProduct: new DataLoader((ids) => catalog.pricesByProductIds(ids, true)),
-    product: new DataLoader((ids) => catalog.productsByIds(ids)),
-    price: new DataLoader((ids) => catalog.pricesByIds(ids)),
+    catalog: cache,
+    activePricesByProduct: new DataLoader((ids) => cache.pricesByProductIds(ids, false)),
+    allPricesByProduct: new DataLoader((ids) => cache.pricesByProductIds(ids, true)),
+    // By id: from the cache, and from the database for an id it does not hold yet (a row
+    // written moments ago by another instance or in raw SQL).
+    product: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.productsByIds(missing), (s) => s.productsById, cache)),
+    price: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.pricesByIds(missing), (s) => s.pricesById, cache)),
   };
+}
+
+async function byIdCachedFirst<T>(
+  ids: readonly string[],
+  fromDb: (ids: string[]) => Promise<(T | null)[]>,
+  index: (snapshot: Awaited<ReturnType<CatalogCache['get']>>) => Map<string, T>,
+  cache: CatalogCache,
+): Promise<(T | null)[]> {
+  const cached = index(await cache.get());
+  const missing = ids.filter((id) => !cached.has(id));
+  const loaded = missing.length ? await fromDb(missing) : [];
+  return ids.map((id) => cached.get(id) ?? loaded[missing.indexOf(id)] ?? null);
 }

@@ -1,3 +1,5 @@
+import { Product } from '../../src/billing/catalog/product.entity';
+import { catalogCacheFor } from '../../src/billing/catalog/catalog-cache';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 
 const PRODUCTS = `query($all: Boolean) { products(includeInactive: $all) { id code name description active
@@ -52,14 +54,46 @@ describe('catalog queries', () => {
 
   it('hides inactive products and prices unless asked', async () => {
     await server.orm.em.fork().getConnection().execute(`update products set active = false where code = 'starter'`);
+    // A write in raw SQL bypasses the ORM, which is what tells the catalog cache of a change.
+    catalogCacheFor(server.orm.em).invalidate();
     const active = await server.gql(PRODUCTS, { all: false });
     expect(active.data.products.map((p: any) => p.code)).not.toContain('starter');
     const all = await server.gql(PRODUCTS, { all: true });
     expect(all.data.products.map((p: any) => p.code)).toContain('starter');
     await server.orm.em.fork().getConnection().execute(`update products set active = true where code = 'starter'`);
+    catalogCacheFor(server.orm.em).invalidate();
+  });
+
+  it('serves the catalog from memory, and shows a write through the ORM at once', async () => {
+    await server.gql(PRODUCTS);
+    const queries: string[] = [];
+    const knex = server.orm.em.getConnection().getKnex();
+    const listener = (q: { sql: string }) => queries.push(q.sql);
+    knex.on('query', listener);
+    try {
+      await server.gql(PRODUCTS, { all: true });
+    } finally {
+      knex.off('query', listener);
+    }
+    expect(queries.filter((q) => /from "(products|prices)"/.test(q))).toHaveLength(0);
+
+    // What the product and price webhooks and catalog sync do: a transaction through the ORM.
+    await server.orm.em.fork().transactional(async (tx) => {
+      const starter = await tx.findOneOrFail(Product, { code: 'starter' });
+      starter.name = 'Starter (renamed)';
+    });
+    const renamed = await server.gql(PRODUCTS);
+    expect(renamed.data.products.find((p: any) => p.code === 'starter').name).toBe('Starter (renamed)');
+    // A flush outside a transaction too.
+    const em = server.orm.em.fork();
+    (await em.findOneOrFail(Product, { code: 'starter' })).name = 'Starter';
+    await em.flush();
+    const back = await server.gql(PRODUCTS);
+    expect(back.data.products.find((p: any) => p.code === 'starter').name).toBe('Starter');
   });
 
   it('loads the prices of all products in one query (no N+1)', async () => {
+    catalogCacheFor(server.orm.em).invalidate();
     const queries: string[] = [];
     const knex = server.orm.em.getConnection().getKnex();
     const listener = (q: { sql: string }) => queries.push(q.sql);

@@ -1,3 +1,4 @@
+import { catalogCacheFor } from '../../src/billing/catalog/catalog-cache';
 import { SubscriptionService } from '../../src/billing/subscriptions/subscription.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
@@ -200,6 +201,8 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
     const ivan = await authHeader('ivan');
     await server.gql(START, { input: { plan: 'starter' } }, ivan);
     await server.gql(START, { input: { plan: 'pro', trialDays: 5 } }, ivan);
+    // From a cold catalog cache: warm, it answers without any query.
+    catalogCacheFor(server.orm.em).invalidate();
     const queries: string[] = [];
     const knex = server.orm.em.getConnection().getKnex();
     const listener = (q: { sql: string }) => queries.push(q.sql);

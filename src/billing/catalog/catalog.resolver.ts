@@ -11,7 +11,7 @@ export class CatalogResolver {
     @Ctx() ctx: GraphQLContext,
     @Arg('includeInactive', () => Boolean, { defaultValue: false }) includeInactive: boolean,
   ): Promise<ProductType[]> {
-    const products = await new CatalogService(ctx.em).listProducts(includeInactive);
+    const products = await ctx.loaders.catalog.products(includeInactive);
     return products.map(toProductType);
   }
 
