@@ -161,6 +161,8 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         log: log.child({ component: 'usage-forwarder' }),
         batchSize: config.usageForwarder.batchSize,
         intervalMs: config.usageForwarder.intervalMs,
+        stripeTimeoutMs: config.stripe.timeoutMs,
+        stripeMaxNetworkRetries: config.stripe.maxNetworkRetries,
       });
       usageForwarder.start();
       closers.push({ name: 'usage-forwarder', close: () => usageForwarder!.stop() });

@@ -25,7 +25,7 @@ describe('usage metering (HTTP, PostgreSQL, the Stripe emulator)', () => {
   let forwarder: UsageForwarder;
   beforeAll(async () => {
     // The in-app forwarder is off here: each test drains explicitly, so what reached Stripe is known.
-    server = await startTestServer({ USAGE_FORWARDER_ENABLED: 'false' });
+    server = await startTestServer({ USAGE_FORWARDER_ENABLED: 'false', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0' });
     forwarder = new UsageForwarder({ orm: server.orm, gateway: server.gateway!, log: silent, baseBackoffMs: 10, maxBackoffMs: 50 });
   });
   afterAll(() => server.stop());

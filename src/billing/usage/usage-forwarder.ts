@@ -12,11 +12,14 @@ export interface UsageForwarderOptions {
   /** Pause between rounds when nothing is due (USAGE_FORWARDER_INTERVAL_MS). */
   intervalMs?: number;
   /**
-   * How long a claim keeps other forwarders off the claimed rows. It must exceed the longest
-   * possible send (Stripe timeouts and SDK retries included); a forwarder that dies holding a
-   * claim delays those rows by at most this long.
+   * How long a claim keeps other forwarders off the claimed rows; a forwarder that dies holding
+   * a claim delays those rows by this long. By default it is derived from the Stripe request
+   * budget below, so that it outlasts a round's sends.
    */
   leaseMs?: number;
+  /** The gateway's per-request timeout and network retries (STRIPE_TIMEOUT_MS, STRIPE_MAX_NETWORK_RETRIES). */
+  stripeTimeoutMs?: number;
+  stripeMaxNetworkRetries?: number;
   /** First retry delay of a row after a retryable failure; doubles per attempt up to maxBackoffMs. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
@@ -78,10 +81,17 @@ export class UsageForwarder {
     this.log = options.log;
     this.batchSize = options.batchSize ?? 500;
     this.intervalMs = options.intervalMs ?? 1000;
-    this.leaseMs = options.leaseMs ?? 5 * 60_000;
     this.baseBackoffMs = options.baseBackoffMs ?? 1000;
     this.maxBackoffMs = options.maxBackoffMs ?? 10 * 60_000;
     this.concurrency = options.concurrency ?? 4;
+    this.leaseMs =
+      options.leaseMs ??
+      leaseFor({
+        batchSize: this.batchSize,
+        concurrency: this.concurrency,
+        timeoutMs: options.stripeTimeoutMs ?? 20_000,
+        maxNetworkRetries: options.stripeMaxNetworkRetries ?? 2,
+      });
   }
 
   get running(): boolean {
@@ -104,11 +114,16 @@ export class UsageForwarder {
     await this.loop;
   }
 
-  /** Rounds until nothing is due (rows waiting for a retry later are left); for `--once` and tests. */
+  /**
+   * Rounds until nothing that was due when it started is left; rows that fail meanwhile are
+   * scheduled for later and not retried by this call, so it ends during an outage too.
+   * For `--once` and tests.
+   */
   async drain(): Promise<ForwardRoundResult> {
     const total: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
+    const [{ now }] = await this.orm.em.fork().getConnection().execute<{ now: Date }[]>('select now() as now');
     for (;;) {
-      const round = await this.forwardOnce();
+      const round = await this.forwardOnce(now);
       total.claimed += round.claimed;
       total.sent += round.sent;
       total.retrying += round.retrying;
@@ -117,9 +132,9 @@ export class UsageForwarder {
     }
   }
 
-  /** One round: claim due rows, send them, record the outcomes. */
-  async forwardOnce(): Promise<ForwardRoundResult> {
-    const rows = await this.claim();
+  /** One round: claim due rows (due by `dueBy`, default now), send them, record the outcomes. */
+  async forwardOnce(dueBy?: Date): Promise<ForwardRoundResult> {
+    const rows = await this.claim(dueBy ?? null);
     const result: ForwardRoundResult = { claimed: rows.length, sent: 0, retrying: 0, failed: 0 };
     if (rows.length) {
       const outcomes = await this.send(rows);
@@ -186,12 +201,12 @@ export class UsageForwarder {
     });
   }
 
-  private async claim(): Promise<ClaimedRow[]> {
+  private async claim(dueBy: Date | null): Promise<ClaimedRow[]> {
     // One statement, so one short transaction: the row locks last only until it commits.
     return this.orm.em.fork().getConnection().execute<ClaimedRow[]>(
       `with due as (
          select id from usage_events
-          where state = 'pending' and next_attempt_at <= now()
+          where state = 'pending' and next_attempt_at <= coalesce(?::timestamptz, now())
           order by next_attempt_at
           limit ?
           for update skip locked
@@ -201,7 +216,7 @@ export class UsageForwarder {
          from due, customers c
         where u.id = due.id and c.id = u.customer_id
        returning u.id, u.meter, u.quantity, u.occurred_at, u.attempts, c.stripe_customer_id`,
-      [this.batchSize, this.leaseMs],
+      [dueBy, this.batchSize, this.leaseMs],
     );
   }
 
@@ -291,6 +306,19 @@ export class UsageForwarder {
     result.retrying = retry.length;
     result.failed = failed.length;
   }
+}
+
+/**
+ * A lease long enough for one round: each Stripe request may take its timeout once per try plus
+ * the gateway's rate-limit waits (at most 5 s each), the stream session is created first, and the
+ * round's requests run `concurrency` at a time. A send that still outlasts it (the one-by-one v1
+ * fallback after a rejected batch, say) is harmless: another forwarder may then send those rows
+ * again, with the same identifiers, and Stripe drops the duplicates.
+ */
+export function leaseFor(o: { batchSize: number; concurrency: number; timeoutMs: number; maxNetworkRetries: number }): number {
+  const perRequest = o.timeoutMs * (o.maxNetworkRetries + 1) + o.maxNetworkRetries * 5_000;
+  const rounds = Math.ceil(Math.ceil(o.batchSize / STRIPE_BATCH) / o.concurrency);
+  return perRequest * (rounds + 1) + 5_000;
 }
 
 function describe(outcome: MeterEventOutcome | undefined): string {

@@ -1,0 +1,99 @@
+import 'reflect-metadata';
+import { UsageForwarder } from '../billing/usage/usage-forwarder';
+import { createLogger } from '../common/logger';
+import { ConfigError, loadConfig } from '../config/env';
+import { withDatabase } from '../db/database';
+import { initORM } from '../db/orm';
+import { StripeSdkGateway } from '../stripe/stripe-sdk.gateway';
+
+const USAGE = `usage: npm run usage:forward [-- --once]
+
+Sends recorded usage to Stripe, like the forwarder inside the app, and can run beside any
+number of app instances and other forwarders on the same database (rows are claimed with
+FOR UPDATE SKIP LOCKED). Needs DATABASE_URL and STRIPE_SECRET_KEY (connected mode); in local
+mode the forwarder runs inside npm start.
+
+  --once   send everything due now, then exit (1 when something could not be sent)`;
+
+/** `npm run usage:forward`: the usage forwarder on its own. */
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const unknown = args.filter((a) => a !== '--once');
+  if (unknown.length) {
+    console.error(`unknown argument: ${unknown[0]}\n\n${USAGE}`);
+    return 2;
+  }
+  const once = args.includes('--once');
+
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 1;
+    }
+    throw error;
+  }
+  if (!config.billingEnabled) {
+    console.error('Billing is disabled (ENABLE_BILLING=false): there is nothing to forward usage to.');
+    return 1;
+  }
+  if (!config.stripe.secretKey) {
+    console.error('usage:forward needs STRIPE_SECRET_KEY (and DATABASE_URL); in local mode the forwarder runs inside npm start.');
+    return 1;
+  }
+  const log = createLogger({ level: config.logLevel });
+  const gateway = new StripeSdkGateway({
+    secretKey: config.stripe.secretKey,
+    apiBase: config.stripe.apiBase,
+    webhookSecret: config.stripe.webhookSecret,
+    timeoutMs: config.stripe.timeoutMs,
+    maxNetworkRetries: config.stripe.maxNetworkRetries,
+    logger: log.child({ component: 'stripe' }),
+  });
+
+  return withDatabase(config, async (url) => {
+    const orm = await initORM({ url, poolMax: config.database.poolMax });
+    try {
+      const forwarder = new UsageForwarder({
+        orm,
+        gateway,
+        log: log.child({ component: 'usage-forwarder' }),
+        batchSize: config.usageForwarder.batchSize,
+        intervalMs: config.usageForwarder.intervalMs,
+        stripeTimeoutMs: config.stripe.timeoutMs,
+        stripeMaxNetworkRetries: config.stripe.maxNetworkRetries,
+      });
+      if (once) {
+        const result = await forwarder.drain();
+        const lag = await forwarder.updateLag();
+        console.log(JSON.stringify({ ...result, oldestPendingSeconds: lag }));
+        return result.retrying || result.failed ? 1 : 0;
+      }
+      forwarder.start();
+      // Printed once the loop runs, so supervisors and tests know it is up.
+      console.log('usage forwarder running; Ctrl-C to stop');
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await forwarder.stop();
+      return 0;
+    } finally {
+      await orm.close();
+    }
+  });
+}
+
+main()
+  .then((code) => process.exit(code))
+  .catch((error) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
