@@ -1,0 +1,221 @@
+/**
+ * `npm run bench:usage`: how fast usage goes into the ledger and out to Stripe.
+ *
+ * 1. recordUsage over HTTP: autocannon drives a Tollgate server process (connected mode, its
+ *    forwarder off) with a unique idempotency key per request; prints req/s and p50/p99, then
+ *    checks that every answered request left exactly one ledger row.
+ * 2. The forwarder: N pending rows (default 20,000; BENCH_USAGE_ROWS) drained into the Stripe
+ *    emulator by one forwarder, then another N by two forwarders with their own connection pools;
+ *    prints events/s and checks that the emulator received each identifier exactly once.
+ *
+ * Everything runs on this machine: an embedded PostgreSQL (or BENCH_DATABASE_URL, a server URL
+ * on which a scratch database is created and dropped), the emulator in this process, the server
+ * in a child process. The emulator is far cheaper than Stripe's network round trip, so phase 2
+ * measures our side (claiming, marking, batching), not Stripe's.
+ *
+ * Options (environment): BENCH_USAGE_DURATION (s, default 10), BENCH_USAGE_CONNECTIONS (default 50),
+ * BENCH_USAGE_ROWS (default 20000), BENCH_USAGE_BATCH (forwarder batch, default 500).
+ */
+import 'reflect-metadata';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { Client } from 'pg';
+import { signToken } from '../src/auth/dev-secret';
+import { loadCatalogFile } from '../src/billing/catalog/catalog-file';
+import { seedCatalog } from '../src/billing/catalog/catalog-seeder';
+import { ensureCatalogInStripe } from '../src/billing/catalog/catalog-stripe-sync';
+import { UsageForwarder } from '../src/billing/usage/usage-forwarder';
+import { createLogger } from '../src/common/logger';
+import { projectRoot } from '../src/common/paths';
+import { ensureDatabase } from '../src/db/database';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
+import { initORM, migrate } from '../src/db/orm';
+import { startEmulator, type RunningEmulator } from '../src/emulator';
+import { StripeSdkGateway } from '../src/stripe/stripe-sdk.gateway';
+import { runLoad } from './lib/load';
+
+const ROOT = projectRoot();
+const DURATION = Number(process.env.BENCH_USAGE_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_USAGE_CONNECTIONS ?? 50);
+const ROWS = Number(process.env.BENCH_USAGE_ROWS ?? 20_000);
+const BATCH = Number(process.env.BENCH_USAGE_BATCH ?? 500);
+const JWT_SECRET = randomBytes(32).toString('hex');
+const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id } }`;
+
+const cleanups: (() => Promise<unknown>)[] = [];
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function scratchDatabase(dir: string): Promise<string> {
+  let serverUrl = process.env.BENCH_DATABASE_URL;
+  if (!serverUrl) {
+    const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false });
+    cleanups.push(() => pg.stop());
+    serverUrl = pg.url;
+  }
+  const name = `tollgate_bench_${randomBytes(4).toString('hex')}`;
+  const url = await ensureDatabase(serverUrl, name);
+  cleanups.push(async () => {
+    const c = new Client({ connectionString: serverUrl });
+    await c.connect();
+    await c.query(`drop database if exists ${c.escapeIdentifier(name)} with (force)`).finally(() => c.end());
+  });
+  return url;
+}
+
+function startApp(dir: string, databaseUrl: string, emulator: RunningEmulator): Promise<{ child: ChildProcess; url: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|STRIPE_|AUTH_|USAGE_|RATE_LIMIT_|PORT|HOST)/.test(k)));
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/main.ts')], {
+    cwd: dir,
+    env: {
+      ...env,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: databaseUrl,
+      STRIPE_SECRET_KEY: 'sk_test_bench',
+      STRIPE_WEBHOOK_SECRET: 'whsec_bench',
+      STRIPE_API_BASE: emulator.url,
+      AUTH_JWT_SECRET: JWT_SECRET,
+      // Phase 1 measures the ledger alone; limits would turn the load into RATE_LIMITED answers.
+      USAGE_FORWARDER_ENABLED: 'false',
+      RATE_LIMIT_USAGE_PER_MINUTE: '0',
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = /GraphQL\s+(http:\/\/\S+)\/graphql[\s\S]*Press Ctrl-C/.exec(out);
+      if (m) {
+        child.stdout!.off('data', onData);
+        resolve({ child, url: m[1] });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => (out += d));
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}:\n${out}`)));
+  });
+}
+
+async function gql(url: string, token: string, query: string, variables: unknown): Promise<any> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as { data?: any; errors?: unknown[] };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+async function count(orm: MikroORM, where: string): Promise<number> {
+  const [row] = await orm.em.fork().getConnection().execute(`select count(*)::int as n from usage_events where ${where}`);
+  return row.n;
+}
+
+/** Tops the ledger up with pending rows like recordUsage writes, for the forwarder to drain. */
+async function addPending(orm: MikroORM, subscriptionId: string, n: number, tag: string): Promise<void> {
+  await orm.em.fork().getConnection().execute(
+    `insert into usage_events (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, next_attempt_at, created_at)
+     select gen_random_uuid(), s.customer_id, s.id, 'api_calls', 1, now(), ? || g, 'bench', now(), now()
+       from subscriptions s, generate_series(1, ?) g where s.id = ?`,
+    [`${tag}-`, n, subscriptionId],
+  );
+}
+
+async function drainWith(forwarders: UsageForwarder[], orm: MikroORM): Promise<{ rows: number; seconds: number }> {
+  const pending = await count(orm, `state = 'pending'`);
+  const started = process.hrtime.bigint();
+  await Promise.all(forwarders.map((f) => f.drain()));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const left = await count(orm, `state = 'pending'`);
+  if (left) throw new Error(`${left} rows still pending after the drain`);
+  return { rows: pending, seconds };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-bench-usage-'));
+  await chmod(dir, 0o755); // as root, the embedded cluster runs as "postgres", which must enter it
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+
+  const databaseUrl = await scratchDatabase(dir);
+  const emulator = await startEmulator({ port: 0 });
+  cleanups.push(() => emulator.close());
+  const orm = await initORM({ url: databaseUrl, poolMax: 20 });
+  cleanups.push(() => orm.close());
+  await migrate(orm);
+  const gateway = new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url });
+  const catalog = await loadCatalogFile(path.join(ROOT, 'catalog/default.json'));
+  await seedCatalog(orm.em.fork(), catalog, await ensureCatalogInStripe(gateway, catalog));
+
+  const app = await startApp(dir, databaseUrl, emulator);
+  const token = await signToken(JWT_SECRET, 'bench-user', { email: 'bench@example.com', expiresIn: '1h' });
+  const started = await gql(app.url, token, `mutation { startSubscription(input: { plan: "pro", trialDays: 14 }) { subscription { id } } }`, {});
+  const subscriptionId: string = started.startSubscription.subscription.id;
+
+  // ---- 1. recordUsage --------------------------------------------------------------------------
+  const target = {
+    url: `${app.url}/graphql`,
+    headers: { authorization: `Bearer ${token}` },
+    body: () => ({ body: JSON.stringify({ query: RECORD, variables: { input: { subscriptionId, quantity: 1, idempotencyKey: randomUUID() } } }) }),
+  };
+  await runLoad(target, { duration: 2, connections: CONNECTIONS, pipelining: 1 }); // warm-up
+  const warm = await count(orm, 'true');
+  const load = await runLoad(target, { duration: DURATION, connections: CONNECTIONS, pipelining: 1 });
+  const written = (await count(orm, 'true')) - warm;
+  log(`recordUsage over HTTP (${CONNECTIONS} connections, ${DURATION} s, a unique key per request)`);
+  log(`  ${load.reqPerSec.toFixed(0)} req/s   p50 ${load.p50Ms} ms   p99 ${load.p99Ms} ms   ${load.requests} requests, ${load.errors} errors`);
+  if (load.errors) log(`  first error: ${load.errorDetail.firstErrorBody ?? JSON.stringify(load.errorDetail)}`);
+  log(`  ledger rows written: ${written} (answered OK: ${load.requests - load.errors})`);
+  // autocannon may stop with requests in flight: those rows can exist without an answer counted.
+  if (written < load.requests - load.errors) throw new Error('an acknowledged request left no ledger row');
+  await cleanups.splice(cleanups.length - 1, 1)[0]?.(); // stop the server: phase 2 is the forwarder alone
+
+  // ---- 2. the forwarder ------------------------------------------------------------------------
+  await orm.em.fork().getConnection().execute(`update usage_events set state = 'sent' where state = 'pending'`);
+  const silent = createLogger({ level: 'silent' });
+  const acceptedBefore = emulator.meterEventStats().total_accepted;
+
+  await addPending(orm, subscriptionId, ROWS, 'one');
+  const one = await drainWith([new UsageForwarder({ orm, gateway, log: silent, batchSize: BATCH })], orm);
+  log(`forwarder, 1 instance (batch ${BATCH}, 4 requests of 100 events in flight)`);
+  log(`  ${one.rows} events in ${one.seconds.toFixed(2)} s: ${(one.rows / one.seconds).toFixed(0)} events/s`);
+
+  await addPending(orm, subscriptionId, ROWS, 'two');
+  const orms = [await initORM({ url: databaseUrl }), await initORM({ url: databaseUrl })];
+  try {
+    const pair = orms.map((o) => new UsageForwarder({ orm: o, gateway: new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url }), log: silent, batchSize: BATCH }));
+    const two = await drainWith(pair, orm);
+    log(`forwarder, 2 instances with their own connection pools`);
+    log(`  ${two.rows} events in ${two.seconds.toFixed(2)} s: ${(two.rows / two.seconds).toFixed(0)} events/s`);
+  } finally {
+    await Promise.all(orms.map((o) => o.close()));
+  }
+
+  const stats = emulator.meterEventStats();
+  const twice = Object.values(stats.by_identifier).filter((s) => s.received !== 1).length;
+  log(`emulator: ${stats.total_accepted - acceptedBefore} events accepted, ${twice} identifiers received more than once`);
+  if (stats.total_accepted - acceptedBefore !== 2 * ROWS || twice) throw new Error('the forwarder did not send each row exactly once');
+}
+
+main()
+  .catch((error) => {
+    console.error(error instanceof Error ? error.stack : error);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  });
