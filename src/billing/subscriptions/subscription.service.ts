@@ -17,6 +17,8 @@ import { Subscription, type SubscriptionItemSnapshot } from './subscription.enti
 export const LIVE_STATUSES = ['active', 'trialing', 'past_due', 'incomplete', 'unpaid', 'paused'];
 
 export const MAX_QUANTITY = 10_000;
+/** Stripe metadata key carrying the caller's startSubscription idempotencyKey. */
+export const IDEMPOTENCY_KEY_METADATA = 'tollgate_idempotency_key';
 /** Stripe accepts trials of up to two years. */
 export const MAX_TRIAL_DAYS = 730;
 
@@ -118,7 +120,13 @@ export class SubscriptionService {
         customerId: customer.stripeCustomerId,
         items: [{ priceId: price.stripePriceId!, quantity }, ...metered.map((m) => ({ priceId: m.stripePriceId! }))],
         trialDays,
-        metadata: { tollgate_customer_id: customer.id, tollgate_user_id: user.userId },
+        // The caller's key rides along so that the row a webhook writes first (when our answer from
+        // Stripe was lost to a timeout) is still found by the caller's retry with that key.
+        metadata: {
+          tollgate_customer_id: customer.id,
+          tollgate_user_id: user.userId,
+          ...(clientKey ? { [IDEMPOTENCY_KEY_METADATA]: clientKey } : {}),
+        },
         idempotencyKey: idempotencyKey('subscription.create', customer.id, clientKey ?? randomUUID()),
       });
       const row = await this.applySnapshot(tx, created.subscription, { customer, idempotencyKey: clientKey ?? null });
@@ -172,8 +180,10 @@ export class SubscriptionService {
   async resume(customer: Customer | null, id: string): Promise<Subscription> {
     const gateway = this.requireGateway();
     const row = await this.getOwnedOrThrow(customer, id);
-    if (!row.cancelAtPeriodEnd || !LIVE_STATUSES.includes(row.status)) {
-      throw new BillingError(ErrorCode.CONFLICT, 'Only a subscription scheduled to cancel at period end can be resumed');
+    // Already resumed (a retry whose first answer was lost, say): nothing left to undo.
+    if (!row.cancelAtPeriodEnd && LIVE_STATUSES.includes(row.status)) return row;
+    if (!LIVE_STATUSES.includes(row.status)) {
+      throw new BillingError(ErrorCode.CONFLICT, `A ${row.status} subscription cannot be resumed; start a new one`);
     }
     const snapshot = await gateway.resumeSubscription({
       id: row.stripeSubscriptionId,
@@ -233,7 +243,7 @@ export class SubscriptionService {
       ...values,
       customer: em.getReference(Customer, customer.id, { wrapped: true }),
       stripeSubscriptionId: snapshot.id,
-      idempotencyKey: options.idempotencyKey ?? null,
+      idempotencyKey: options.idempotencyKey ?? snapshot.metadata?.[IDEMPOTENCY_KEY_METADATA] ?? null,
       createdAt: snapshot.createdAt,
     });
     try {
