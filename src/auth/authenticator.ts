@@ -18,6 +18,10 @@ export interface AuthenticatorOptions {
 
 export type Authenticate = (req: Request) => Promise<AuthUser | null>;
 
+/** Verified tokens remembered per authenticator, and for how long at most. */
+const VERIFIED_TOKENS_MAX = 10_000;
+const VERIFIED_TOKEN_TTL_MS = 60_000;
+
 const HMAC_ALGORITHMS = ['HS256'];
 // Asymmetric algorithms only: a JWKS key must never be usable as an HMAC secret, and `none` is never accepted.
 const JWKS_ALGORITHMS = ['RS256', 'ES256'];
@@ -99,11 +103,23 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     clockTolerance: options.clockToleranceSeconds ?? 5,
   };
 
+  // A client sends the same token with every request: its signature is checked once (an HMAC
+  // through WebCrypto costs more than the rest of a small query), and the caller is remembered
+  // until the token expires, for a minute at most, so that a key removed from a JWKS soon stops
+  // working. A bounded map; the oldest entry makes room.
+  const verified = new Map<string, { user: AuthUser; untilMs: number }>();
+
   return async (req) => {
     const header = req.headers.authorization;
     if (header === undefined) return null;
     const match = /^Bearer[ ]+([A-Za-z0-9_\-.=]+)\s*$/i.exec(header);
     if (!match) throw unauthenticated('Authorization header must be "Bearer <token>"');
+    const now = Date.now();
+    const hit = verified.get(match[1]);
+    if (hit) {
+      if (now < hit.untilMs) return hit.user;
+      verified.delete(match[1]);
+    }
     let payload: JWTPayload;
     try {
       // Overloads differ only in the key type; both branches verify the same way.
@@ -114,6 +130,15 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     } catch (error) {
       throw rejection(error);
     }
-    return userFromClaims(payload);
+    const user = userFromClaims(payload);
+    // Shared by every request that carries this token: nobody may change it.
+    Object.freeze(user.roles);
+    Object.freeze(user);
+    const untilMs = Math.min(typeof payload.exp === 'number' ? payload.exp * 1000 : Infinity, now + VERIFIED_TOKEN_TTL_MS);
+    if (untilMs > now) {
+      if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value as string);
+      verified.set(match[1], { user, untilMs });
+    }
+    return user;
   };
 }

@@ -83,6 +83,31 @@ describe(createAuthenticator.name, () => {
       expect(error.message).not.toContain(token.split('.')[2]);
     });
 
+    it('verifies a token once, then answers the same caller for it until it expires', async () => {
+      jest.useFakeTimers({ now: Date.now(), doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+      try {
+        const own = createAuthenticator({ jwtSecret: SECRET });
+        const exp = Math.floor(Date.now() / 1000) + 30;
+        const token = await hs256({ roles: ['support'] }, { exp });
+        const first = await own(request(`Bearer ${token}`));
+        const again = await own(request(`Bearer ${token}`));
+        expect(again).toBe(first);
+        expect(Object.isFrozen(first)).toBe(true);
+        // A token with a bad signature is never remembered as valid, however often it is sent.
+        const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+        await rejectionOf(own(request(`Bearer ${forged}`)));
+        await rejectionOf(own(request(`Bearer ${forged}`)));
+        // Past its expiry the token is verified again rather than answered from memory (jose
+        // itself runs on the real clock here, so it still accepts it).
+        jest.setSystemTime((exp + 1) * 1000);
+        const later = await own(request(`Bearer ${token}`));
+        expect(later).not.toBe(first);
+        expect(later).toEqual(first);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
     it('rejects an expired token', async () => {
       const token = await hs256({}, { exp: Math.floor(Date.now() / 1000) - 3600 });
       const error = await rejectionOf(authenticate(request(`Bearer ${token}`)));
