@@ -65,6 +65,8 @@ interface Row {
   p99Ms: number | null;
   errors: number;
   peakRssMb: number;
+  /** CPU time of the server process per request (per event for the forwarder), in ms. */
+  cpuMsPerOp: number | null;
   /** The ceiling scenario this row is compared with. */
   ceiling?: string;
   /** rate / ceiling rate. */
@@ -129,9 +131,10 @@ async function main(): Promise<void> {
         LOG_LEVEL: args.logLevel,
         AUTH_JWT_SECRET: jwtSecret,
         STRIPE_WEBHOOK_SECRET: webhookSecret,
-        // The per-user mutation budget stays on (its PostgreSQL store is part of every mutation's
-        // cost) but high enough that recordUsage from one user is measured, not refused.
+        // The per-user budgets stay on (their PostgreSQL store is part of every mutation's cost)
+        // but high enough that recordUsage from one user is measured, not refused.
         RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
+        RATE_LIMIT_USAGE_PER_MINUTE: '10000000',
       },
       logFile,
       buildDir,
@@ -149,14 +152,14 @@ async function main(): Promise<void> {
       const profiled = args.profile && server === tollgate;
       const profileFile = path.join(profileDir, `${stamp}-${scenario.replace(/\W+/g, '-')}.cpuprofile`);
       if (profiled) await server.request('profileStart');
-      const { value, peakRssBytes } = await withPeakRss(server.pid, () => runLoad(target, args));
+      const { value, peakRssBytes, cpuMs } = await withPeakRss(server.pid, () => runLoad(target, args));
       if (profiled) {
         await server.request('profileStop', { file: profileFile });
         extra = { ...extra, detail: { ...extra.detail, profile: path.relative(root, profileFile) } };
       }
-      const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, extra);
+      const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, cpuMs, extra);
       rows.push(row);
-      log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
+      log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  CPU ${row.cpuMsPerOp} ms/req  errors ${row.errors}${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
     };
     const graphql = (server: ServerChild, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): LoadTarget => ({
       url: `${server.info.url}/graphql`,
@@ -265,7 +268,7 @@ async function forwarderDrain(tollgate: ServerChild, users: SeededUser[], backlo
     const subs = (await db.query(`select id, customer_id from subscriptions where id = any($1::uuid[])`, [users.map((u) => u.meteredSubscriptionId)])).rows;
     const run = randomBytes(4).toString('hex');
     log(`  forwarder      inserting ${backlog.toLocaleString('en-US')} pending usage rows...`);
-    const { value, peakRssBytes } = await withPeakRss(tollgate.pid, async () => {
+    const { value, peakRssBytes, cpuMs } = await withPeakRss(tollgate.pid, async () => {
       await db.query(
         `insert into usage_events (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
          select gen_random_uuid(), ($3::uuid[])[g % cardinality($2::uuid[]) + 1], ($2::uuid[])[g % cardinality($2::uuid[]) + 1],
@@ -296,6 +299,8 @@ async function forwarderDrain(tollgate: ServerChild, users: SeededUser[], backlo
       p99Ms: null,
       errors: failed + Math.max(0, backlog - value.delivered),
       peakRssMb: Math.round(peakRssBytes / 2 ** 20),
+      // Includes the in-process emulator receiving the events.
+      cpuMsPerOp: round(cpuMs / backlog, 4),
       detail: { backlog, seconds: round(value.seconds, 3), states: value.states, acceptedByEmulator: value.delivered },
     };
   } finally {
@@ -311,7 +316,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs
   }
 }
 
-function toRow(scenario: string, server: Row['server'], r: LoadResult, peakRssBytes: number, extra: Partial<Row>): Row {
+function toRow(scenario: string, server: Row['server'], r: LoadResult, peakRssBytes: number, cpuMs: number, extra: Partial<Row>): Row {
   return {
     scenario,
     server,
@@ -321,6 +326,7 @@ function toRow(scenario: string, server: Row['server'], r: LoadResult, peakRssBy
     p99Ms: r.p99Ms,
     errors: r.errors,
     peakRssMb: Math.round(peakRssBytes / 2 ** 20),
+    cpuMsPerOp: r.requests ? round(cpuMs / r.requests, 3) : null,
     ...extra,
     detail: { requests: r.requests, ...r.errorDetail, ...extra.detail },
   };
@@ -354,7 +360,7 @@ function compare(rows: Row[]): void {
 }
 
 function table(rows: Row[]): string {
-  const header = ['scenario', 'server', 'rate', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'x ceiling', 'p99 x ceiling', 'target'];
+  const header = ['scenario', 'server', 'rate', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/op', 'x ceiling', 'p99 x ceiling', 'target'];
   const lines = rows.map((r) => [
     r.scenario,
     r.server,
@@ -363,12 +369,13 @@ function table(rows: Row[]): string {
     r.p99Ms === null ? '-' : String(r.p99Ms),
     String(r.errors),
     String(r.peakRssMb),
+    r.cpuMsPerOp === null ? '-' : r.cpuMsPerOp.toFixed(3),
     r.ratio === undefined ? '-' : r.ratio.toFixed(2),
     r.p99Ratio === undefined ? '-' : r.p99Ratio.toFixed(2),
     r.target ? `${r.target.met ? 'met' : 'MISSED'} (${r.target.description})` : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 8 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const fmt = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 9 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n');
 }
 

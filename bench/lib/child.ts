@@ -96,7 +96,8 @@ function tail(file: string): string {
  * first through /proc/PID/clear_refs so each scenario gets its own peak, plus 100 ms samples of
  * VmRSS in case the reset is not permitted.
  */
-export async function withPeakRss<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; peakRssBytes: number }> {
+export async function withPeakRss<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; peakRssBytes: number; cpuMs: number }> {
+  const cpuBefore = cpuTimeMs(pid);
   let hwmReset = false;
   try {
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
@@ -111,11 +112,28 @@ export async function withPeakRss<T>(pid: number, fn: () => Promise<T>): Promise
   try {
     const value = await fn();
     peak = Math.max(peak, readStatus(pid, 'VmRSS'), hwmReset ? readStatus(pid, 'VmHWM') : 0);
-    return { value, peakRssBytes: peak };
+    return { value, peakRssBytes: peak, cpuMs: cpuTimeMs(pid) - cpuBefore };
   } finally {
     clearInterval(timer);
   }
 }
+
+/**
+ * CPU time (user + system) the process has used, in ms. Per request, it is the figure that other
+ * load on the machine disturbs least: contention stretches latency and cuts throughput, but
+ * hardly changes how much CPU one request takes.
+ */
+export function cpuTimeMs(pid: number): number {
+  try {
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
 
 function readStatus(pid: number, field: string): number {
   try {
