@@ -84,6 +84,7 @@ async function main(): Promise<number> {
         process.once('SIGTERM', stop);
       });
       await forwarder.stop();
+      console.log(JSON.stringify(forwarder.totals));
       return 0;
     } finally {
       await orm.close();

@@ -198,6 +198,10 @@ describe(UsageForwarder.name, () => {
         for (const f of forwarders) f.child.kill('SIGTERM');
       }
       expect(await Promise.all(forwarders.map((f) => f.exited))).toEqual([0, 0]);
+      // Each prints what it did on stop: together they claimed every row once, never twice.
+      const totals = forwarders.map((f) => JSON.parse(f.output().trim().split('\n').pop()!));
+      expect(totals[0].claimed + totals[1].claimed).toBe(1500);
+      expect(totals[0].sent + totals[1].sent).toBe(1500);
     });
 
     it('drains what is due and exits with --once', async () => {

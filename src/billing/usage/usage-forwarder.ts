@@ -74,6 +74,8 @@ export class UsageForwarder {
   private wake: (() => void) | null = null;
   /** Consecutive rounds in which Stripe failed everything: the loop itself backs off too. */
   private outageRounds = 0;
+  /** What this instance did since it was created. */
+  readonly totals: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
 
   constructor(options: UsageForwarderOptions) {
     this.orm = options.orm;
@@ -139,6 +141,10 @@ export class UsageForwarder {
     if (rows.length) {
       const outcomes = await this.send(rows);
       await this.markOutcomes(rows, outcomes, result);
+      this.totals.claimed += result.claimed;
+      this.totals.sent += result.sent;
+      this.totals.retrying += result.retrying;
+      this.totals.failed += result.failed;
       const metrics = usageMetrics();
       metrics.forwarded.inc({ outcome: 'sent' }, result.sent);
       metrics.forwarded.inc({ outcome: 'retrying' }, result.retrying);
