@@ -203,7 +203,16 @@ async function main(): Promise<void> {
       await measure('webhooks', tollgate, { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, { detail: { eventMix: deliveries.mix } });
     }
 
-    if (want('forwarder')) rows.push(await forwarderDrain(tollgate, users, args.backlog));
+    if (want('forwarder')) {
+      if (args.profile) await tollgate.request('profileStart');
+      const row = await forwarderDrain(tollgate, users, args.backlog);
+      if (args.profile) {
+        const file = path.join(profileDir, `${stamp}-forwarder.cpuprofile`);
+        await tollgate.request('profileStop', { file });
+        row.detail = { ...row.detail, profile: path.relative(root, file) };
+      }
+      rows.push(row);
+    }
 
     compare(rows);
     const loadAfter = os.loadavg();
