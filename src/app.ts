@@ -6,6 +6,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler } 
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { BillingError } from './common/errors';
+import { metricsHandler } from './common/metrics';
 import type { AppConfig } from './config/env';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
@@ -42,7 +43,7 @@ function jsonError(status: number, code: string, message: string) {
   return { status, body: { errors: [{ message, extensions: { code } }] } };
 }
 
-/** Builds the HTTP application: routes in order (webhook raw route, /graphql, health). */
+/** Builds the HTTP application: routes in order (webhook raw route, health, metrics, /graphql). */
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, orm, log } = deps;
   const { security } = config;
@@ -94,6 +95,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       res.status(503).json({ status: 'unavailable', database: 'down' });
     }
   });
+
+  app.get('/metrics', metricsHandler());
 
   app.use('/graphql', graphqlCors(config.corsOrigins));
   app.use(

@@ -39,6 +39,17 @@ describe('HTTP surface', () => {
     });
   });
 
+  describe('metrics', () => {
+    it('serves Prometheus metrics: process figures and the usage forwarding lag', async () => {
+      const res = await fetch(`${server.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await res.text();
+      expect(text).toMatch(/^tollgate_process_resident_memory_bytes \d+/m);
+      expect(text).toContain('# TYPE tollgate_usage_forward_lag_seconds gauge');
+    });
+  });
+
   describe('bad input', () => {
     const post = (body: string, contentType = 'application/json') =>
       fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': contentType }, body });
