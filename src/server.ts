@@ -8,7 +8,7 @@ import { createApp, type App } from './app';
 import type { AppConfig } from './config/env';
 import { openDatabase, type DatabaseHandle } from './db/database';
 import { initORM, migrate } from './db/orm';
-import { ensureCatalogInStripe } from './billing/catalog/catalog-stripe-sync';
+import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
 import { StripeSdkGateway } from './stripe/stripe-sdk.gateway';
 import type { StripeGateway } from './stripe/stripe.gateway';
@@ -112,10 +112,15 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     }
 
     if (config.mode === 'local') {
+      // The same sync as `npm run catalog:sync`: a changed amount becomes a new price in Stripe and
+      // a new row here, so subscriptions on the old price keep showing what they pay.
       const catalog = await loadCatalogFile(config.catalogFile);
-      const ids = gateway ? await ensureCatalogInStripe(gateway, catalog) : {};
-      const seeded = await seedCatalog(orm.em.fork(), catalog, ids);
-      log.info(seeded, 'catalog loaded');
+      if (gateway) {
+        const synced = await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
+        log.info({ changes: synced.changes.length, conflicts: synced.conflicts.length }, 'catalog synced');
+      } else {
+        log.info(await seedCatalog(orm.em.fork(), catalog), 'catalog loaded');
+      }
     }
 
     // Local mode keeps one generated secret in DATA_DIR, so tokens survive restarts.
