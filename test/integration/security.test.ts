@@ -43,6 +43,19 @@ describe('security limits', () => {
       expect(res.errors?.[0].extensions?.actual).toBeGreaterThan(25);
     });
 
+    it('keeps refusing a too complex query, and checks the cost of an operation with variables on every request', async () => {
+      const wide = '{ products { code name description active prices { id lookupKey currency unitAmount interval usageType meter } } }';
+      const twice = `{ a: ${wide.slice(2, -2)} b: ${wide.slice(2, -2)} }`;
+      for (let i = 0; i < 3; i++) {
+        expect((await server.gql(wide)).errors).toBeUndefined();
+        expect((await server.gql(twice)).errors?.[0].extensions?.code).toBe('QUERY_TOO_COMPLEX');
+      }
+      const withVariable = `query($all: Boolean) { a: ${wide.slice(2, -2).replace('products', 'products(includeInactive: $all)')} b: ${wide.slice(2, -2)} }`;
+      for (const all of [false, true]) {
+        expect((await server.gql(withVariable, { all })).errors?.[0].extensions?.code).toBe('QUERY_TOO_COMPLEX');
+      }
+    });
+
     it('refuses more aliases than GRAPHQL_MAX_ALIASES with TOO_MANY_ALIASES', async () => {
       const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `p${i}: product(code: "pro") { code }`).join(' ')} }`;
       expect((await server.gql(aliases(4))).errors).toBeUndefined();
