@@ -763,9 +763,32 @@ export class StripeSdkGateway implements StripeGateway {
       // The signature matched but the body is not JSON: signed garbage is still not an event.
       throw new WebhookSignatureError('invalid_payload', 'Webhook payload is not a valid event.');
     }
-    if (!event || typeof event !== 'object' || typeof event.id !== 'string' || typeof event.type !== 'string') {
+    if (!isEventShaped(event)) {
       throw new WebhookSignatureError('invalid_payload', 'Webhook payload is not a valid event.');
     }
     return toEventSnapshot(event);
   }
+}
+
+/** Latest `created` accepted: far beyond any real event, and still a date PostgreSQL can store. */
+const MAX_EVENT_CREATED = 10 ** 11;
+
+/**
+ * What recording an event relies on. Stripe's own events always pass; a correctly signed body
+ * that does not (an empty id, a `created` no database can store) is refused like any other
+ * non-event instead of failing to record with a 500 that Stripe would retry for days.
+ */
+function isEventShaped(event: unknown): event is Stripe.Event {
+  if (!event || typeof event !== 'object' || Array.isArray(event)) return false;
+  const e = event as Record<string, unknown>;
+  const nonEmpty = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const created = e.created;
+  const data = e.data;
+  return (
+    nonEmpty(e.id) &&
+    nonEmpty(e.type) &&
+    (created === undefined || (typeof created === 'number' && Number.isInteger(created) && created >= 0 && created <= MAX_EVENT_CREATED)) &&
+    (e.api_version === undefined || e.api_version === null || typeof e.api_version === 'string') &&
+    (data === undefined || (typeof data === 'object' && data !== null && !Array.isArray(data)))
+  );
 }
