@@ -145,6 +145,7 @@ async function main(): Promise<void> {
     log('seeding users and subscriptions through the API...');
     const users = await seedUsers(tollgateUrl, jwtSecret, args.users);
     await tollgate.request('waitForWebhooks');
+    const memoryAtRest = { bare: await bare.request('memory'), tollgate: await tollgate.request('memory') };
 
     const profileDir = path.join(resultsDir, 'profiles');
     if (args.profile) mkdirSync(profileDir, { recursive: true });
@@ -223,6 +224,8 @@ async function main(): Promise<void> {
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),
       targets: { ...TARGETS, peakRssMb: { max: MAX_RSS_MB } },
+      // process.memoryUsage() of each server after start-up and seeding, before any load.
+      memoryAtRest,
       rows,
     };
     const file = path.join(resultsDir, `${stamp}.json`);

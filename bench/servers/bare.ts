@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     const { port } = server.address() as AddressInfo;
     reportReady({ url: `http://127.0.0.1:${port}` });
   });
-  onControl(async () => undefined, async () => {
+  onControl(async (cmd) => (cmd === 'memory' ? process.memoryUsage() : undefined), async () => {
     server.closeAllConnections();
     server.close();
     await apollo.stop();
