@@ -174,7 +174,7 @@ describe('npm run setup', () => {
         AUTH_JWT_SECRET: expect.stringMatching(/^.{32,}$/),
       });
       expect((await stat(envPath())).mode & 0o777).toBe(0o600);
-      expect(result.stdout).toMatch(/Connected to PostgreSQL [\d.]+, database "tollgate_setup_cli_\w+"/);
+      expect(result.stdout).toMatch(/Connected to PostgreSQL [\d.]+[^,]*, database "tollgate_setup_cli_\w+"/);
       expect(result.stdout).toContain('sk_test_…6789 works');
       expect(result.stdout).toContain('updated STRIPE_SECRET_KEY = sk_test_…6789');
       expect(result.stdout).toContain('added   STRIPE_WEBHOOK_SECRET = whsec_…6789');
@@ -282,7 +282,7 @@ describe('npm run setup', () => {
     it('says what it found in the configured database', async () => {
       await writeFile(envPath(), `DATABASE_URL=${db.url}\n`);
       const run = setup([]);
-      await run.waitFor(/Connected to PostgreSQL [\d.]+, database "tollgate_setup_cli_\w+"/);
+      await run.waitFor(/Connected to PostgreSQL [\d.]+[^,]*, database "tollgate_setup_cli_\w+"/);
       await run.answer('? Keep DATABASE_URL', 'y\n');
       await run.answer(/\? Stripe\s*\n/, '\x1b[B\r'); // the emulator
       await run.waitFor('Nothing to change in .env.local.');
