@@ -1,7 +1,8 @@
 /**
  * The ceiling: a bare Apollo Server 5 on Express 5, mounted exactly as Tollgate mounts its own
  * (express.json on /graphql, then expressMiddleware), answering a trivial query and mutation.
- * Whatever this server cannot exceed, no resolver on this stack can. Started as a child process
+ * Whatever this server cannot exceed, no resolver on this stack can. It also answers `products`
+ * with the default catalog from constants: the stack's own cost for an answer of that size. Started as a child process
  * by bench/run.ts; reports its URL over IPC.
  */
 import { ApolloServer } from '@apollo/server';
@@ -12,12 +13,39 @@ import type { AddressInfo } from 'node:net';
 import { onControl, reportReady } from './ipc';
 
 const typeDefs = /* GraphQL */ `
-  type Query { hello: String! }
+  type Query {
+    hello: String!
+    "The same shape as Tollgate's catalog, from constants: what this stack costs for that answer."
+    products: [Product!]!
+  }
   type Mutation { echo(value: String!): String! }
+  type Product { id: ID! code: String! name: String! description: String active: Boolean! prices: [Price!]! }
+  type Price { id: ID! lookupKey: String currency: String! unitAmount: Int interval: String usageType: String! meter: String }
 `;
 
+// The default catalog (catalog/default.json) as plain objects.
+const price = (lookupKey: string, unitAmount: number, interval: string | null, meter: string | null = null) => ({
+  id: `00000000-0000-4000-8000-${lookupKey.padStart(12, '0').slice(-12)}`,
+  lookupKey,
+  currency: 'usd',
+  unitAmount,
+  interval,
+  usageType: meter ? 'METERED' : 'LICENSED',
+  meter,
+});
+const PRODUCTS = [
+  { code: 'starter', name: 'Starter', description: 'For small teams getting started.', prices: [price('starter_monthly', 1900, 'MONTH'), price('starter_yearly', 19900, 'YEAR')] },
+  {
+    code: 'pro',
+    name: 'Pro',
+    description: 'For growing products, with metered API calls.',
+    prices: [price('pro_monthly', 9900, 'MONTH'), price('pro_yearly', 99900, 'YEAR'), price('pro_api_calls', 1, 'MONTH', 'api_calls')],
+  },
+  { code: 'micro-feature', name: 'Micro-Feature Development', description: 'One small feature, built and shipped.', prices: [price('micro_feature_once', 49900, null)] },
+].map((p, i) => ({ id: `00000000-0000-4000-9000-00000000000${i}`, active: true, ...p }));
+
 const resolvers = {
-  Query: { hello: () => 'world' },
+  Query: { hello: () => 'world', products: () => PRODUCTS },
   Mutation: { echo: (_: unknown, args: { value: string }) => args.value },
 };
 
