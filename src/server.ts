@@ -70,7 +70,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       : await openDatabase(config, (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'));
     closers.push({ name: 'database', close: () => database.close() });
 
-    const orm = await initORM({ url: database.url, poolMax: config.database.poolMax });
+    const orm = await initORM({ url: database.url, poolMax: config.database.poolMax, log });
     closers.push({ name: 'orm', close: () => orm.close() });
     const applied = await migrate(orm);
     if (applied.length) log.info({ migrations: applied }, 'migrations applied');

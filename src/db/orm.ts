@@ -12,6 +12,11 @@ export interface OrmOptions {
   poolMax?: number;
   /** Called for every SQL statement (tests count queries with it). */
   onQuery?: (sql: string) => void;
+  /**
+   * Where the query builder's own warnings go (a dropped connection, say). Without it knex
+   * prints them with console.log, outside the JSON logs and their secret scrubbing.
+   */
+  log?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void; debug(obj: object, msg?: string): void };
 }
 
 export function ormConfig(options: OrmOptions): Options {
@@ -36,6 +41,14 @@ export function ormConfig(options: OrmOptions): Options {
       silent: true,
     },
     discovery: { warnWhenNoEntities: true },
+    driverOptions: {
+      log: {
+        warn: (message: unknown) => options.log?.warn({ knex: String(message) }, 'database client warning'),
+        error: (message: unknown) => options.log?.error({ knex: String(message) }, 'database client error'),
+        deprecate: (message: unknown) => options.log?.debug({ knex: String(message) }, 'database client deprecation'),
+        debug: (message: unknown) => options.log?.debug({ knex: String(message) }, 'database client debug'),
+      },
+    },
     // The mutation rate limiter keeps its own table in its own schema (created at start-up, no
     // entity); without this the schema diff would offer to drop it.
     schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA] },
