@@ -26,10 +26,12 @@ interface Args extends LoadOptions {
   build: boolean;
   /** Rows of the forwarder backlog. */
   backlog: number;
+  /** Extra node flags for the Tollgate server (e.g. --max-semi-space-size=4), to try V8 settings. */
+  serverNodeArgs: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000 };
+  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000, serverNodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -51,7 +53,8 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--log-level') args.logLevel = value();
     else if (flag === '--no-build') args.build = false;
     else if (flag === '--backlog') args.backlog = Math.round(positive(value()));
-    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog)`);
+    else if (flag === '--server-node-args') args.serverNodeArgs = value().split(/\s+/).filter(Boolean);
+    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog, --server-node-args)`);
   }
   return args;
 }
@@ -140,6 +143,7 @@ async function main(): Promise<void> {
       },
       logFile,
       buildDir,
+      nodeArgs: args.serverNodeArgs,
     });
     children.push(tollgate);
     const tollgateUrl = tollgate.info.url as string;
@@ -222,7 +226,7 @@ async function main(): Promise<void> {
     const loadAfter = os.loadavg();
     const report = {
       startedAt: stamp,
-      options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build },
+      options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),
