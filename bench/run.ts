@@ -125,9 +125,9 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [];
   try {
-    const bare = await startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, logFile, buildDir });
-    children.push(bare);
-    const tollgate = await startChild('tollgate', 'bench/servers/tollgate.ts', {
+    // Both start at once (Tollgate's embedded PostgreSQL takes a few seconds to come up).
+    const startingBare = startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, logFile, buildDir });
+    const startingTollgate = startChild('tollgate', 'bench/servers/tollgate.ts', {
       env: {
         ...baseEnv,
         NODE_ENV: 'development',
@@ -145,7 +145,9 @@ async function main(): Promise<void> {
       buildDir,
       nodeArgs: args.serverNodeArgs,
     });
-    children.push(tollgate);
+    startingBare.then((c) => children.push(c), () => undefined);
+    startingTollgate.then((c) => children.push(c), () => undefined);
+    const [bare, tollgate] = await Promise.all([startingBare, startingTollgate]);
     const tollgateUrl = tollgate.info.url as string;
 
     log('seeding users and subscriptions through the API...');
@@ -226,6 +228,7 @@ async function main(): Promise<void> {
     const loadAfter = os.loadavg();
     const report = {
       startedAt: stamp,
+      wallSeconds: round((performance.now() - t0) / 1000, 1),
       options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
@@ -413,8 +416,9 @@ function gitCommit(root: string): string | null {
 const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;
 const fmtRate = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
 const fmtLoad = (l: number[]) => l.map((n) => n.toFixed(2)).join(' ');
+const t0 = performance.now();
 function log(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
 }
 
 main().catch((error) => {
