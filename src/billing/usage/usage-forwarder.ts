@@ -43,6 +43,9 @@ interface ClaimedRow {
   stripe_customer_id: string | null;
 }
 
+/** How often the lag gauge is refreshed while a backlog is drained. */
+const LAG_REFRESH_MS = 1000;
+
 /** Stripe's v2 stream takes at most 100 events a request. */
 const STRIPE_BATCH = 100;
 
@@ -74,6 +77,7 @@ export class UsageForwarder {
   private wake: (() => void) | null = null;
   /** Consecutive rounds in which Stripe failed everything: the loop itself backs off too. */
   private outageRounds = 0;
+  private lagMeasuredAt = -Infinity;
   /** What this instance did since it was created. */
   readonly totals: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
 
@@ -150,12 +154,16 @@ export class UsageForwarder {
       metrics.forwarded.inc({ outcome: 'retrying' }, result.retrying);
       metrics.forwarded.inc({ outcome: 'failed' }, result.failed);
     }
-    await this.updateLag();
+    // Through a backlog (full rounds, one after another) the lag is measured once a second rather
+    // than after every round: the query reads every pending row, and on a 100,000-row backlog it
+    // took a fifth of the drain.
+    if (rows.length < this.batchSize || performance.now() - this.lagMeasuredAt >= LAG_REFRESH_MS) await this.updateLag();
     return result;
   }
 
   /** Age in seconds of the oldest pending row (0 when none); also published as a gauge. */
   async updateLag(): Promise<number> {
+    this.lagMeasuredAt = performance.now();
     const [row] = await this.orm.em
       .fork()
       .getConnection()
