@@ -19,6 +19,9 @@ import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
 import { createWebhookHandler } from './webhooks/webhook.router';
 import { UsageForwarder } from './billing/usage/usage-forwarder';
 
+/** How long requests in flight may take to finish when the server stops. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -143,8 +146,16 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       name: 'http',
       close: () =>
         new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
+          // Stop accepting, drop idle keep-alive connections, and let requests in flight finish
+          // before the database goes: a handler cut off mid-way would still be querying a closed
+          // pool. Connections still busy after the grace period are cut.
+          const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+          force.unref();
+          server.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          server.closeIdleConnections();
         }),
     });
     const port = (server.address() as AddressInfo).port;
