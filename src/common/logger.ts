@@ -1,3 +1,4 @@
+import { scrubSecrets } from './secrets';
 import pino, { type Logger } from 'pino';
 import { scrubLogValue } from '../security/log-scrubber';
 
@@ -26,14 +27,7 @@ export const REDACT_PATHS = [
   '*.password',
 ];
 
-/** Redacts secrets that appear inside free text (error messages, URLs). */
-export function scrubSecrets(text: string): string {
-  return text
-    .replace(/\b(sk|rk)_(test|live)_[A-Za-z0-9_]+/g, '$1_$2_[redacted]')
-    .replace(/\bwhsec_[A-Za-z0-9+/=_]+/g, 'whsec_[redacted]')
-    .replace(/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, '[redacted-jwt]')
-    .replace(/(postgres(?:ql)?:\/\/[^:/\s]+:)[^@\s]+@/g, '$1[redacted]@');
-}
+export { scrubSecrets };
 
 export function createLogger(options: { level?: string; destination?: pino.DestinationStream } = {}): Logger {
   return pino(

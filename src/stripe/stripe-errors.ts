@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { BillingError, ErrorCode } from '../common/errors';
+import { scrubSecrets } from '../common/secrets';
 
 /*
  * Maps SDK errors to BillingError. Detection goes by the SDK error's `type` string (and the
@@ -24,16 +25,9 @@ import { BillingError, ErrorCode } from '../common/errors';
  *   BAD_USER_INPUT, which passes Stripe's explanation through `redactSecrets` first.
  */
 
-/** Matches Stripe secret, restricted, publishable keys and webhook secrets. */
-const SECRET_PATTERN = /\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9+/=]+/g;
-
 /** Removes anything that looks like a Stripe key or webhook secret, plus the given exact strings. */
 export function redactSecrets(text: string, extraSecrets: readonly string[] = []): string {
-  let out = text.replace(SECRET_PATTERN, '[redacted]');
-  for (const secret of extraSecrets) {
-    if (secret) out = out.split(secret).join('[redacted]');
-  }
-  return out;
+  return scrubSecrets(text, extraSecrets);
 }
 
 /** The fields of an SDK error this module reads. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { scrubSecrets } from '../common/secrets';
 import type { StripeEventSnapshot, StripeGateway } from '../stripe/stripe.gateway';
 import { handlePriceEvent, handleProductEvent } from './handlers/catalog.handler';
 import { handleCheckoutSessionEvent } from './handlers/checkout.handler';
@@ -31,14 +32,10 @@ export type ReceiveResult =
 
 const MAX_ERROR_LENGTH = 1000;
 
-/** An error message fit to store: no key-like secrets, no connection strings, bounded length. */
+/** An error message fit to store: no secrets (see common/secrets), bounded length. */
 export function scrubError(error: unknown): string {
   const raw = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return raw
-    .replace(/\b(sk|rk|pk|whsec)_(live|test)?_?[A-Za-z0-9_]+/g, '$1_***')
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1***@')
-    .replace(/Bearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer ***')
-    .slice(0, MAX_ERROR_LENGTH);
+  return scrubSecrets(raw).slice(0, MAX_ERROR_LENGTH);
 }
 
 /**

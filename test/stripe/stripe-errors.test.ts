@@ -163,7 +163,7 @@ describe('toBillingError', () => {
     });
 
     it('redacts any Stripe-shaped key or webhook secret, even unknown ones', () => {
-      expect(redactSecrets('a rk_live_abc123 b whsec_xyz= c pk_test_1')).toBe('a [redacted] b [redacted] c [redacted]');
+      expect(redactSecrets('a rk_live_abc123 b whsec_xyz= c pk_test_1')).toBe('a rk_live_[redacted] b whsec_[redacted] c pk_test_[redacted]');
     });
   });
 });
