@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import { createLogger } from '../../src/common/logger';
 import { startServer, type RunningServer } from '../../src/server';
 import { StoppablePostgres } from '../helpers/stoppable-postgres';
 import { authHeader, postGraphQL, testConfig } from '../helpers/test-server';
+import { stripeSignature } from '../helpers/stripe-signature';
 
 /*
  * The fault matrix, database side: PostgreSQL stops under a running server (queries, mutations
@@ -145,7 +145,4 @@ describe('fault matrix: PostgreSQL unavailable under a running server', () => {
   }, 60_000);
 });
 
-function signatureFor(payload: string, secret: string): string {
-  const t = Math.floor(Date.now() / 1000);
-  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${payload}`, 'utf8').digest('hex')}`;
-}
+const signatureFor = (payload: string, secret: string) => stripeSignature(payload, secret);

@@ -1,9 +1,10 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InvoiceService } from '../../src/billing/invoices/invoice.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+import { stripeSignature } from '../helpers/stripe-signature';
 
 const SECRET = 'whsec_tollgate_invoices_test_secret_0123456789';
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
@@ -14,10 +15,7 @@ const INVOICES = `query($first: Int, $after: String, $customerId: ID) { invoices
   edges { cursor node { ${NODE} } } pageInfo { hasNextPage endCursor } } }`;
 const CREATE = `mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { id url } }`;
 
-function sign(payload: string): string {
-  const t = Math.floor(Date.now() / 1000);
-  return `t=${t},v1=${createHmac('sha256', SECRET).update(`${t}.${payload}`, 'utf8').digest('hex')}`;
-}
+const sign = (payload: string) => stripeSignature(payload, SECRET);
 
 describe(InvoiceService.name, () => {
   let server: TestServer;

@@ -1,18 +1,16 @@
 import { spawn } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createLogger } from '../../src/common/logger';
 import { replayEvents } from '../../src/webhooks/webhook-replay';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+import { stripeSignature } from '../helpers/stripe-signature';
 
 const SECRET = 'whsec_tollgate_order_test_secret_0123456789';
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
 const ROOT = path.resolve(__dirname, '../..');
 
-function sign(payload: string): string {
-  const t = Math.floor(Date.now() / 1000);
-  return `t=${t},v1=${createHmac('sha256', SECRET).update(`${t}.${payload}`, 'utf8').digest('hex')}`;
-}
+const sign = (payload: string) => stripeSignature(payload, SECRET);
 
 function permutations<T>(items: T[]): T[][] {
   if (items.length <= 1) return [items];

@@ -1,14 +1,12 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+import { stripeSignature } from '../helpers/stripe-signature';
 
 const SECRET = 'whsec_tollgate_webhook_test_secret_0123456789';
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
 
 /** Signs like Stripe: HMAC-SHA256 over `t.payload` with the endpoint secret, hex encoded. */
-function sign(payload: string, secret = SECRET, timestamp = Math.floor(Date.now() / 1000)): string {
-  const v1 = createHmac('sha256', secret).update(`${timestamp}.${payload}`, 'utf8').digest('hex');
-  return `t=${timestamp},v1=${v1}`;
-}
+const sign = (payload: string, secret = SECRET, timestamp?: number) => stripeSignature(payload, secret, timestamp);
 
 function makeEvent(type: string, object: Record<string, unknown>, overrides: Record<string, unknown> = {}) {
   return {

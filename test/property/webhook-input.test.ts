@@ -1,6 +1,6 @@
-import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { startTestServer, type TestServer } from '../helpers/test-server';
+import { stripeSignature } from '../helpers/stripe-signature';
 
 /*
  * Property-based tests over what reaches POST /webhooks/stripe: arbitrary bytes, arbitrary
@@ -11,10 +11,7 @@ import { startTestServer, type TestServer } from '../helpers/test-server';
 const SECRET = 'whsec_tollgate_property_webhooks_0123456789';
 const RUNS = 60;
 
-function sign(payload: string | Uint8Array, secret = SECRET, t = Math.floor(Date.now() / 1000)): string {
-  const mac = createHmac('sha256', secret).update(`${t}.`, 'utf8').update(payload).digest('hex');
-  return `t=${t},v1=${mac}`;
-}
+const sign = (payload: string | Uint8Array, secret = SECRET, t?: number) => stripeSignature(payload, secret, t);
 
 /** Event-shaped JSON whose every part may be wrong: types, ids, nesting, livemode. */
 const eventLike = fc.record(
