@@ -98,14 +98,21 @@ export class UsageService {
       occurredAt: input.occurredAt ? input.occurredAt.toISOString() : null,
     });
 
-    // A retry of a recorded event answers with the first result even when the subscription has
-    // changed since (canceled, say): the event was acknowledged then.
-    if (customer && clientKey !== null) {
-      const existing = await this.findByKey(customer.id, clientKey);
-      if (existing) return replay(existing, requestHash);
+    // A new event (the common case) costs no lookup of its key first: the insert below finds a
+    // retry through its conflict and answers with the first result.
+    let billable: { subscription: Subscription; meter: string };
+    try {
+      billable = await this.resolveBillable(customer, input.subscriptionId ?? null, meter);
+    } catch (error) {
+      // A retry of a recorded event answers with the first result even when the subscription has
+      // changed since (canceled, say): the event was acknowledged then.
+      if (customer && clientKey !== null) {
+        const existing = await this.findByKey(customer.id, clientKey);
+        if (existing) return replay(existing, requestHash);
+      }
+      throw error;
     }
-
-    const { subscription, meter: resolvedMeter } = await this.resolveBillable(customer, input.subscriptionId ?? null, meter);
+    const { subscription, meter: resolvedMeter } = billable;
     const key = clientKey ?? randomUUID();
     const inserted = await this.em.getConnection().execute<UsageRow[]>(
       `insert into usage_events
