@@ -439,16 +439,7 @@ export class CatalogSyncService {
       }
       return changes;
     };
-    if (dryRun) {
-      // No automatic flush before queries: a dry run's changes stay in memory and are dropped.
-      const fork = em.fork({ flushMode: FlushMode.COMMIT });
-      try {
-        return await run(fork);
-      } finally {
-        fork.clear();
-      }
-    }
-    return em.transactional(run);
+    return inTransactionOrDryRun(em, dryRun, run);
   }
 
   /**
@@ -540,15 +531,20 @@ export class CatalogSyncService {
       if (!dryRun) await tx.flush();
       return changes;
     };
-    if (dryRun) {
-      // No automatic flush before queries: a dry run's changes stay in memory and are dropped.
-      const fork = em.fork({ flushMode: FlushMode.COMMIT });
-      try {
-        return await run(fork);
-      } finally {
-        fork.clear();
-      }
-    }
-    return em.transactional(run);
+    return inTransactionOrDryRun(em, dryRun, run);
+  }
+}
+
+/**
+ * Runs `work` in one transaction, or for a dry run on a fork that never flushes, so the changes
+ * it makes to entities stay in memory and are dropped.
+ */
+async function inTransactionOrDryRun<T>(em: EntityManager, dryRun: boolean, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  if (!dryRun) return em.transactional(work);
+  const fork = em.fork({ flushMode: FlushMode.COMMIT });
+  try {
+    return await work(fork);
+  } finally {
+    fork.clear();
   }
 }
