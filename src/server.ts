@@ -151,8 +151,12 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
           // pool. Connections still busy after the grace period are cut.
           const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
           force.unref();
+          // A keep-alive connection that finishes its request goes idle, then waits out the
+          // keep-alive timeout: close idle ones as they appear rather than waiting for it.
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
           server.close(() => {
             clearTimeout(force);
+            clearInterval(idle);
             resolve();
           });
           server.closeIdleConnections();
