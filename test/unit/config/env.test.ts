@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Env } from '../../../src/config/env';
@@ -134,9 +134,13 @@ describe('loadConfig', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-env-'));
     writeFileSync(path.join(dir, '.env'), 'PORT=5000\nLOG_LEVEL=debug\n# comment\nDATA_DIR=from-env\n');
     writeFileSync(path.join(dir, '.env.local'), 'PORT=5001\n');
-    const config = loadConfig({ DATA_DIR: '/tmp/real' }, { cwd: dir });
-    expect(config.port).toBe(5001);
-    expect(config.logLevel).toBe('debug');
-    expect(config.dataDir).toBe('/tmp/real');
+    try {
+      const config = loadConfig({ DATA_DIR: '/tmp/real' }, { cwd: dir });
+      expect(config.port).toBe(5001);
+      expect(config.logLevel).toBe('debug');
+      expect(config.dataDir).toBe('/tmp/real');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
