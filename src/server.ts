@@ -10,7 +10,7 @@ import { openDatabase, type DatabaseHandle } from './db/database';
 import { initORM, migrate } from './db/orm';
 import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
-import { StripeSdkGateway } from './stripe/stripe-sdk.gateway';
+import { gatewayFromConfig } from './stripe/gateway-from-config';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -82,19 +82,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     let emulator: RunningEmulator | undefined;
     let webhookSecret: string | undefined;
     if (config.billingEnabled) {
-      const gatewayOptions = {
-        timeoutMs: config.stripe.timeoutMs,
-        maxNetworkRetries: config.stripe.maxNetworkRetries,
-        logger: log.child({ component: 'stripe' }),
-      };
       if (config.stripe.secretKey) {
         webhookSecret = config.stripe.webhookSecret;
-        gateway = new StripeSdkGateway({
-          ...gatewayOptions,
-          secretKey: config.stripe.secretKey,
-          apiBase: config.stripe.apiBase,
-          webhookSecret: config.stripe.webhookSecret,
-        });
+        gateway = gatewayFromConfig(config, { log });
       } else {
         // Local mode: the built-in emulator stands in for Stripe, reached through the same SDK.
         // Its state is kept in DATA_DIR next to the database, so Stripe ids stay valid across restarts.
@@ -105,12 +95,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         });
         closers.push({ name: 'emulator', close: () => emulator!.close() });
         webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
-        gateway = new StripeSdkGateway({
-          ...gatewayOptions,
-          secretKey: 'sk_test_tollgate_local_emulator',
-          apiBase: emulator.url,
-          webhookSecret,
-        });
+        gateway = gatewayFromConfig(config, { log, secretKey: 'sk_test_tollgate_local_emulator', apiBase: emulator.url, webhookSecret });
       }
     }
 
@@ -175,15 +160,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     // by the ORM closing under it.
     let usageForwarder: UsageForwarder | undefined;
     if (gateway && config.usageForwarder.enabled) {
-      usageForwarder = new UsageForwarder({
-        orm,
-        gateway,
-        log: log.child({ component: 'usage-forwarder' }),
-        batchSize: config.usageForwarder.batchSize,
-        intervalMs: config.usageForwarder.intervalMs,
-        stripeTimeoutMs: config.stripe.timeoutMs,
-        stripeMaxNetworkRetries: config.stripe.maxNetworkRetries,
-      });
+      usageForwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
       usageForwarder.start();
       closers.push({ name: 'usage-forwarder', close: () => usageForwarder!.stop() });
     }

@@ -7,7 +7,7 @@ import { CatalogSyncService, type CatalogChange } from '../billing/catalog/catal
 import { loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM, migrate } from '../db/orm';
-import { StripeSdkGateway, stripeModeFor } from '../stripe/stripe-sdk.gateway';
+import { gatewayFromConfig } from '../stripe/gateway-from-config';
 
 /**
  * `npm run catalog:sync -- [--dry-run] [--from-price-map] [--file catalog/default.json]`:
@@ -59,13 +59,8 @@ async function main(argv: string[]): Promise<void> {
     );
   }
   if (!config.database.url) throw new ExitError(1, 'catalog:sync needs DATABASE_URL when a Stripe key is set.');
-  const gateway = new StripeSdkGateway({
-    secretKey: config.stripe.secretKey,
-    apiBase: config.stripe.apiBase,
-    timeoutMs: config.stripe.timeoutMs,
-    maxNetworkRetries: config.stripe.maxNetworkRetries,
-  });
-  const mode = stripeModeFor(config.stripe.secretKey, config.stripe.apiBase);
+  const gateway = gatewayFromConfig(config);
+  const mode = gateway.mode;
   const stripeName = mode === 'emulator' ? `Stripe at ${config.stripe.apiBase}` : `Stripe (${mode} mode)`;
   const dryRun = args['dry-run'];
 

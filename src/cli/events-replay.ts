@@ -3,7 +3,7 @@ import { createLogger } from '../common/logger';
 import { loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM } from '../db/orm';
-import { StripeSdkGateway } from '../stripe/stripe-sdk.gateway';
+import { gatewayFromConfig } from '../stripe/gateway-from-config';
 import { replayEvents } from '../webhooks/webhook-replay';
 
 /**
@@ -25,13 +25,7 @@ async function main(): Promise<number> {
   return withDatabase(config, async (url) => {
     const orm = await initORM({ url, poolMax: 2 });
     try {
-      const gateway = new StripeSdkGateway({
-        secretKey: config.stripe.secretKey!,
-        apiBase: config.stripe.apiBase,
-        timeoutMs: config.stripe.timeoutMs,
-        maxNetworkRetries: config.stripe.maxNetworkRetries,
-        webhookSecret: config.stripe.webhookSecret,
-      });
+      const gateway = gatewayFromConfig(config);
       const results = await replayEvents({ orm, gateway, log }, { eventIds });
       if (!results.length) console.log('No failed events to replay.');
       for (const r of results) console.log(`${r.eventId}  ${r.type || '-'}  ${r.outcome}${r.error ? `  ${r.error}` : ''}`);

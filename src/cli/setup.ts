@@ -6,6 +6,7 @@ import { formatChangeTable, summarizeChanges } from '../billing/catalog/catalog-
 import { CatalogSyncService } from '../billing/catalog/catalog-sync.service';
 import { ConfigError, loadConfig, readEnvFiles } from '../config/env';
 import { initORM, migrate } from '../db/orm';
+import { gatewayFromConfig } from '../stripe/gateway-from-config';
 import { StripeSdkGateway } from '../stripe/stripe-sdk.gateway';
 import { parseEnvText, readEnvFile, removePendingTempFiles, updateEnvText, writeFileAtomic } from '../setup/env-file';
 import { maskDatabaseUrl, maskSecret } from '../setup/mask';
@@ -155,12 +156,7 @@ async function runCatalogSync(ctx: Context): Promise<void> {
   if (!config.stripe.secretKey || !config.database.url) {
     throw new ExitError(1, 'Catalog sync needs STRIPE_SECRET_KEY and DATABASE_URL.');
   }
-  const gateway = new StripeSdkGateway({
-    secretKey: config.stripe.secretKey,
-    apiBase: config.stripe.apiBase,
-    timeoutMs: config.stripe.timeoutMs,
-    maxNetworkRetries: config.stripe.maxNetworkRetries,
-  });
+  const gateway = gatewayFromConfig(config);
   const orm = await initORM({ url: config.database.url, poolMax: 2 });
   try {
     await migrate(orm);

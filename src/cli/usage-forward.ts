@@ -4,7 +4,7 @@ import { createLogger } from '../common/logger';
 import { ConfigError, loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM } from '../db/orm';
-import { StripeSdkGateway } from '../stripe/stripe-sdk.gateway';
+import { gatewayFromConfig } from '../stripe/gateway-from-config';
 
 const USAGE = `usage: npm run usage:forward [-- --once]
 
@@ -48,27 +48,12 @@ async function main(): Promise<number> {
     return 1;
   }
   const log = createLogger({ level: config.logLevel });
-  const gateway = new StripeSdkGateway({
-    secretKey: config.stripe.secretKey,
-    apiBase: config.stripe.apiBase,
-    webhookSecret: config.stripe.webhookSecret,
-    timeoutMs: config.stripe.timeoutMs,
-    maxNetworkRetries: config.stripe.maxNetworkRetries,
-    logger: log.child({ component: 'stripe' }),
-  });
+  const gateway = gatewayFromConfig(config, { log });
 
   return withDatabase(config, async (url) => {
     const orm = await initORM({ url, poolMax: config.database.poolMax });
     try {
-      const forwarder = new UsageForwarder({
-        orm,
-        gateway,
-        log: log.child({ component: 'usage-forwarder' }),
-        batchSize: config.usageForwarder.batchSize,
-        intervalMs: config.usageForwarder.intervalMs,
-        stripeTimeoutMs: config.stripe.timeoutMs,
-        stripeMaxNetworkRetries: config.stripe.maxNetworkRetries,
-      });
+      const forwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
       if (once) {
         const result = await forwarder.drain();
         const lag = await forwarder.updateLag();

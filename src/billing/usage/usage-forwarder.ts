@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { MeterEventInput, MeterEventOutcome, StripeGateway } from '../../stripe/stripe.gateway';
 import { usageMetrics } from './usage-metrics';
+import type { AppConfig } from '../../config/env';
 
 export interface UsageForwarderOptions {
   orm: MikroORM;
@@ -80,6 +81,18 @@ export class UsageForwarder {
   private lagMeasuredAt = -Infinity;
   /** What this instance did since it was created. */
   readonly totals: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
+
+  /** The forwarder as the configuration describes it (USAGE_FORWARDER_*, the Stripe timeout and retries). */
+  static fromConfig(config: AppConfig, deps: { orm: MikroORM; gateway: StripeGateway; log: Logger }): UsageForwarder {
+    return new UsageForwarder({
+      ...deps,
+      log: deps.log.child({ component: 'usage-forwarder' }),
+      batchSize: config.usageForwarder.batchSize,
+      intervalMs: config.usageForwarder.intervalMs,
+      stripeTimeoutMs: config.stripe.timeoutMs,
+      stripeMaxNetworkRetries: config.stripe.maxNetworkRetries,
+    });
+  }
 
   constructor(options: UsageForwarderOptions) {
     this.orm = options.orm;
