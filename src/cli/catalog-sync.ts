@@ -8,6 +8,7 @@ import { loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM, migrate } from '../db/orm';
 import { gatewayFromConfig } from '../stripe/gateway-from-config';
+import { ExitError, runCli, usageError } from './run-cli';
 
 /**
  * `npm run catalog:sync -- [--dry-run] [--from-price-map] [--file catalog/default.json]`:
@@ -17,14 +18,6 @@ import { gatewayFromConfig } from '../stripe/gateway-from-config';
 
 const USAGE = 'usage: npm run catalog:sync -- [--dry-run] [--from-price-map] [--file <catalog.json>]';
 
-class ExitError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function parse(argv: string[]) {
   try {
@@ -40,8 +33,7 @@ function parse(argv: string[]) {
     if (values.help) throw new ExitError(0, USAGE);
     return values;
   } catch (error) {
-    if (error instanceof ExitError) throw error;
-    throw new ExitError(2, `${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    throw usageError(error, USAGE);
   }
 }
 
@@ -110,12 +102,8 @@ async function main(argv: string[]): Promise<void> {
   });
 }
 
-main(process.argv.slice(2)).catch((error) => {
-  if (error instanceof ExitError) {
-    (error.exitCode === 0 ? process.stdout : process.stderr).write(`${error.message}\n`);
-    process.exit(error.exitCode);
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`catalog:sync stopped: ${message}\nWhat was done so far is kept; run it again to finish (nothing is created twice).\n`);
-  process.exit(1);
-});
+runCli(main, (error) => ({
+  code: 1,
+  message: `catalog:sync stopped: ${error instanceof Error ? error.message : String(error)}\nWhat was done so far is kept; run it again to finish (nothing is created twice).`,
+}));
+

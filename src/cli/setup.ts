@@ -21,6 +21,7 @@ import {
   type CheckResult,
 } from '../setup/setup-checks';
 import { describeUpdates, planSetup, type SetupAnswers } from '../setup/setup-plan';
+import { ExitError, runCli, usageError } from './run-cli';
 
 /**
  * `npm run setup`: writes the env file (`.env.local` by default) for a connected setup, asking
@@ -32,14 +33,6 @@ const USAGE = `usage: npm run setup -- [--env-file .env.local]
        npm run setup -- --non-interactive [--stripe-secret-key sk_…] [--webhook-secret whsec_…] [--database-url postgres://…] [--price-map starter=price_…] [--catalog-sync] [--env-file PATH]
        npm run setup -- --check [--env-file PATH]`;
 
-class ExitError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const mark = { ok: '✓', warn: '!', error: '✗' } as const;
@@ -64,8 +57,7 @@ function parse(argv: string[]) {
     if (values.help) throw new ExitError(0, USAGE);
     return values;
   } catch (error) {
-    if (error instanceof ExitError) throw error;
-    throw new ExitError(2, `${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    throw usageError(error, USAGE);
   }
 }
 
@@ -318,16 +310,9 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-main(process.argv.slice(2)).catch((error) => {
-  if (error instanceof ExitError) {
-    (error.exitCode === 0 ? process.stdout : process.stderr).write(`${error.message}\n`);
-    process.exit(error.exitCode);
-  }
-  if (error instanceof Error && error.name === 'ExitPromptError') {
-    removePendingTempFiles();
-    process.stderr.write('\nSetup cancelled; the env file was not changed.\n');
-    process.exit(130);
-  }
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+runCli(main, (error) => {
+  if (!(error instanceof Error && error.name === 'ExitPromptError')) return undefined;
+  removePendingTempFiles();
+  return { code: 130, message: '\nSetup cancelled; the env file was not changed.' };
 });
+

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ensureLocalAuthSecret, signToken } from '../auth/dev-secret';
 import { loadConfig } from '../config/env';
+import { ExitError, runCli, usageError } from './run-cli';
 
 /**
  * `npm run token -- <userId> [--admin] [--email x] [--expires 1h] [--silent]`: prints an access
@@ -11,14 +12,6 @@ import { loadConfig } from '../config/env';
 
 const USAGE = 'usage: npm run token -- <userId> [--admin] [--email <email>] [--expires <span, e.g. 1h>] [--silent]';
 
-class ExitError extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function parse(argv: string[]) {
   let parsed;
@@ -35,7 +28,7 @@ function parse(argv: string[]) {
       },
     });
   } catch (error) {
-    throw new ExitError(2, `${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    throw usageError(error, USAGE);
   }
   const { values, positionals } = parsed;
   if (values.help) throw new ExitError(0, USAGE);
@@ -95,11 +88,5 @@ async function main(argv: string[]): Promise<void> {
   );
 }
 
-main(process.argv.slice(2)).catch((error) => {
-  if (error instanceof ExitError) {
-    (error.exitCode === 0 ? process.stdout : process.stderr).write(`${error.message}\n`);
-    process.exit(error.exitCode);
-  }
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runCli(main);
+
