@@ -26,8 +26,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Client } from 'pg';
 import { signToken } from '../src/auth/dev-secret';
 import { loadCatalogFile } from '../src/billing/catalog/catalog-file';
-import { seedCatalog } from '../src/billing/catalog/catalog-seeder';
-import { ensureCatalogInStripe } from '../src/billing/catalog/catalog-stripe-sync';
+import { CatalogSyncService } from '../src/billing/catalog/catalog-sync.service';
 import { UsageForwarder } from '../src/billing/usage/usage-forwarder';
 import { createLogger } from '../src/common/logger';
 import { projectRoot } from '../src/common/paths';
@@ -159,7 +158,7 @@ async function main(): Promise<void> {
   await migrate(orm);
   const gateway = new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url });
   const catalog = await loadCatalogFile(path.join(ROOT, 'catalog/default.json'));
-  await seedCatalog(orm.em.fork(), catalog, await ensureCatalogInStripe(gateway, catalog));
+  await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
 
   const app = await startApp(dir, databaseUrl, emulator);
   const token = await signToken(JWT_SECRET, 'bench-user', { email: 'bench@example.com', expiresIn: '1h' });

@@ -5,8 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { loadCatalogFile } from '../../src/billing/catalog/catalog-file';
-import { seedCatalog } from '../../src/billing/catalog/catalog-seeder';
-import { ensureCatalogInStripe } from '../../src/billing/catalog/catalog-stripe-sync';
+import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { SubscriptionService } from '../../src/billing/subscriptions/subscription.service';
 import { UsageForwarder } from '../../src/billing/usage/usage-forwarder';
 import { createLogger } from '../../src/common/logger';
@@ -151,7 +150,7 @@ beforeAll(async () => {
   // Connected mode does not seed the catalog: do what `npm run catalog:sync` would.
   const gateway = newGateway();
   const catalog = await loadCatalogFile(path.join(ROOT, 'catalog/default.json'));
-  await seedCatalog(orm.em.fork(), catalog, await ensureCatalogInStripe(gateway, catalog));
+  await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
   const started = await new SubscriptionService(orm.em.fork(), gateway, { priceMap: {} }).start(
     { userId: USER, email: 'forwarding@example.com', roles: [], isAdmin: false },
     { plan: 'pro', trialDays: 14 },
