@@ -116,6 +116,18 @@ describe(InvoiceService.name, () => {
         expect(new Date(node.periodEnd).getTime()).toBeGreaterThanOrEqual(new Date(node.periodStart).getTime());
       }
 
+      // Stripe has nothing new: the first page reads it but writes no invoice row.
+      const statements: string[] = [];
+      const knex = server.orm.em.getConnection().getKnex();
+      const listener = (q: { sql: string }) => statements.push(q.sql);
+      knex.on('query', listener);
+      try {
+        expect((await server.gql(INVOICES, { first: 2 }, rita)).data.invoices.edges).toHaveLength(2);
+      } finally {
+        knex.off('query', listener);
+      }
+      expect(statements.filter((q) => /insert into "?invoices"?/i.test(q))).toEqual([]);
+
       // Another user sees none of them; an admin may look.
       expect((await server.gql(INVOICES, {}, await authHeader('sam'))).data.invoices.edges).toEqual([]);
       const [customer] = await sql('select id from customers where user_id = ?', ['rita']);

@@ -87,10 +87,20 @@ export class InvoiceService {
         const fetchedAt = new Date();
         const result = await this.gateway.listInvoices({ customerId: customer.stripeCustomerId, limit: MAX_PAGE_SIZE, startingAfter });
         const known = result.data.length
-          ? await this.em.count(Invoice, { stripeInvoiceId: { $in: result.data.map((i) => i.id) } })
-          : 0;
-        for (const snapshot of result.data) await this.applySnapshot(this.em, snapshot, fetchedAt, customer);
-        if (!result.hasMore || !result.nextCursor || known === result.data.length) break;
+          ? await this.em.execute<KnownInvoice[]>(
+              `select stripe_invoice_id, status, amount_paid, amount_due, amount_remaining, total, paid_at, number
+               from invoices where stripe_invoice_id in (?)`,
+              [result.data.map((i) => i.id)],
+            )
+          : [];
+        const byId = new Map(known.map((row) => [row.stripe_invoice_id, row]));
+        // Only new or changed invoices are written: an unchanged page costs one read, not a write per invoice.
+        for (const snapshot of result.data) {
+          const row = byId.get(snapshot.id);
+          if (row && !invoiceChanged(row, snapshot)) continue;
+          await this.applySnapshot(this.em, snapshot, fetchedAt, customer);
+        }
+        if (!result.hasMore || !result.nextCursor || known.length === result.data.length) break;
         startingAfter = result.nextCursor;
       }
     } catch (error) {
@@ -150,4 +160,28 @@ export class InvoiceService {
     );
     return rows.length ? 'applied' : 'stale';
   }
+}
+
+interface KnownInvoice {
+  stripe_invoice_id: string;
+  status: string;
+  amount_paid: number;
+  amount_due: number;
+  amount_remaining: number;
+  total: number;
+  paid_at: Date | null;
+  number: string | null;
+}
+
+/** Whether Stripe's invoice differs from our row in anything the API shows. */
+function invoiceChanged(row: KnownInvoice, snapshot: InvoiceSnapshot): boolean {
+  return (
+    row.status !== (snapshot.status ?? 'draft') ||
+    row.amount_paid !== snapshot.amountPaid ||
+    row.amount_due !== snapshot.amountDue ||
+    row.amount_remaining !== snapshot.amountRemaining ||
+    row.total !== snapshot.total ||
+    row.number !== snapshot.number ||
+    (row.paid_at ? new Date(row.paid_at).getTime() : null) !== (snapshot.paidAt?.getTime() ?? null)
+  );
 }
