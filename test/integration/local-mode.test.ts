@@ -80,7 +80,8 @@ describe('npm start (local mode)', () => {
     const first = await start(dataDir);
     expect(first.output()).toMatch(/running in local mode/);
     expect(first.output()).toMatch(/Database\s+embedded PostgreSQL on 127\.0\.0\.1:\d+, data in .*one/);
-    expect(first.output()).toMatch(/Stripe\s+/);
+    expect(first.output()).toMatch(/Stripe\s+the built-in Stripe emulator at http:\/\/127\.0\.0\.1:\d+/);
+    expect(first.output()).toMatch(/Dev token\s+eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     const ids = await productIds(first.url);
     expect(ids).toHaveLength(3);
     const token = /Dev token\s+(\S+)/.exec(first.output())![1];
