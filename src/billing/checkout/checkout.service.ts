@@ -10,7 +10,7 @@ import { Product } from '../catalog/product.entity';
 import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { LIVE_STATUSES, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
+import { LIVE_STATUSES, lockCustomerSubscriptions, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
 import { CheckoutSession } from './checkout-session.entity';
 import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
 
@@ -147,9 +147,7 @@ export class CheckoutService {
   async applySnapshot(em: EntityManager, snapshot: CheckoutSessionSnapshot, fetchedAt: Date): Promise<CheckoutSession | null> {
     const found = await em.findOne(CheckoutSession, { stripeSessionId: snapshot.id });
     if (!found) return null;
-    // The lock startSubscription and the subscription webhook take: whoever comes second sees
-    // the subscription row the first one wrote, instead of racing it to the insert.
-    await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${found.customer.id}`]);
+    await lockCustomerSubscriptions(em, found.customer.id);
     const row = await em.findOneOrFail(CheckoutSession, { id: found.id }, { refresh: true });
     const status = snapshot.status ?? row.status;
     if (row.status !== 'open' && status === 'open') return row;

@@ -16,6 +16,15 @@ import { Subscription, type SubscriptionItemSnapshot } from './subscription.enti
 /** Statuses in which a subscription still holds (or is about to hold) the product. */
 export const LIVE_STATUSES = ['active', 'trialing', 'past_due', 'incomplete', 'unpaid', 'paused'];
 
+/**
+ * Serialises everything that may write a customer's subscription rows (startSubscription,
+ * Checkout completion, subscription webhooks) inside the caller's transaction: whoever comes
+ * second sees the row the first one wrote, instead of racing it to the insert.
+ */
+export async function lockCustomerSubscriptions(em: EntityManager, customerId: string): Promise<void> {
+  await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${customerId}`]);
+}
+
 export const MAX_QUANTITY = 10_000;
 /** Stripe metadata key carrying the caller's startSubscription idempotencyKey. */
 export const IDEMPOTENCY_KEY_METADATA = 'tollgate_idempotency_key';
@@ -97,7 +106,7 @@ export class SubscriptionService {
     const customer = await this.customers.getOrCreateBillable(user);
     return this.em.transactional(async (tx) => {
       // One start at a time per customer: the conflict check and the insert cannot interleave.
-      await tx.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${customer.id}`]);
+      await lockCustomerSubscriptions(tx, customer.id);
       if (clientKey) {
         const again = await tx.findOne(Subscription, { customer: customer.id, idempotencyKey: clientKey });
         if (again) return this.replayed(again, price);

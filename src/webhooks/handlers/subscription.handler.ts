@@ -1,6 +1,6 @@
 import { BillingError, ErrorCode } from '../../common/errors';
 import { Customer } from '../../billing/customers/customer.entity';
-import { SubscriptionService } from '../../billing/subscriptions/subscription.service';
+import { lockCustomerSubscriptions, SubscriptionService } from '../../billing/subscriptions/subscription.service';
 import type { SubscriptionSnapshot } from '../../stripe/stripe.gateway';
 import { toObjectSnapshot } from '../../stripe/stripe.mappers';
 import type { EventHandler } from './types';
@@ -28,9 +28,8 @@ export const handleSubscriptionEvent: EventHandler = async (event, { em, gateway
     return 'ignored';
   }
 
-  // The same lock `startSubscription` holds from its Stripe call until its row is committed:
-  // the webhook then sees that row and updates it instead of racing it to the insert.
-  await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${customer.id}`]);
+  // startSubscription holds this lock from its Stripe call until its row is committed.
+  await lockCustomerSubscriptions(em, customer.id);
 
   let snapshot: SubscriptionSnapshot = fromEvent;
   let syncedAt = event.createdAt;
