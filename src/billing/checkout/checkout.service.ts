@@ -10,7 +10,7 @@ import { Product } from '../catalog/product.entity';
 import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { LIVE_STATUSES, lockCustomerSubscriptions, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
+import { assertNoLiveSubscription, lockCustomerSubscriptions, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
 import { CheckoutSession } from './checkout-session.entity';
 import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
 
@@ -94,14 +94,7 @@ export class CheckoutService {
         : [];
 
     const customer = await this.customers.getOrCreateBillable(user);
-    if (mode === 'subscription') {
-      const live = await this.em.count(Subscription, {
-        customer: customer.id,
-        status: { $in: LIVE_STATUSES },
-        price: { product: price.product.id },
-      });
-      if (live > 0) throw new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
-    }
+    if (mode === 'subscription') await assertNoLiveSubscription(this.em, customer.id, price.product.id);
 
     // Our row id exists before the Stripe call: it is the idempotency key and the reference
     // Stripe carries back on the session (and on the subscription it creates).

@@ -25,6 +25,12 @@ export async function lockCustomerSubscriptions(em: EntityManager, customerId: s
   await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${customerId}`]);
 }
 
+/** One live subscription per product and customer: a second one is a CONFLICT. */
+export async function assertNoLiveSubscription(em: EntityManager, customerId: string, productId: string): Promise<void> {
+  const live = await em.count(Subscription, { customer: customerId, status: { $in: LIVE_STATUSES }, price: { product: productId } });
+  if (live > 0) throw new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
+}
+
 export const MAX_QUANTITY = 10_000;
 /** Stripe metadata key carrying the caller's startSubscription idempotencyKey. */
 export const IDEMPOTENCY_KEY_METADATA = 'tollgate_idempotency_key';
@@ -111,12 +117,7 @@ export class SubscriptionService {
         const again = await tx.findOne(Subscription, { customer: customer.id, idempotencyKey: clientKey });
         if (again) return this.replayed(again, price);
       }
-      const live = await tx.find(Subscription, {
-        customer: customer.id,
-        status: { $in: LIVE_STATUSES },
-        price: { product: price.product.id },
-      });
-      if (live.length) throw new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
+      await assertNoLiveSubscription(tx, customer.id, price.product.id);
 
       const metered = await tx.find(Price, {
         product: price.product.id,
