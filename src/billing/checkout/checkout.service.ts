@@ -10,7 +10,7 @@ import { Product } from '../catalog/product.entity';
 import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { assertNoLiveSubscription, lockCustomerSubscriptions, MAX_QUANTITY, SubscriptionService } from '../subscriptions/subscription.service';
+import { assertNoLiveSubscription, lockCustomerSubscriptions, MAX_QUANTITY, meteredPricesOfPlan, SubscriptionService } from '../subscriptions/subscription.service';
 import { CheckoutSession } from './checkout-session.entity';
 import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
 
@@ -82,16 +82,7 @@ export class CheckoutService {
     const mode = price.interval ? 'subscription' : 'payment';
     // A plan's metered prices ride along as extra line items, as in startSubscription, so usage
     // recorded on the resulting subscription is billed.
-    const metered =
-      mode === 'subscription'
-        ? await this.em.find(Price, {
-            product: price.product.id,
-            usageType: 'metered',
-            active: true,
-            interval: price.interval,
-            stripePriceId: { $ne: null },
-          })
-        : [];
+    const metered = mode === 'subscription' ? await meteredPricesOfPlan(this.em, price) : [];
 
     const customer = await this.customers.getOrCreateBillable(user);
     if (mode === 'subscription') await assertNoLiveSubscription(this.em, customer.id, price.product.id);

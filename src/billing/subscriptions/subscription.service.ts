@@ -25,6 +25,20 @@ export async function lockCustomerSubscriptions(em: EntityManager, customerId: s
   await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`subscription.start:${customerId}`]);
 }
 
+/**
+ * The metered prices that come with a plan's licensed price (same product and interval): every
+ * way of subscribing (startSubscription, Checkout) adds them, so recorded usage is billed.
+ */
+export function meteredPricesOfPlan(em: EntityManager, price: Price): Promise<Price[]> {
+  return em.find(Price, {
+    product: price.product.id,
+    active: true,
+    usageType: 'metered',
+    interval: price.interval,
+    stripePriceId: { $ne: null },
+  });
+}
+
 /** One live subscription per product and customer: a second one is a CONFLICT. */
 export async function assertNoLiveSubscription(em: EntityManager, customerId: string, productId: string): Promise<void> {
   const live = await em.count(Subscription, { customer: customerId, status: { $in: LIVE_STATUSES }, price: { product: productId } });
@@ -119,13 +133,7 @@ export class SubscriptionService {
       }
       await assertNoLiveSubscription(tx, customer.id, price.product.id);
 
-      const metered = await tx.find(Price, {
-        product: price.product.id,
-        active: true,
-        usageType: 'metered',
-        interval: price.interval,
-        stripePriceId: { $ne: null },
-      });
+      const metered = await meteredPricesOfPlan(tx, price);
       const created = await gateway.createSubscription({
         customerId: customer.stripeCustomerId,
         items: [{ priceId: price.stripePriceId!, quantity }, ...metered.map((m) => ({ priceId: m.stripePriceId! }))],
