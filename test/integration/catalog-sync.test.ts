@@ -284,11 +284,13 @@ describe(CatalogSyncService.name, () => {
       expect(summary(changes)).toEqual(['database import product team', 'database import price team', 'database import price onboarding']);
       const rows = await dbRows();
       expect(rows.products).toEqual([expect.objectContaining({ code: 'team', name: 'Team', description: 'Made in the dashboard', stripe_product_id: product.id })]);
-      expect(rows.prices.map((r: any) => [r.stripe_price_id, r.unit_amount, r.currency, r.interval, r.lookup_key])).toEqual(
+      // Sorted here, not by the database: collations order mixed-case ids differently.
+      const byId = (a: unknown[], b: unknown[]) => String(a[0]).localeCompare(String(b[0]));
+      expect(rows.prices.map((r: any) => [r.stripe_price_id, r.unit_amount, r.currency, r.interval, r.lookup_key]).sort(byId)).toEqual(
         [
           [monthly.id, 4900, 'eur', 'month', 'team_m'],
           [once.id, 9900, 'eur', null, null],
-        ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        ].sort(byId),
       );
       expect(await stripeState()).toEqual(stripeBefore);
       expect(await new CatalogSyncService(gateway, orm.em.fork()).importPriceMap({ team: monthly.id, onboarding: once.id })).toEqual([]);
