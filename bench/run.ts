@@ -91,6 +91,8 @@ const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: n
   forwarder: { minRate: 10_000 },
 };
 const MAX_RSS_MB = 200;
+/** Of both servers (see where they start). */
+const NODE_ENV = 'development';
 
 const PRODUCTS = `{ products { id code name description active prices { id lookupKey currency unitAmount interval usageType meter } } }`;
 const RECORD_USAGE = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id meter quantity occurredAt idempotencyKey } }`;
@@ -126,11 +128,15 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     // Both start at once (Tollgate's embedded PostgreSQL takes a few seconds to come up).
-    const startingBare = startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: 'production' }, logFile, buildDir });
+    // Both servers run under the same NODE_ENV: graphql-js and Express take different code paths by
+    // it (graphql-js's development-only checks cost several percent of a large answer), so a ceiling
+    // under another NODE_ENV than Tollgate's would not be the same stack. Tollgate's local mode is
+    // the development mode.
+    const startingBare = startChild('bare', 'bench/servers/bare.ts', { env: { ...baseEnv, NODE_ENV: NODE_ENV }, logFile, buildDir });
     const startingTollgate = startChild('tollgate', 'bench/servers/tollgate.ts', {
       env: {
         ...baseEnv,
-        NODE_ENV: 'development',
+        NODE_ENV: NODE_ENV,
         PORT: '0',
         DATA_DIR: path.join(work, 'data'),
         LOG_LEVEL: args.logLevel,
@@ -229,7 +235,7 @@ async function main(): Promise<void> {
     const report = {
       startedAt: stamp,
       wallSeconds: round((performance.now() - t0) / 1000, 1),
-      options: { duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs },
+      options: { nodeEnv: NODE_ENV, duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),

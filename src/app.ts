@@ -1,5 +1,5 @@
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
@@ -11,7 +11,9 @@ import type { AppConfig } from './config/env';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
-import { createLoaders } from './graphql/loaders';
+import { catalogCacheFor } from './billing/catalog/catalog-cache';
+import { catalogResponseCachePlugin } from './graphql/catalog-response-cache';
+import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
 import { graphqlCors, securityHeaders } from './security/http-security';
@@ -37,6 +39,31 @@ export interface App {
   express: express.Express;
   apollo: ApolloServer<GraphQLContext>;
   stop(): Promise<void>;
+}
+
+/**
+ * The context of one GraphQL request. Its EntityManager fork and loaders are made on first use:
+ * a request answered from the catalog response cache, or refused before execution, needs neither.
+ */
+class RequestContext implements GraphQLContext {
+  private fork?: GraphQLContext['em'];
+  private batchLoaders?: Loaders;
+
+  constructor(
+    private readonly orm: MikroORM,
+    readonly user: AuthUser | null,
+    readonly config: AppConfig,
+    readonly gateway: StripeGateway | null,
+    readonly log: Logger,
+  ) {}
+
+  get em(): GraphQLContext['em'] {
+    return (this.fork ??= this.orm.em.fork());
+  }
+
+  get loaders(): Loaders {
+    return (this.batchLoaders ??= createLoaders(this.em));
+  }
 }
 
 function jsonError(status: number, code: string, message: string) {
@@ -65,6 +92,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
+      catalogResponseCachePlugin(() => catalogCacheFor(orm.em)),
+      // Apollo's default cache-control plugin visits every resolved field to compute a
+      // Cache-Control header from @cacheControl hints; the schema has none.
+      ApolloServerPluginCacheControlDisabled(),
     ],
   });
   await apollo.start();
@@ -114,8 +145,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
           }
           throw error;
         }
-        const em = orm.em.fork();
-        return { em, user, loaders: createLoaders(em), config, gateway: deps.gateway, log };
+        return new RequestContext(orm, user, config, deps.gateway, log);
       },
     }),
   );

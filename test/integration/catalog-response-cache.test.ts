@@ -1,0 +1,100 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { CatalogResolver } from '../../src/billing/catalog/catalog.resolver';
+import { stripeSignature } from '../helpers/stripe-signature';
+import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+
+const SECRET = 'whsec_tollgate_catalog_cache_secret_0123456789';
+const PRODUCTS = `{ products { id code name prices { id lookupKey unitAmount } } }`;
+
+describe('whole answers of catalog queries are kept per catalog snapshot', () => {
+  let server: TestServer;
+  let productsCalls: jest.SpyInstance;
+  beforeAll(async () => {
+    server = await startTestServer({ STRIPE_WEBHOOK_SECRET: SECRET });
+  });
+  beforeEach(() => {
+    productsCalls = jest.spyOn(CatalogResolver.prototype, 'products');
+  });
+  afterEach(() => productsCalls.mockRestore());
+  afterAll(() => server.stop());
+
+  it('answers the same catalog query again without running its resolvers', async () => {
+    const first = await server.gql(PRODUCTS);
+    const second = await server.gql(PRODUCTS);
+    expect(first.errors).toBeUndefined();
+    expect(second).toEqual(first);
+    expect(first.data.products.map((p: any) => p.code).sort()).toEqual(['micro-feature', 'pro', 'starter']);
+    // At most the first ran the resolver (an earlier test may have filled the cache already).
+    expect(productsCalls.mock.calls.length).toBeLessThanOrEqual(1);
+    await server.gql(PRODUCTS);
+    expect(productsCalls.mock.calls.length).toBeLessThanOrEqual(1);
+  });
+
+  it('keys answers by variables', async () => {
+    const query = `query($code: String) { product(code: $code) { code name } }`;
+    const pro = await server.gql(query, { code: 'pro' });
+    const starter = await server.gql(query, { code: 'starter' });
+    const proAgain = await server.gql(query, { code: 'pro' });
+    expect(pro.data.product.code).toBe('pro');
+    expect(starter.data.product.code).toBe('starter');
+    expect(proAgain).toEqual(pro);
+  });
+
+  it('never keeps an answer that names the caller, even next to a catalog field', async () => {
+    const query = `{ products { code } viewer { email } }`;
+    const alice = await server.gql(query, undefined, await authHeader('cache-alice', { email: 'alice@example.com' }));
+    const bob = await server.gql(query, undefined, await authHeader('cache-bob', { email: 'bob@example.com' }));
+    expect(alice.data.viewer.email).toBe('alice@example.com');
+    expect(bob.data.viewer.email).toBe('bob@example.com');
+  });
+
+  it('still refuses a bad token for a cached query', async () => {
+    await server.gql(PRODUCTS);
+    const res = await server.gql(PRODUCTS, undefined, { authorization: 'Bearer not-a-token' });
+    expect(res.status).toBe(401);
+    expect(res.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('keeps no answer with errors', async () => {
+    const bad = `{ product(id: "not-a-uuid") { code } }`;
+    expect((await server.gql(bad)).errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    expect((await server.gql(bad)).errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('shows a product renamed in Stripe as soon as its signed product.updated webhook is processed', async () => {
+    const before = await server.gql(PRODUCTS);
+    const starter = before.data.products.find((p: any) => p.code === 'starter');
+    const emulatorKey = { authorization: 'Bearer sk_test_tollgate_local_emulator' };
+    const list = (await (await fetch(`${server.emulator!.url}/v1/products?limit=100`, { headers: emulatorKey })).json()) as any;
+    const stripeProduct = list.data.find((p: any) => p.metadata?.plan === 'starter' || p.name === starter.name);
+    expect(stripeProduct).toBeDefined();
+    const renamed = await fetch(`${server.emulator!.url}/v1/products/${stripeProduct.id}`, {
+      method: 'POST',
+      headers: { ...emulatorKey, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ name: 'Starter (cache test)' }).toString(),
+    });
+    const object = await renamed.json();
+    const event = {
+      id: `evt_test_${randomUUID().replace(/-/g, '')}`,
+      object: 'event',
+      api_version: '2025-03-31.basil',
+      created: Math.floor(Date.now() / 1000),
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      type: 'product.updated',
+      data: { object },
+    };
+    const body = JSON.stringify(event);
+    const delivered = await fetch(`${server.url}/webhooks/stripe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(body, SECRET) },
+      body,
+    });
+    expect(delivered.status).toBe(200);
+
+    const after = await server.gql(PRODUCTS);
+    expect(after.data.products.find((p: any) => p.code === 'starter').name).toBe('Starter (cache test)');
+  });
+});
