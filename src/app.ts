@@ -12,7 +12,7 @@ import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
-import { catalogResponseCachePlugin } from './graphql/catalog-response-cache';
+import { CUSTOMER_DATA_SQL, responseCachePlugin } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
@@ -92,7 +92,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
-      catalogResponseCachePlugin(() => catalogCacheFor(orm.em)),
+      responseCachePlugin({
+        catalog: () => catalogCacheFor(orm.em),
+        customerData: async (userId) => {
+          const rows = await orm.em.getConnection().execute<{ data: string }[]>(CUSTOMER_DATA_SQL, [userId]);
+          return rows[0]?.data ?? null;
+        },
+      }),
       // Apollo's default cache-control plugin visits every resolved field to compute a
       // Cache-Control header from @cacheControl hints; the schema has none.
       ApolloServerPluginCacheControlDisabled(),

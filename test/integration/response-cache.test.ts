@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { CatalogResolver } from '../../src/billing/catalog/catalog.resolver';
+import { SubscriptionResolver } from '../../src/billing/subscriptions/subscription.resolver';
 import { stripeSignature } from '../helpers/stripe-signature';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
@@ -96,5 +97,82 @@ describe('whole answers of catalog queries are kept per catalog snapshot', () =>
 
     const after = await server.gql(PRODUCTS);
     expect(after.data.products.find((p: any) => p.code === 'starter').name).toBe('Starter (cache test)');
+  });
+});
+
+describe("whole answers of a caller's subscription queries are kept while the rows they came from are unchanged", () => {
+  let server: TestServer;
+  let listCalls: jest.SpyInstance;
+  const SUBSCRIPTIONS = `{ subscriptions { id status quantity cancelAtPeriodEnd product { code } price { lookupKey unitAmount } } }`;
+  const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`;
+  let alice: Record<string, string>;
+  let bob: Record<string, string>;
+  let aliceSubscription: string;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    alice = await authHeader('sub-cache-alice');
+    bob = await authHeader('sub-cache-bob');
+    const started = await server.gql(START, { input: { plan: 'starter', trialDays: 14 } }, alice);
+    expect(started.errors).toBeUndefined();
+    aliceSubscription = started.data.startSubscription.subscription.id;
+    expect((await server.gql(START, { input: { plan: 'pro', trialDays: 14 } }, bob)).errors).toBeUndefined();
+  });
+  beforeEach(() => {
+    listCalls = jest.spyOn(SubscriptionResolver.prototype, 'subscriptions');
+  });
+  afterEach(() => listCalls.mockRestore());
+  afterAll(() => server.stop());
+
+  it('answers a repeated query from the cache, and each caller gets their own answer', async () => {
+    const first = await server.gql(SUBSCRIPTIONS, undefined, alice);
+    const again = await server.gql(SUBSCRIPTIONS, undefined, alice);
+    expect(again).toEqual(first);
+    expect(first.data.subscriptions).toEqual([expect.objectContaining({ id: aliceSubscription, status: 'TRIALING', product: { code: 'starter' } })]);
+    expect(listCalls).toHaveBeenCalledTimes(1);
+
+    const forBob = await server.gql(SUBSCRIPTIONS, undefined, bob);
+    expect(forBob.data.subscriptions).toEqual([expect.objectContaining({ status: 'TRIALING', product: { code: 'pro' } })]);
+    expect(forBob.data.subscriptions[0].id).not.toBe(aliceSubscription);
+  });
+
+  it('shows a change made in the database by anyone (here raw SQL, as another instance might) at the next request', async () => {
+    const before = await server.gql(SUBSCRIPTIONS, undefined, alice);
+    expect(before.data.subscriptions[0].status).toBe('TRIALING');
+    const connection = server.orm.em.fork().getConnection();
+    await connection.execute(`update subscriptions set status = 'past_due' where id = ?`, [aliceSubscription]);
+    try {
+      const after = await server.gql(SUBSCRIPTIONS, undefined, alice);
+      expect(after.data.subscriptions[0].status).toBe('PAST_DUE');
+    } finally {
+      await connection.execute(`update subscriptions set status = 'trialing' where id = ?`, [aliceSubscription]);
+    }
+    expect((await server.gql(SUBSCRIPTIONS, undefined, alice)).data.subscriptions[0].status).toBe('TRIALING');
+  });
+
+  it('shows a cancellation at period end at once', async () => {
+    await server.gql(SUBSCRIPTIONS, undefined, alice);
+    const canceled = await server.gql(`mutation($id: ID!) { cancelSubscription(id: $id) { id cancelAtPeriodEnd } }`, { id: aliceSubscription }, alice);
+    expect(canceled.data.cancelSubscription.cancelAtPeriodEnd).toBe(true);
+    expect((await server.gql(SUBSCRIPTIONS, undefined, alice)).data.subscriptions[0].cancelAtPeriodEnd).toBe(true);
+  });
+
+  it("does not cache an admin's query for another customer", async () => {
+    const admin = await authHeader('sub-cache-admin', { admin: true });
+    const viewer = await server.gql(`{ viewer { id } }`, undefined, bob);
+    const query = `query($c: ID) { subscriptions(customerId: $c) { product { code } } }`;
+    const first = await server.gql(query, { c: viewer.data.viewer.id }, admin);
+    const second = await server.gql(query, { c: viewer.data.viewer.id }, admin);
+    expect(first.data.subscriptions).toEqual([{ product: { code: 'pro' } }]);
+    expect(second).toEqual(first);
+    expect(listCalls).toHaveBeenCalledTimes(2);
+  });
+
+  it('answers viewer for a first-time caller (no customer yet), then from the cache', async () => {
+    const carol = await authHeader('sub-cache-carol', { email: 'carol@example.com' });
+    const query = `{ viewer { email subscriptions { id } } }`;
+    const first = await server.gql(query, undefined, carol);
+    expect(first.data.viewer).toEqual({ email: 'carol@example.com', subscriptions: [] });
+    expect(await server.gql(query, undefined, carol)).toEqual(first);
   });
 });
