@@ -13,13 +13,18 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Obj, Store } from './store';
 import type { ApiServer, StoredResponse } from './server';
-import type { MeterEventLog } from './resources/meters';
+import type { MeterEventLog, UsageRow } from './resources/meters';
 import type { WebhookDelivery } from './webhooks';
 
-const FORMAT_VERSION = 1;
+/**
+ * 2: meter usage as per-second buckets and identifiers as an acceptance log (`meterAcceptances`,
+ * the file's last key). 1: one object per meter event and identifier maps; still read.
+ */
+const FORMAT_VERSION = 2;
 const REF_KEY = '__emulator_ref__';
 
-interface MeterState {
+/** Version 1's meter events, converted on load. */
+interface MeterStateV1 {
   seen: [string, number][];
   received: [string, number][];
   accepted: [string, number][];
@@ -30,6 +35,19 @@ interface MeterState {
   duplicates: number;
 }
 
+interface MeterState {
+  /** identifier → receipts beyond the first. */
+  repeats: [string, number][];
+  /** identifier → acceptances beyond the first. */
+  reaccepted: [string, number][];
+  usage: UsageRow[];
+  sessions: [string, { id: string; expiresAtMs: number }][];
+  totalAccepted: number;
+  totalReceived: number;
+  duplicates: number;
+}
+
+/** The state file without its acceptance log, which `serialize` appends as JSON text. */
 interface StateFile {
   version: number;
   savedAt: string;
@@ -40,6 +58,12 @@ interface StateFile {
   byId: [string, string][];
   idempotency: [string, StoredResponse][];
   meters: MeterState;
+}
+
+/** A parsed state file, meter data in the current shape. */
+interface ParsedState extends StateFile {
+  /** Accepted identifiers with the time they were accepted, oldest first. */
+  acceptances: [string, number][];
 }
 
 export interface PersistDeps {
@@ -53,7 +77,7 @@ function isConfigEndpoint(type: string, o: Obj): boolean {
   return type === 'webhook_endpoint' && o._config === true;
 }
 
-/** The whole state as a JSON-ready value. */
+/** The whole state except the meter acceptance log, as a JSON-ready value. */
 export function snapshot(d: PersistDeps): StateFile {
   const { store, meters } = d;
   const location = new Map<Obj, [string, string]>();
@@ -98,16 +122,25 @@ export function snapshot(d: PersistDeps): StateFile {
     byId,
     idempotency: d.api.idempotencyEntries(),
     meters: {
-      seen: [...meters.seen],
-      received: [...meters.received],
-      accepted: [...meters.accepted],
-      byName: [...meters.byName],
+      repeats: [...meters.repeats],
+      reaccepted: [...meters.reaccepted],
+      usage: meters.usageRows(),
       sessions: [...meters.sessions],
       totalAccepted: meters.totalAccepted,
       totalReceived: meters.totalReceived,
       duplicates: meters.duplicates,
     },
   };
+}
+
+/**
+ * The state file's text. The meter acceptance log (one entry per accepted meter event) is most
+ * of a busy emulator's state; its full chunks keep their JSON text between saves, so they are
+ * appended as they are instead of being rebuilt and stringified each time.
+ */
+export function serialize(d: PersistDeps): string {
+  const head = JSON.stringify(snapshot(d));
+  return `${head.slice(0, -1)},"meterAcceptances":[${d.meters.acceptanceChunks().join(',')}]}`;
 }
 
 function fail(what: string): never {
@@ -127,10 +160,10 @@ function pairs<V>(v: unknown, what: string, check: (x: unknown) => boolean): [st
 const isNum = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
 
 /** Parses and checks a state file's text; throws on anything malformed, without touching live state. */
-export function parseState(text: string): StateFile {
+export function parseState(text: string): ParsedState {
   const s: unknown = JSON.parse(text);
   if (!isRecord(s)) fail('not an object');
-  if (s.version !== FORMAT_VERSION) fail(`unsupported version ${String(s.version)}`);
+  if (s.version !== FORMAT_VERSION && s.version !== 1) fail(`unsupported version ${String(s.version)}`);
   if (!isNum(s.clockOffsetSeconds) || !isNum(s.invoiceSequence)) fail('clock');
   if (!isRecord(s.tables)) fail('tables');
   const index = new Map<string, Map<string, Obj>>();
@@ -168,16 +201,63 @@ export function parseState(text: string): StateFile {
   );
   const m = s.meters;
   if (!isRecord(m) || !isNum(m.totalAccepted) || !isNum(m.totalReceived) || !isNum(m.duplicates)) fail('meters');
+  pairs(m.sessions, 'meters.sessions', (x) => isRecord(x) && typeof x.id === 'string' && isNum(x.expiresAtMs));
+  if (s.version === 1) return { ...(s as unknown as StateFile), ...fromV1(m) };
+  pairs(m.repeats, 'meters.repeats', isNum);
+  pairs(m.reaccepted, 'meters.reaccepted', isNum);
+  if (!Array.isArray(m.usage)) fail('meters.usage');
+  for (const r of m.usage) {
+    if (!Array.isArray(r) || r.length !== 6 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !r.slice(2).every(isNum)) fail('meters.usage');
+  }
+  if (!Array.isArray(s.meterAcceptances)) fail('meterAcceptances');
+  const acceptances: [string, number][] = [];
+  for (const chunk of s.meterAcceptances) {
+    if (!Array.isArray(chunk) || chunk.length % 2 !== 0) fail('meterAcceptances');
+    for (let i = 0; i < chunk.length; i += 2) {
+      if (typeof chunk[i] !== 'string' || !isNum(chunk[i + 1])) fail('meterAcceptances');
+      acceptances.push([chunk[i], chunk[i + 1]]);
+    }
+  }
+  delete s.meterAcceptances;
+  return { ...(s as unknown as StateFile), acceptances };
+}
+
+/** Version 1's meter data (identifier maps, one object per event) in the current shape. */
+function fromV1(m: Obj): { meters: MeterState; acceptances: [string, number][] } {
   pairs(m.seen, 'meters.seen', isNum);
   pairs(m.received, 'meters.received', isNum);
   pairs(m.accepted, 'meters.accepted', isNum);
   pairs(m.byName, 'meters.byName', (x) => Array.isArray(x) && x.every((e) => isRecord(e) && isNum(e.value) && isNum(e.timestamp)));
-  pairs(m.sessions, 'meters.sessions', (x) => isRecord(x) && typeof x.id === 'string' && isNum(x.expiresAtMs));
-  return s as unknown as StateFile;
+  const v1 = m as MeterStateV1;
+  const beyondFirst = (entries: [string, number][]) => entries.filter(([, n]) => n > 1).map(([id, n]): [string, number] => [id, n - 1]);
+  const usage = new Map<string, UsageRow>();
+  for (const [name, events] of v1.byName) {
+    for (const e of events) {
+      const key = JSON.stringify([name, e.customer, e.timestamp]);
+      const row = usage.get(key);
+      if (row) {
+        row[3] += e.value;
+        row[4]++;
+        row[5] = e.value;
+      } else usage.set(key, [name, e.customer ?? '', e.timestamp, e.value, 1, e.value]);
+    }
+  }
+  return {
+    acceptances: v1.seen,
+    meters: {
+      repeats: beyondFirst(v1.received),
+      reaccepted: beyondFirst(v1.accepted),
+      usage: [...usage.values()],
+      sessions: v1.sessions,
+      totalAccepted: v1.totalAccepted,
+      totalReceived: v1.totalReceived,
+      duplicates: v1.duplicates,
+    },
+  };
 }
 
 /** Replaces the live state with a parsed state file. */
-export function applyState(d: PersistDeps, s: StateFile): void {
+export function applyState(d: PersistDeps, s: ParsedState): void {
   const { store, meters, delivery } = d;
   store.reset();
   meters.clear();
@@ -196,10 +276,9 @@ export function applyState(d: PersistDeps, s: StateFile): void {
     delivery.setEndpoint({ id: we.id, url: we.url, secret: we._secret, enabledEvents: we.enabled_events, disabled: we.status !== 'enabled' });
   }
   d.api.restoreIdempotency(s.idempotency);
-  for (const [k, v] of s.meters.seen) meters.seen.set(k, v);
-  for (const [k, v] of s.meters.received) meters.received.set(k, v);
-  for (const [k, v] of s.meters.accepted) meters.accepted.set(k, v);
-  for (const [k, v] of s.meters.byName) meters.byName.set(k, v);
+  meters.restore(s.acceptances, s.meters.usage);
+  for (const [k, v] of s.meters.repeats) meters.repeats.set(k, v);
+  for (const [k, v] of s.meters.reaccepted) meters.reaccepted.set(k, v);
   for (const [k, v] of s.meters.sessions) meters.sessions.set(k, v);
   meters.totalAccepted = s.meters.totalAccepted;
   meters.totalReceived = s.meters.totalReceived;
@@ -237,11 +316,20 @@ export function writeFileAtomic(file: string, text: string): void {
   }
 }
 
+/**
+ * A save waits at least this many times as long as the previous save took, so that saving takes
+ * at most about 1/20 of the time however large the state grows (up to MAX_SAVE_DELAY_MS apart).
+ */
+const SAVE_SPACING_FACTOR = 20;
+const MAX_SAVE_DELAY_MS = 5_000;
+
 /** Loads the state file at start and saves it, debounced, after changes and on close. */
 export class StatePersister {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failing = false;
+  /** How long the last save took, in ms. */
+  private lastSaveMs = 0;
 
   constructor(
     private readonly file: string,
@@ -274,24 +362,31 @@ export class StatePersister {
     }
   }
 
-  /** Schedules a save; at most one per debounce interval. */
+  /**
+   * Schedules a save; at most one per debounce interval, or further apart when saving the
+   * state takes long (see SAVE_SPACING_FACTOR).
+   */
   markDirty(): void {
     if (this.closed || this.timer) return;
+    const delay = Math.min(MAX_SAVE_DELAY_MS, Math.max(this.debounceMs, this.lastSaveMs * SAVE_SPACING_FACTOR));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.save();
-    }, this.debounceMs);
+    }, delay);
     this.timer.unref();
   }
 
   save(): void {
+    const started = performance.now();
     try {
-      writeFileAtomic(this.file, JSON.stringify(snapshot(this.deps)));
+      writeFileAtomic(this.file, serialize(this.deps));
       if (this.failing) this.logger(`state file ${this.file} saved again`);
       this.failing = false;
     } catch (e) {
       if (!this.failing) this.logger(`warning: cannot save state file ${this.file}: ${(e as Error).message}`);
       this.failing = true;
+    } finally {
+      this.lastSaveMs = performance.now() - started;
     }
   }
 

@@ -15,71 +15,181 @@ import { paginate } from '../store';
 const DEDUPE_WINDOW = 24 * 3600;
 const SESSION_TTL_MS = 15 * 60 * 1000;
 const MAX_STREAM_EVENTS = 100;
+/** Acceptances per chunk of the state file's acceptance log; a full chunk keeps its JSON text. */
+const ACCEPTANCE_CHUNK = 2000;
 
-interface UsageEvent {
-  customer: string;
-  value: number;
-  timestamp: number;
+/** Accepted usage of one customer in one second of event time, for one event name. */
+export interface UsageBucket {
+  sum: number;
+  count: number;
+  /** The value of the event recorded last for this second (for the `last` formula). */
+  last: number;
 }
 
+/** One bucket as saved: event name, customer, timestamp (s), sum, count, last. */
+export type UsageRow = [string, string, number, number, number, number];
+
+/**
+ * Accepted meter events, kept as what Stripe's aggregation needs rather than one object per
+ * event: per event name, customer and second of event time, the sum, the count and the last
+ * value. Summaries over any range of whole seconds come out exactly as they would from the
+ * events themselves. Identifiers are kept for deduplication (identifier → time accepted);
+ * receive and accept counts above one are the exception and are kept apart.
+ */
 export class MeterEventLog {
-  /** identifier → time (emulator seconds) it was first accepted. */
+  /** identifier → time (emulator seconds) it was last accepted. */
   readonly seen = new Map<string, number>();
-  /** identifier → accepted count (1 while deduplicated) and how often it was received. */
-  readonly received = new Map<string, number>();
-  readonly accepted = new Map<string, number>();
-  /** event_name → events. */
-  readonly byName = new Map<string, UsageEvent[]>();
+  /** identifier → receipts beyond the first (duplicates and re-sends after the window). */
+  readonly repeats = new Map<string, number>();
+  /** identifier → acceptances beyond the first (sent again after the dedupe window). */
+  readonly reaccepted = new Map<string, number>();
+  /** event_name → customer → event time (s) → usage. */
+  readonly usage = new Map<string, Map<string, Map<number, UsageBucket>>>();
   totalAccepted = 0;
   totalReceived = 0;
   duplicates = 0;
   readonly sessions = new Map<string, { id: string; expiresAtMs: number }>();
+  /**
+   * Every acceptance in order (identifier, time), for the state file: full chunks as JSON text
+   * (`["id",t,"id",t,...]`), written as they are on each save, and the open chunk.
+   */
+  private readonly sealed: string[] = [];
+  private open: (string | number)[] = [];
 
   clear(): void {
     this.seen.clear();
-    this.received.clear();
-    this.accepted.clear();
-    this.byName.clear();
+    this.repeats.clear();
+    this.reaccepted.clear();
+    this.usage.clear();
     this.sessions.clear();
+    this.sealed.length = 0;
+    this.open = [];
     this.totalAccepted = this.totalReceived = this.duplicates = 0;
   }
 
   count(identifier?: string): number {
-    return identifier === undefined ? this.totalAccepted : (this.accepted.get(identifier) ?? 0);
+    if (identifier === undefined) return this.totalAccepted;
+    return this.seen.has(identifier) ? 1 + (this.reaccepted.get(identifier) ?? 0) : 0;
   }
 
-  /** Records one event; false when its identifier was already accepted within the window. */
-  record(now: number, identifier: string, eventName: string, payload: Record<string, string>, timestamp: number, store: Store): boolean {
+  /**
+   * Records one event; false when its identifier was already accepted within the window.
+   * `customer` and `value` are read from the payload by the caller (the meter's payload keys).
+   */
+  record(now: number, identifier: string, eventName: string, customer: string, value: number, timestamp: number): boolean {
     this.totalReceived++;
-    this.received.set(identifier, (this.received.get(identifier) ?? 0) + 1);
     const prior = this.seen.get(identifier);
-    if (prior !== undefined && now - prior < DEDUPE_WINDOW) {
-      this.duplicates++;
-      return false;
+    if (prior !== undefined) {
+      this.repeats.set(identifier, (this.repeats.get(identifier) ?? 0) + 1);
+      if (now - prior < DEDUPE_WINDOW) {
+        this.duplicates++;
+        return false;
+      }
+      this.reaccepted.set(identifier, (this.reaccepted.get(identifier) ?? 0) + 1);
     }
     this.seen.set(identifier, now);
-    this.accepted.set(identifier, (this.accepted.get(identifier) ?? 0) + 1);
+    this.logAcceptance(identifier, now);
     this.totalAccepted++;
-    const meter = findMeterByEvent(store, eventName);
-    const customerKey = meter?.customer_mapping.event_payload_key ?? 'stripe_customer_id';
-    const valueKey = meter?.value_settings.event_payload_key ?? 'value';
-    const raw = payload[valueKey];
-    const value = raw === undefined ? 1 : Number(raw);
-    let list = this.byName.get(eventName);
-    if (!list) this.byName.set(eventName, (list = []));
-    list.push({ customer: payload[customerKey], value: Number.isFinite(value) ? value : 0, timestamp });
+    this.addUsage(eventName, customer, timestamp, Number.isFinite(value) ? value : 0);
     return true;
+  }
+
+  private addUsage(eventName: string, customer: string, timestamp: number, value: number): void {
+    let byCustomer = this.usage.get(eventName);
+    if (!byCustomer) this.usage.set(eventName, (byCustomer = new Map()));
+    let byTime = byCustomer.get(customer);
+    if (!byTime) byCustomer.set(customer, (byTime = new Map()));
+    const bucket = byTime.get(timestamp);
+    if (bucket) {
+      bucket.sum += value;
+      bucket.count++;
+      bucket.last = value;
+    } else {
+      byTime.set(timestamp, { sum: value, count: 1, last: value });
+    }
+  }
+
+  private logAcceptance(identifier: string, at: number): void {
+    this.open.push(identifier, at);
+    if (this.open.length >= ACCEPTANCE_CHUNK * 2) {
+      this.sealed.push(JSON.stringify(this.open));
+      this.open = [];
+    }
+  }
+
+  /** Usage of one customer for one event name over [start, end), by the meter's formula. */
+  aggregate(eventName: string, customer: string, start: number, end: number, formula: string): number {
+    const byTime = this.usage.get(eventName)?.get(customer);
+    let sum = 0;
+    let count = 0;
+    let lastAt = -Infinity;
+    let last = 0;
+    if (byTime) {
+      for (const [t, b] of byTime) {
+        if (t < start || t >= end) continue;
+        sum += b.sum;
+        count += b.count;
+        if (t > lastAt) {
+          lastAt = t;
+          last = b.last;
+        }
+      }
+    }
+    switch (formula) {
+      case 'count':
+        return count;
+      case 'last':
+        return last;
+      default:
+        return sum;
+    }
   }
 
   stats(): Obj {
     const byIdentifier: Record<string, { received: number; accepted: number }> = {};
-    for (const [id, n] of this.received) byIdentifier[id] = { received: n, accepted: this.accepted.get(id) ?? 0 };
+    for (const id of this.seen.keys()) {
+      byIdentifier[id] = { received: 1 + (this.repeats.get(id) ?? 0), accepted: 1 + (this.reaccepted.get(id) ?? 0) };
+    }
     return {
       total_accepted: this.totalAccepted,
       total_received: this.totalReceived,
       duplicates: this.duplicates,
       by_identifier: byIdentifier,
     };
+  }
+
+  /** The acceptance log as JSON array texts (each `["id",t,...]`), oldest first, for the state file. */
+  acceptanceChunks(): string[] {
+    return this.open.length ? [...this.sealed, JSON.stringify(this.open)] : [...this.sealed];
+  }
+
+  /** Usage buckets as rows, for the state file. */
+  usageRows(): UsageRow[] {
+    const rows: UsageRow[] = [];
+    for (const [name, byCustomer] of this.usage) {
+      for (const [customer, byTime] of byCustomer) for (const [t, b] of byTime) rows.push([name, customer, t, b.sum, b.count, b.last]);
+    }
+    return rows;
+  }
+
+  /** Restores saved state into an empty log: acceptances (identifier, time) in order, then usage rows. */
+  restore(acceptances: Iterable<[string, number]>, usage: Iterable<UsageRow>): void {
+    for (const [id, at] of acceptances) {
+      this.seen.set(id, at);
+      this.logAcceptance(id, at);
+    }
+    for (const [name, customer, t, sum, count, last] of usage) {
+      let byCustomer = this.usage.get(name);
+      if (!byCustomer) this.usage.set(name, (byCustomer = new Map()));
+      let byTime = byCustomer.get(customer);
+      if (!byTime) byCustomer.set(customer, (byTime = new Map()));
+      const b = byTime.get(t);
+      if (b) {
+        b.sum += sum;
+        b.count += count;
+        b.last = last;
+      } else byTime.set(t, { sum, count, last });
+    }
   }
 }
 
@@ -101,24 +211,22 @@ function findMeterByEvent(store: Store, eventName: string): Obj | undefined {
 export function aggregateUsage(store: Store, meterId: string, customer: string, start: number, end: number): number {
   const meter = store.get('billing.meter', meterId);
   if (!meter) return 0;
-  const events = meterLog(store).byName.get(meter.event_name) ?? [];
-  let sum = 0;
-  let count = 0;
-  let last: UsageEvent | undefined;
-  for (const e of events) {
-    if (e.customer !== customer || e.timestamp < start || e.timestamp >= end) continue;
-    sum += e.value;
-    count++;
-    if (!last || e.timestamp >= last.timestamp) last = e;
-  }
-  switch (meter.default_aggregation.formula) {
-    case 'count':
-      return count;
-    case 'last':
-      return last?.value ?? 0;
-    default:
-      return sum;
-  }
+  return meterLog(store).aggregate(meter.event_name, customer, start, end, meter.default_aggregation.formula);
+}
+
+/** Where a meter reads the customer and the value in an event's payload. */
+function payloadKeys(meter: Obj | undefined): { customerKey: string; valueKey: string } {
+  return {
+    customerKey: meter?.customer_mapping.event_payload_key ?? 'stripe_customer_id',
+    valueKey: meter?.value_settings.event_payload_key ?? 'value',
+  };
+}
+
+/** The value an event counts for: 1 when the payload has none, 0 when it is not a number. */
+function eventValue(raw: unknown): number {
+  if (raw === undefined) return 1;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : 0;
 }
 
 function getMeter(store: Store, id: string): Obj {
@@ -262,7 +370,7 @@ export function registerMeters(router: Router, store: Store): void {
     const timestamp = int(p, 'timestamp') ?? store.now();
     const stringPayload: Record<string, string> = {};
     for (const [k, v] of Object.entries(payload)) stringPayload[k] = String(v);
-    if (!log().record(store.now(), identifier, eventName, stringPayload, timestamp, store)) {
+    if (!log().record(store.now(), identifier, eventName, stringPayload[customerKey], eventValue(stringPayload[valueKey]), timestamp)) {
       // Stripe rejects a repeated identifier synchronously: 400 invalid_request_error
       // "An event already exists with identifier ..." with `Stripe-Should-Retry: false`.
       throw new ApiError(
@@ -316,12 +424,26 @@ export function registerMeters(router: Router, store: Store): void {
         throw v2Error(400, 'invalid_request_error', `events[${i}] needs event_name and payload.`, 'invalid_request');
       }
     }
+    // The meter (hence the payload keys) of each event name, looked up once per request.
+    const keysByName = new Map<string, { customerKey: string; valueKey: string }>();
+    const meterLogOfStore = log();
     for (const e of events) {
-      const ts = e.timestamp ? Math.floor(Date.parse(e.timestamp) / 1000) : now;
-      const payload: Record<string, string> = {};
-      for (const [k, v] of Object.entries(e.payload as Obj)) payload[k] = String(v);
+      const parsed = e.timestamp ? Date.parse(e.timestamp) : NaN;
+      const ts = Number.isFinite(parsed) ? Math.floor(parsed / 1000) : now;
+      let keys = keysByName.get(e.event_name);
+      if (!keys) keysByName.set(e.event_name, (keys = payloadKeys(findMeterByEvent(store, e.event_name))));
+      const payload = e.payload as Obj;
+      const customer = payload[keys.customerKey];
       // Duplicates by identifier are dropped silently on the stream (validation is asynchronous on Stripe).
-      log().record(now, e.identifier ?? newId('', 32), e.event_name, payload, Number.isFinite(ts) ? ts : now, store);
+      meterLogOfStore.record(
+        now,
+        e.identifier ?? newId('', 32),
+        e.event_name,
+        // An event without a customer is accepted but belongs to no customer's summaries.
+        customer === undefined ? '' : String(customer),
+        eventValue(payload[keys.valueKey] === undefined ? undefined : String(payload[keys.valueKey])),
+        ts,
+      );
     }
     return { status: 202, body: {} };
   });
