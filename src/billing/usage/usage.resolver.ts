@@ -1,6 +1,6 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer, requireBilling } from '../../graphql/guards';
+import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
 import { UsageService } from './usage.service';
 import { RecordUsageInput, UsageRecordType, UsageSummaryType } from './usage.type';
 
@@ -11,8 +11,15 @@ export class UsageResolver {
   })
   async recordUsage(@Ctx() ctx: GraphQLContext, @Arg('input', () => RecordUsageInput) input: RecordUsageInput): Promise<UsageRecordType> {
     requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
-    return Object.assign(new UsageRecordType(), await new UsageService(ctx.em).record(customer, input));
+    const service = new UsageService(ctx.em);
+    if (input.customerId) {
+      const customer = await actingCustomer(ctx, input.customerId);
+      return Object.assign(new UsageRecordType(), await service.record(customer, input));
+    }
+    // The caller acts for itself: the customer is found by user id in the same statement as the
+    // insert, and loaded on its own only when that statement could not record the event.
+    const user = requireUser(ctx);
+    return Object.assign(new UsageRecordType(), await service.recordForUser(user.userId, input, () => actingCustomer(ctx, null)));
   }
 
   @Query(() => UsageSummaryType, { description: "Usage of a metered subscription from our ledger; by default over the current billing period." })

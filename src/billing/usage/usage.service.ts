@@ -4,6 +4,7 @@ import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
+import { batcherFor, type UsageBatcher } from './usage-batch';
 
 /** Statuses in which Stripe bills metered usage on a subscription. */
 export const BILLING_STATUSES = ['active', 'trialing', 'past_due'];
@@ -55,6 +56,16 @@ export interface UsageSummary {
   buckets: { date: string; total: number }[];
 }
 
+/** A request after its checks, with the key it is recorded under. */
+interface PreparedUsage {
+  subscriptionId: string | null;
+  meter: string | null;
+  quantity: number;
+  occurredAt: Date;
+  key: string;
+  requestHash: string;
+}
+
 interface UsageRow {
   id: string;
   subscription_id: string;
@@ -75,9 +86,54 @@ export class UsageService {
   constructor(
     private readonly em: EntityManager,
     private readonly now: () => Date = () => new Date(),
+    /** The shared statement for `recordForUser`; by default the one of `em`'s connection pool. */
+    private readonly batcher?: UsageBatcher,
   ) {}
 
+  /**
+   * Records usage for the customer of user `userId` (the caller acting for itself). The common
+   * case (a new event, or a retry of a recorded one) is one statement shared with concurrent
+   * callers (see usage-batch.ts); anything else goes the general way of `record`, with the
+   * customer from `loadCustomer`, so every refusal and its code are the same as there.
+   */
+  async recordForUser(userId: string, input: RecordUsageInput, loadCustomer: () => Promise<Customer | null>): Promise<UsageRecord> {
+    const request = this.prepare(input);
+    // A NUL character would fail the shared statement for every request in it; the general path
+    // refuses such a meter on its own (no subscription has it) and never sends it to the database.
+    const shareable = (request.subscriptionId !== null || request.meter !== null) && !request.meter?.includes('\u0000') && !userId.includes('\u0000');
+    if (shareable) {
+      const id = randomUUID();
+      const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES)).submit({
+        id,
+        userId,
+        subscriptionId: request.subscriptionId,
+        meter: request.meter,
+        quantity: request.quantity,
+        occurredAt: request.occurredAt,
+        idempotencyKey: request.key,
+        requestHash: request.requestHash,
+      });
+      if (outcome.kind === 'inserted') {
+        return {
+          id,
+          subscriptionId: outcome.subscriptionId,
+          meter: outcome.meter,
+          quantity: request.quantity,
+          occurredAt: request.occurredAt,
+          idempotencyKey: request.key,
+        };
+      }
+      if (outcome.kind === 'existing') return replay(outcome.row, request.requestHash);
+    }
+    return this.recordPrepared(await loadCustomer(), request);
+  }
+
   async record(customer: Customer | null, input: RecordUsageInput): Promise<UsageRecord> {
+    return this.recordPrepared(customer, this.prepare(input));
+  }
+
+  /** Checks the input and fixes what a retry of this request must reuse (the key, the hash). */
+  private prepare(input: RecordUsageInput): PreparedUsage {
     const quantity = checkQuantity(input.quantity);
     const now = this.now();
     const occurredAt = input.occurredAt ?? now;
@@ -89,6 +145,8 @@ export class UsageService {
     if (clientKey !== null && (clientKey.length < 1 || clientKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
       throw BillingError.badInput(`idempotencyKey must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, 'idempotencyKey');
     }
+    // PostgreSQL text cannot hold NUL; the key is stored, so it is refused here rather than by the database.
+    if (clientKey !== null && clientKey.includes('\u0000')) throw BillingError.badInput('idempotencyKey may not contain NUL characters', 'idempotencyKey');
     // The hash covers the input as the caller sent it: a retry that again leaves occurredAt out
     // is the same request, although "now" has moved on.
     const requestHash = hashRequest({
@@ -97,23 +155,36 @@ export class UsageService {
       quantity,
       occurredAt: input.occurredAt ? input.occurredAt.toISOString() : null,
     });
+    return {
+      subscriptionId: input.subscriptionId || null,
+      meter,
+      quantity,
+      occurredAt,
+      // Without a key from the caller, one is generated here, once: when the shared statement
+      // failed without telling whether it committed, the general path retries under the same
+      // key and finds the row instead of writing a second one.
+      key: clientKey ?? randomUUID(),
+      requestHash,
+    };
+  }
 
+  private async recordPrepared(customer: Customer | null, request: PreparedUsage): Promise<UsageRecord> {
+    const { quantity, occurredAt, key, requestHash } = request;
     // A new event (the common case) costs no lookup of its key first: the insert below finds a
     // retry through its conflict and answers with the first result.
     let billable: { subscription: Subscription; meter: string };
     try {
-      billable = await this.resolveBillable(customer, input.subscriptionId ?? null, meter);
+      billable = await this.resolveBillable(customer, request.subscriptionId, request.meter);
     } catch (error) {
       // A retry of a recorded event answers with the first result even when the subscription has
       // changed since (canceled, say): the event was acknowledged then.
-      if (customer && clientKey !== null) {
-        const existing = await this.findByKey(customer.id, clientKey);
+      if (customer) {
+        const existing = await this.findByKey(customer.id, key);
         if (existing) return replay(existing, requestHash);
       }
       throw error;
     }
     const { subscription, meter: resolvedMeter } = billable;
-    const key = clientKey ?? randomUUID();
     const inserted = await this.em.getConnection().execute<UsageRow[]>(
       `insert into usage_events
          (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
@@ -259,14 +330,14 @@ export function hashRequest(value: Record<string, unknown>): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
 }
 
-function replay(row: UsageRow, requestHash: string): UsageRecord {
+function replay(row: Omit<UsageRow, 'occurred_at'> & { occurred_at: Date | string }, requestHash: string): UsageRecord {
   if (row.request_hash !== requestHash) {
     throw new BillingError(ErrorCode.IDEMPOTENCY_CONFLICT, 'This idempotencyKey was already used for different usage');
   }
   return toRecord(row);
 }
 
-function toRecord(row: UsageRow): UsageRecord {
+function toRecord(row: Omit<UsageRow, 'occurred_at'> & { occurred_at: Date | string }): UsageRecord {
   return {
     id: row.id,
     subscriptionId: row.subscription_id,

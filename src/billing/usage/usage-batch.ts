@@ -1,0 +1,265 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+/**
+ * The common case of `recordUsage` in one SQL statement for many callers at once (group commit).
+ *
+ * Each request names the caller by user id; the statement finds the customer, the subscription
+ * (the caller's own, in a billing status, with a metered item on the requested meter or on its
+ * only meter) and inserts the event, `on conflict (customer_id, idempotency_key) do nothing`.
+ * Requests that arrive while a statement is running wait for the next one, so under load one
+ * round trip to PostgreSQL carries many events. The statement runs on its own (autocommit): a
+ * caller is answered only after it has committed, exactly as with one insert per request.
+ *
+ * Every request gets its own outcome: its row was inserted, or a row with its key already
+ * exists (the caller compares request hashes), or nothing matched. The last is a "miss": the
+ * caller takes the general path, which finds the exact reason (unknown or foreign subscription,
+ * no or several meters, canceled, ...) and its error code. The statement never decides an error.
+ */
+
+/** The statuses in which the statement accepts usage; the same list as the service's. */
+export type BillingStatuses = readonly string[];
+
+export interface BatchRequest {
+  /** The new row's id (also Stripe's identifier for the meter event). */
+  id: string;
+  userId: string;
+  subscriptionId: string | null;
+  meter: string | null;
+  quantity: number;
+  occurredAt: Date;
+  idempotencyKey: string;
+  requestHash: string;
+}
+
+/** A ledger row as the statement returns it. */
+export interface LedgerRow {
+  id: string;
+  subscription_id: string;
+  meter: string;
+  quantity: number;
+  occurred_at: Date | string;
+  idempotency_key: string;
+  request_hash: string;
+}
+
+export type BatchOutcome =
+  /** This request's row was inserted and is committed. */
+  | { kind: 'inserted'; subscriptionId: string; meter: string }
+  /** A row with this request's key exists already (committed earlier, or by another request of the same statement). */
+  | { kind: 'existing'; row: LedgerRow }
+  /** Nothing was written for this request; the general path decides. */
+  | { kind: 'miss' };
+
+/** What the statement needs from a database connection. */
+export interface QueryClient {
+  query(config: { text: string; values: unknown[] }): Promise<{ rows: any[] }>;
+}
+
+/** Lends connections of the application's pool. */
+export interface ConnectionLender {
+  acquire(): Promise<QueryClient>;
+  release(client: QueryClient): void;
+}
+
+export interface UsageBatcherOptions {
+  statuses: BillingStatuses;
+  /** Requests per statement at most. */
+  maxBatch?: number;
+  /** Statements running at once at most; requests arriving meanwhile wait for the next one. */
+  maxInFlight?: number;
+}
+
+const BATCH_SQL = `
+with input as (
+  select *
+    from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::float8[], $6::timestamptz[], $7::text[], $8::text[])
+         with ordinality as t(id, user_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, ord)
+),
+owner as (
+  select i.ord, c.id as customer_id
+    from input i
+    join customers c on c.user_id = i.user_id
+),
+resolved as (
+  select o.ord, o.customer_id, r.subscription_id, r.meter
+    from input i
+    join owner o on o.ord = i.ord
+    cross join lateral (
+      select s.id as subscription_id,
+             coalesce(i.meter, (select min(x ->> 'meter') from jsonb_array_elements(s.items) x where coalesce(x ->> 'meter', '') <> '')) as meter,
+             count(*) over () as candidates
+        from subscriptions s
+       where s.customer_id = o.customer_id
+         and s.status = any($9::text[])
+         and (i.subscription_id is not null or i.meter is not null)
+         and (i.subscription_id is null or s.id = i.subscription_id)
+         and case
+               when i.meter is null
+                 then (select count(distinct x ->> 'meter') from jsonb_array_elements(s.items) x where coalesce(x ->> 'meter', '') <> '') = 1
+               else s.items @> jsonb_build_array(jsonb_build_object('meter', i.meter))
+             end
+       limit 2
+    ) r
+   where r.candidates = 1
+),
+inserted as (
+  insert into usage_events
+    (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
+  select i.id, r.customer_id, r.subscription_id, r.meter, i.quantity, i.occurred_at, i.idempotency_key, i.request_hash, 'pending', 0, now(), now()
+    from resolved r
+    join input i on i.ord = r.ord
+   order by r.ord
+  on conflict (customer_id, idempotency_key) do nothing
+  returning id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash
+)
+select i.ord,
+       n.id = i.id as own,
+       coalesce(n.id, e.id) as id,
+       coalesce(n.subscription_id, e.subscription_id) as subscription_id,
+       coalesce(n.meter, e.meter) as meter,
+       coalesce(n.quantity, e.quantity) as quantity,
+       coalesce(n.occurred_at, e.occurred_at) as occurred_at,
+       coalesce(n.idempotency_key, e.idempotency_key) as idempotency_key,
+       coalesce(n.request_hash, e.request_hash) as request_hash
+  from input i
+  left join owner o on o.ord = i.ord
+  left join inserted n on n.customer_id = o.customer_id and n.idempotency_key = i.idempotency_key
+  left join usage_events e on n.id is null and e.customer_id = o.customer_id and e.idempotency_key = i.idempotency_key
+ order by i.ord`;
+
+interface Pending {
+  request: BatchRequest;
+  resolve(outcome: BatchOutcome): void;
+}
+
+/** Runs one statement for `requests` and returns one outcome per request, in order. */
+export async function runBatch(client: QueryClient, requests: readonly BatchRequest[], statuses: BillingStatuses): Promise<BatchOutcome[]> {
+  const n = requests.length;
+  const ids = new Array<string>(n);
+  const users = new Array<string>(n);
+  const subscriptions = new Array<string | null>(n);
+  const meters = new Array<string | null>(n);
+  const quantities = new Array<number>(n);
+  const times = new Array<Date>(n);
+  const keys = new Array<string>(n);
+  const hashes = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const r = requests[i];
+    ids[i] = r.id;
+    users[i] = r.userId;
+    subscriptions[i] = r.subscriptionId;
+    meters[i] = r.meter;
+    quantities[i] = r.quantity;
+    times[i] = r.occurredAt;
+    keys[i] = r.idempotencyKey;
+    hashes[i] = r.requestHash;
+  }
+  const { rows } = await client.query({ text: BATCH_SQL, values: [ids, users, subscriptions, meters, quantities, times, keys, hashes, statuses] });
+  const outcomes = new Array<BatchOutcome>(n).fill({ kind: 'miss' });
+  for (const row of rows) {
+    const index = Number(row.ord) - 1;
+    if (!(index >= 0 && index < n) || row.id === null) continue;
+    outcomes[index] = row.own ? { kind: 'inserted', subscriptionId: row.subscription_id, meter: row.meter } : { kind: 'existing', row };
+  }
+  return outcomes;
+}
+
+/**
+ * Gathers concurrent requests into statements: a request waits only while `maxInFlight`
+ * statements are running already (and for the end of the current turn of the event loop).
+ */
+export class UsageBatcher {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private readonly maxBatch: number;
+  private readonly maxInFlight: number;
+  /** Counts since start: statements run, failed, and requests answered by outcome. */
+  readonly stats = { statements: 0, failedStatements: 0, inserted: 0, existing: 0, miss: 0 };
+
+  constructor(
+    private readonly lender: ConnectionLender,
+    private readonly options: UsageBatcherOptions,
+  ) {
+    this.maxBatch = options.maxBatch ?? 256;
+    this.maxInFlight = options.maxInFlight ?? 1;
+  }
+
+  /**
+   * The outcome of `request`, once the statement that carried it has committed. A statement that
+   * fails answers "miss" to all its requests: nothing of it was committed, or, when the
+   * connection broke after the commit, the general path finds the row by its key.
+   */
+  submit(request: BatchRequest): Promise<BatchOutcome> {
+    return new Promise<BatchOutcome>((resolve) => {
+      this.queue.push({ request, resolve });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+        void this.flush(this.queue.splice(0, this.maxBatch));
+      }
+    });
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    this.inFlight++;
+    let outcomes: BatchOutcome[] | null = null;
+    try {
+      const client = await this.lender.acquire();
+      try {
+        outcomes = await runBatch(
+          client,
+          batch.map((p) => p.request),
+          this.options.statuses,
+        );
+      } finally {
+        this.lender.release(client);
+      }
+    } catch {
+      outcomes = null;
+      this.stats.failedStatements++;
+    } finally {
+      this.inFlight--;
+    }
+    this.stats.statements++;
+    for (let i = 0; i < batch.length; i++) {
+      const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'miss' };
+      this.stats[outcome.kind]++;
+      batch[i].resolve(outcome);
+    }
+    this.schedule();
+  }
+}
+
+const batchers = new WeakMap<object, UsageBatcher>();
+
+/**
+ * The batcher of the connection pool behind `em` (one per pool: forks of an EntityManager
+ * share it). Statements borrow the pool's connections one at a time, like any other query.
+ */
+export function batcherFor(em: EntityManager, statuses: BillingStatuses): UsageBatcher {
+  const connection = em.getConnection();
+  let batcher = batchers.get(connection);
+  if (!batcher) {
+    const knexClient = connection.getKnex().client as {
+      acquireConnection(): Promise<QueryClient>;
+      releaseConnection(client: QueryClient): Promise<void>;
+    };
+    batcher = new UsageBatcher(
+      {
+        acquire: () => knexClient.acquireConnection(),
+        release: (client) => void knexClient.releaseConnection(client),
+      },
+      { statuses },
+    );
+    batchers.set(connection, batcher);
+  }
+  return batcher;
+}
