@@ -30,6 +30,10 @@ interface Args extends LoadOptions {
   serverNodeArgs: string[];
 }
 
+function mb(usage: NodeJS.MemoryUsage): Record<string, number> {
+  return Object.fromEntries(Object.entries(usage).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+}
+
 function parseArgs(argv: string[]): Args {
   const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000, serverNodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
@@ -172,9 +176,12 @@ async function main(): Promise<void> {
         await server.request('profileStop', { file: profileFile });
         extra = { ...extra, detail: { ...extra.detail, profile: path.relative(root, profileFile) } };
       }
+      // Where the memory is right after the load: V8's heap, or outside it.
+      const after = mb(await server.request<NodeJS.MemoryUsage>('memory'));
+      extra = { ...extra, detail: { ...extra.detail, memoryAfterMb: after } };
       const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, cpuMs, extra);
       rows.push(row);
-      log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  CPU ${row.cpuMsPerOp} ms/req  errors ${row.errors}${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
+      log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  CPU ${row.cpuMsPerOp} ms/req  errors ${row.errors}  RSS ${row.peakRssMb} MB peak, heap ${after.heapUsed}/${after.heapTotal} MB after${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
     };
     const graphql = (server: ServerChild, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): LoadTarget => ({
       url: `${server.info.url}/graphql`,

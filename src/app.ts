@@ -12,6 +12,7 @@ import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
+import { rawQuery } from './db/raw-query';
 import { CUSTOMER_DATA_SQL, responseCachePlugin } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
@@ -95,7 +96,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       responseCachePlugin({
         catalog: () => catalogCacheFor(orm.em),
         customerData: async (userId) => {
-          const rows = await orm.em.getConnection().execute<{ data: string }[]>(CUSTOMER_DATA_SQL, [userId]);
+          const rows = await rawQuery<{ data: string }>(orm, CUSTOMER_DATA_SQL, [userId]);
           return rows[0]?.data ?? null;
         },
       }),

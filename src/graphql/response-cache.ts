@@ -146,4 +146,4 @@ function classify(operation: OperationDefinitionNode): Scope {
  * column, as one text.
  */
 export const CUSTOMER_DATA_SQL = `select row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]') as data
-  from customers c where c.user_id = ?`;
+  from customers c where c.user_id = $1`;
