@@ -185,6 +185,42 @@ describe(UsageForwarder.name, () => {
       expectSentOnceEach(ids);
     });
 
+    it('sends every row exactly once when two forwarders with several lanes each drain it together', async () => {
+      const ids = await insertBacklog(2000, 'lanes');
+      const orms = await Promise.all([initORM({ url: db.url }), initORM({ url: db.url })]);
+      try {
+        const [a, b] = orms.map((o) => new UsageForwarder({ orm: o, gateway: newGateway(), log: silent, batchSize: 40, lanes: 3 }));
+        const [ra, rb] = await Promise.all([a.drain(), b.drain()]);
+        expect(ra.claimed + rb.claimed).toBe(ids.length);
+        expect(ra.sent + rb.sent).toBe(ids.length);
+      } finally {
+        await Promise.all(orms.map((o) => o.close()));
+      }
+      expect(await states(ids)).toEqual({ sent: ids.length });
+      expectSentOnceEach(ids);
+    });
+
+    it('runs its lanes together through a backlog in the background loop, and stops with nothing half-marked', async () => {
+      const forwarder = new UsageForwarder({ orm, gateway: newGateway(), log: silent, batchSize: 50, lanes: 4, intervalMs: 20 });
+      forwarder.start();
+      try {
+        const ids = await insertBacklog(3000, 'loop');
+        await eventually('the backlog is sent', async () => (await states(ids)).sent === ids.length);
+        expectSentOnceEach(ids);
+        // Every row was claimed once, by one lane.
+        expect(forwarder.totals).toMatchObject({ claimed: ids.length, sent: ids.length, retrying: 0, failed: 0 });
+        // Then a few rows at a time, which the polling lane alone picks up.
+        const more = await insertBacklog(7, 'loop-more');
+        await eventually('the new rows are sent', async () => (await states(more)).sent === more.length);
+        expectSentOnceEach(more);
+      } finally {
+        await forwarder.stop();
+      }
+      expect(forwarder.running).toBe(false);
+      const [{ n }] = await sql<{ n: number }>(`select count(*)::int as n from usage_events where state = 'pending'`);
+      expect(n).toBe(0);
+    });
+
     it('sends every row exactly once when two `npm run usage:forward` processes drain it together', async () => {
       const env = processEnv({ USAGE_FORWARDER_BATCH_SIZE: '25', USAGE_FORWARDER_INTERVAL_MS: '20' });
       const forwarders = await Promise.all([0, 1].map(() => spawnTs('src/cli/usage-forward.ts', [], env, /usage forwarder running/)));

@@ -24,8 +24,14 @@ export interface UsageForwarderOptions {
   /** First retry delay of a row after a retryable failure; doubles per attempt up to maxBackoffMs. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
-  /** Stripe requests (of up to 100 events) in flight at once. */
+  /** Stripe requests (of up to 100 events) in flight at once, per round. */
   concurrency?: number;
+  /**
+   * Rounds in flight at once through a backlog (each claims, sends and marks its own rows), so
+   * that one round's database statements overlap another's Stripe requests. Only one round
+   * polls while there is no backlog. Default 3.
+   */
+  lanes?: number;
 }
 
 export interface ForwardRoundResult {
@@ -51,6 +57,18 @@ const LAG_REFRESH_MS = 1000;
 const STRIPE_BATCH = 100;
 
 /**
+ * Settings of the claim and mark transactions. The claim must walk the pending index in
+ * `next_attempt_at` order and stop after a batch: right after a burst the table's statistics
+ * still say few rows are pending, and the planner then reads every due row through a bitmap and
+ * sorts them all (on disk past work_mem) for each batch; with fresh statistics it hash-joins the
+ * claimed ids against a scan of the whole table instead. Neither scan nor bitmap is of any use
+ * to these statements. Commits need not wait for the WAL flush: a claim or mark lost in a
+ * database crash only means a row is sent again, with the same identifier, and Stripe drops it.
+ */
+const FORWARDER_TRANSACTION_SETTINGS = `select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+  set_config('synchronous_commit', 'off', true)`;
+
+/**
  * Sends pending usage rows to Stripe as Billing Meter events, each with its row id as Stripe's
  * `identifier`, and marks them sent or failed.
  *
@@ -61,6 +79,9 @@ const STRIPE_BATCH = 100;
  * each row is sent by one forwarder. Should a lease expire while its forwarder is still sending
  * (or the forwarder dies after Stripe accepted but before marking), the row is sent again with
  * the same identifier and Stripe drops the duplicate: it is counted once either way.
+ *
+ * Through a backlog, several lanes (rounds) run at once, each claiming its own rows the same
+ * way, so that the database's work for one round overlaps another's Stripe requests.
  */
 export class UsageForwarder {
   private readonly orm: MikroORM;
@@ -72,12 +93,14 @@ export class UsageForwarder {
   private readonly baseBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly concurrency: number;
+  private readonly lanes: number;
 
   private loop: Promise<void> | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
-  /** Consecutive rounds in which Stripe failed everything: the loop itself backs off too. */
-  private outageRounds = 0;
+  /** Wakes sleeping lanes (on stop, and the extra lanes when a backlog appears). */
+  private readonly wakers = new Set<() => void>();
+  /** The last round was full: the extra lanes run. */
+  private backlog = false;
   private lagMeasuredAt = -Infinity;
   /** What this instance did since it was created. */
   readonly totals: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
@@ -105,6 +128,7 @@ export class UsageForwarder {
     this.baseBackoffMs = options.baseBackoffMs ?? 1000;
     this.maxBackoffMs = options.maxBackoffMs ?? 10 * 60_000;
     this.concurrency = options.concurrency ?? 4;
+    this.lanes = Math.max(1, Math.floor(options.lanes ?? 3));
     this.leaseMs =
       options.leaseMs ??
       leaseFor({
@@ -128,10 +152,10 @@ export class UsageForwarder {
     });
   }
 
-  /** Stops the loop after the round in flight, so nothing is left half-marked. */
+  /** Stops the loop after the rounds in flight, so nothing is left half-marked. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.wakeAll();
     await this.loop;
   }
 
@@ -143,14 +167,18 @@ export class UsageForwarder {
   async drain(): Promise<ForwardRoundResult> {
     const total: ForwardRoundResult = { claimed: 0, sent: 0, retrying: 0, failed: 0 };
     const [{ now }] = await this.orm.em.fork().getConnection().execute<{ now: Date }[]>('select now() as now');
-    for (;;) {
-      const round = await this.forwardOnce(now);
-      total.claimed += round.claimed;
-      total.sent += round.sent;
-      total.retrying += round.retrying;
-      total.failed += round.failed;
-      if (round.claimed === 0) return total;
-    }
+    const lane = async () => {
+      for (;;) {
+        const round = await this.forwardOnce(now);
+        total.claimed += round.claimed;
+        total.sent += round.sent;
+        total.retrying += round.retrying;
+        total.failed += round.failed;
+        if (round.claimed === 0) return;
+      }
+    };
+    await Promise.all(Array.from({ length: this.lanes }, lane));
+    return total;
   }
 
   /** One round: claim due rows (due by `dueBy`, default now), send them, record the outcomes. */
@@ -191,62 +219,93 @@ export class UsageForwarder {
   }
 
   private async run(): Promise<void> {
-    this.log.info({ batchSize: this.batchSize, intervalMs: this.intervalMs }, 'usage forwarder started');
+    this.log.info({ batchSize: this.batchSize, intervalMs: this.intervalMs, lanes: this.lanes }, 'usage forwarder started');
+    this.backlog = false;
+    await Promise.all(Array.from({ length: this.lanes }, (_, lane) => this.runLane(lane)));
+    this.log.info('usage forwarder stopped');
+  }
+
+  /**
+   * Lane 0 polls every interval; the other lanes sleep until a round comes back full (a backlog)
+   * and run back to back with it until a round is not full.
+   */
+  private async runLane(lane: number): Promise<void> {
+    /** Consecutive rounds in which Stripe failed everything: the lane itself backs off too. */
+    let outageRounds = 0;
     while (!this.stopping) {
+      if (lane > 0 && !this.backlog) {
+        await this.sleep(Infinity);
+        continue;
+      }
       let delay = this.intervalMs;
       try {
         const round = await this.forwardOnce();
         if (round.claimed > 0 && round.sent === 0 && round.failed === 0) {
           // Everything failed with a retryable error: Stripe is down or limiting us. The rows got
-          // their own backoff; the loop slows down too rather than hammering with the next rows.
-          this.outageRounds++;
-          delay = Math.min(this.maxBackoffMs, this.intervalMs * 2 ** Math.min(this.outageRounds, 16));
+          // their own backoff; the lane slows down too rather than hammering with the next rows.
+          outageRounds++;
+          this.backlog = false;
+          delay = Math.min(this.maxBackoffMs, this.intervalMs * 2 ** Math.min(outageRounds, 16));
         } else {
-          this.outageRounds = 0;
-          // A full batch means there is a backlog: go on at once.
-          if (round.claimed >= this.batchSize) delay = 0;
+          outageRounds = 0;
+          // A full batch means there is a backlog: go on at once, with every lane.
+          if (round.claimed >= this.batchSize) {
+            delay = 0;
+            if (!this.backlog) {
+              this.backlog = true;
+              this.wakeAll();
+            }
+          } else {
+            this.backlog = false;
+          }
         }
       } catch (error) {
         // The database is unreachable, most likely: nothing was marked, claims expire with their lease.
         this.log.error({ err: error }, 'usage forwarding round failed');
+        this.backlog = false;
         delay = Math.min(this.maxBackoffMs, Math.max(this.intervalMs, 1000));
       }
-      if (!this.stopping && delay > 0) await this.sleep(delay);
+      if (!this.stopping && delay > 0) await this.sleep(lane > 0 ? Infinity : delay);
     }
-    this.log.info('usage forwarder stopped');
   }
 
+  /** Sleeps `ms` (Infinity: until woken), or until stop() or a backlog wakes the lanes. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = null;
-        resolve();
-      }, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        this.wake = null;
+      const timer = Number.isFinite(ms) ? setTimeout(() => wake(), ms) : undefined;
+      const wake = () => {
+        if (timer) clearTimeout(timer);
+        this.wakers.delete(wake);
         resolve();
       };
+      this.wakers.add(wake);
     });
   }
 
+  private wakeAll(): void {
+    for (const wake of [...this.wakers]) wake();
+  }
+
   private async claim(dueBy: Date | null): Promise<ClaimedRow[]> {
-    // One statement, so one short transaction: the row locks last only until it commits.
-    return this.orm.em.fork().getConnection().execute<ClaimedRow[]>(
-      `with due as (
-         select id from usage_events
-          where state = 'pending' and next_attempt_at <= coalesce(?::timestamptz, now())
-          order by next_attempt_at
-          limit ?
-          for update skip locked
-       )
-       update usage_events u
-          set next_attempt_at = now() + (? * interval '1 millisecond'), attempts = u.attempts + 1
-         from due, customers c
-        where u.id = due.id and c.id = u.customer_id
-       returning u.id, u.meter, u.quantity, u.occurred_at, u.attempts, c.stripe_customer_id`,
-      [dueBy, this.batchSize, this.leaseMs],
-    );
+    // One statement in a short transaction: the row locks last only until it commits. The rows
+    // are locked and then updated by their physical address (ctid, stable while locked), so
+    // the update needs no join against the table.
+    return this.orm.em.fork().transactional(async (em) => {
+      await em.execute(FORWARDER_TRANSACTION_SETTINGS);
+      return em.execute<ClaimedRow[]>(
+        `update usage_events u
+            set next_attempt_at = now() + (? * interval '1 millisecond'), attempts = u.attempts + 1
+          where u.ctid = any(array(
+                  select ctid from usage_events
+                   where state = 'pending' and next_attempt_at <= coalesce(?::timestamptz, now())
+                   order by next_attempt_at
+                   limit ?
+                   for update skip locked))
+        returning u.id, u.meter, u.quantity, u.occurred_at, u.attempts,
+                  (select c.stripe_customer_id from customers c where c.id = u.customer_id) as stripe_customer_id`,
+        [this.leaseMs, dueBy, this.batchSize],
+      );
+    });
   }
 
   private async send(rows: ClaimedRow[]): Promise<Map<string, MeterEventOutcome>> {
@@ -302,35 +361,37 @@ export class UsageForwarder {
       else if (!o || o.retryable) retry.push({ id: row.id, error: describe(o) });
       else failed.push({ id: row.id, error: describe(o) });
     }
-    const conn = this.orm.em.fork().getConnection();
-    // Each update only touches rows still pending: a row another forwarder marked meanwhile
-    // (after a lease expiry) keeps its state.
-    if (sent.length) {
-      await conn.execute(
-        `update usage_events set state = 'sent', sent_at = now(), last_error = null
-          where id in (select unnest(?::uuid[])) and state = 'pending'`,
-        [toPgArray(sent)],
-      );
-    }
-    if (retry.length) {
-      await conn.execute(
-        `update usage_events u
-            set next_attempt_at = now() + least(?::float8, ?::float8 * power(2, least(u.attempts, 30) - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond',
-                last_error = r.error
-           from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
-          where u.id = r.id and u.state = 'pending'`,
-        [this.maxBackoffMs, this.baseBackoffMs, toPgArray(retry.map((r) => r.id)), toPgArray(retry.map((r) => r.error))],
-      );
-    }
-    if (failed.length) {
-      await conn.execute(
-        `update usage_events u set state = 'failed', last_error = r.error
-           from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
-          where u.id = r.id and u.state = 'pending'`,
-        [toPgArray(failed.map((r) => r.id)), toPgArray(failed.map((r) => r.error))],
-      );
-      this.log.warn({ count: failed.length, first: failed[0] }, 'usage events refused by Stripe');
-    }
+    // One transaction for the round's outcomes. Each update only touches rows still pending: a
+    // row another forwarder marked meanwhile (after a lease expiry) keeps its state.
+    await this.orm.em.fork().transactional(async (em) => {
+      await em.execute(FORWARDER_TRANSACTION_SETTINGS);
+      if (sent.length) {
+        await em.execute(
+          `update usage_events set state = 'sent', sent_at = now(), last_error = null
+            where id in (select unnest(?::uuid[])) and state = 'pending'`,
+          [toPgArray(sent)],
+        );
+      }
+      if (retry.length) {
+        await em.execute(
+          `update usage_events u
+              set next_attempt_at = now() + least(?::float8, ?::float8 * power(2, least(u.attempts, 30) - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond',
+                  last_error = r.error
+             from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
+            where u.id = r.id and u.state = 'pending'`,
+          [this.maxBackoffMs, this.baseBackoffMs, toPgArray(retry.map((r) => r.id)), toPgArray(retry.map((r) => r.error))],
+        );
+      }
+      if (failed.length) {
+        await em.execute(
+          `update usage_events u set state = 'failed', last_error = r.error
+             from (select unnest(?::uuid[]) as id, unnest(?::text[]) as error) r
+            where u.id = r.id and u.state = 'pending'`,
+          [toPgArray(failed.map((r) => r.id)), toPgArray(failed.map((r) => r.error))],
+        );
+      }
+    });
+    if (failed.length) this.log.warn({ count: failed.length, first: failed[0] }, 'usage events refused by Stripe');
     result.sent = sent.length;
     result.retrying = retry.length;
     result.failed = failed.length;
