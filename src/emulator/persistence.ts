@@ -134,13 +134,16 @@ export function snapshot(d: PersistDeps): StateFile {
 }
 
 /**
- * The state file's text. The meter acceptance log (one entry per accepted meter event) is most
- * of a busy emulator's state; its full chunks keep their JSON text between saves, so they are
- * appended as they are instead of being rebuilt and stringified each time.
+ * The state file's text, in pieces. The meter acceptance log (one entry per accepted meter
+ * event) is most of a busy emulator's state; its full chunks keep their JSON text between saves,
+ * so they are written as they are instead of being rebuilt, stringified and joined each time.
  */
-export function serialize(d: PersistDeps): string {
+export function serialize(d: PersistDeps): string[] {
   const head = JSON.stringify(snapshot(d));
-  return `${head.slice(0, -1)},"meterAcceptances":[${d.meters.acceptanceChunks().join(',')}]}`;
+  const pieces = [`${head.slice(0, -1)},"meterAcceptances":[`];
+  d.meters.acceptanceChunks().forEach((chunk, i) => pieces.push(i ? `,${chunk}` : chunk));
+  pieces.push(']}');
+  return pieces;
 }
 
 function fail(what: string): never {
@@ -285,15 +288,16 @@ export function applyState(d: PersistDeps, s: ParsedState): void {
   meters.duplicates = s.meters.duplicates;
 }
 
-/** Writes `text` to `file` atomically with mode 0600. */
-export function writeFileAtomic(file: string, text: string): void {
+/** Writes `text` (or its pieces, one after another) to `file` atomically with mode 0600. */
+export function writeFileAtomic(file: string, text: string | string[]): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx', 0o600);
     fs.fchmodSync(fd, 0o600);
-    fs.writeFileSync(fd, text);
+    if (typeof text === 'string') fs.writeFileSync(fd, text);
+    else for (const piece of text) fs.writeFileSync(fd, piece);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
