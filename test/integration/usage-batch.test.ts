@@ -153,7 +153,8 @@ describe('one statement for many requests', () => {
       acquire: () => em().getConnection().getKnex().client.acquireConnection(),
       release: (c) => void em().getConnection().getKnex().client.releaseConnection(c),
     };
-    const batcher = new UsageBatcher(lender, { statuses: BILLING_STATUSES });
+    const warnings: unknown[] = [];
+    const batcher = new UsageBatcher(lender, { statuses: BILLING_STATUSES, log: { warn: (obj) => warnings.push(obj) } });
     // PostgreSQL text cannot hold NUL: this one request fails the whole statement.
     const outcomes = await Promise.all([
       batcher.submit(request(cat.userId, { subscriptionId: cat.proId })),
@@ -162,7 +163,20 @@ describe('one statement for many requests', () => {
     ]);
     expect(outcomes).toEqual([{ kind: 'miss' }, { kind: 'miss' }, { kind: 'miss' }]);
     expect(batcher.stats).toMatchObject({ statements: 1, failedStatements: 1, miss: 3 });
+    expect(warnings).toEqual([expect.objectContaining({ requests: 3, failedStatements: 1 })]);
     expect(await ledger()).toHaveLength(before);
+  });
+
+  it('prepares the statement again on a connection whose server forgot it', async () => {
+    const kit = await customerWithPro('batch-kit');
+    await withClient(async (client) => {
+      const once = () => runBatch(client, [request(kit.userId, { subscriptionId: kit.proId })], BILLING_STATUSES);
+      expect((await once())[0].kind).toBe('inserted');
+      await client.query({ text: 'deallocate all', values: [] });
+      await expect(once()).rejects.toMatchObject({ code: '26000' });
+      expect((await once())[0].kind).toBe('inserted');
+    });
+    expect(await ledger('subscription_id = ?', [kit.proId])).toHaveLength(2);
   });
 
   it('records once when the statement committed but its answer was lost', async () => {
@@ -185,7 +199,7 @@ describe('one statement for many requests', () => {
     const loadCustomer = () => em().findOne('Customer', { userId: dee.userId }) as Promise<any>;
     // Without a key from the caller too: the key generated for the statement is the one retried.
     for (const idempotencyKey of [undefined, 'dee-1']) {
-      const record = await service.recordForUser(dee.userId, { subscriptionId: dee.proId, quantity: 2, idempotencyKey }, loadCustomer);
+      const record = await service.recordForUser(dee.userId, { subscriptionId: dee.proId, quantity: 2, idempotencyKey }, { loadCustomer });
       const rows = await ledger('subscription_id = ? and idempotency_key = ?', [dee.proId, record.idempotencyKey]);
       expect(rows).toHaveLength(1);
       expect(rows[0].id).toBe(record.id);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 
 /**
@@ -14,6 +15,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * exists (the caller compares request hashes), or nothing matched. The last is a "miss": the
  * caller takes the general path, which finds the exact reason (unknown or foreign subscription,
  * no or several meters, canceled, ...) and its error code. The statement never decides an error.
+ *
+ * Rows are inserted in (customer, key) order, the same in every statement, so statements of
+ * several instances that share keys wait for one another instead of deadlocking; within one
+ * statement the first request with a key wins and the others with that key get its row.
  */
 
 /** The statuses in which the statement accepts usage; the same list as the service's. */
@@ -52,7 +57,7 @@ export type BatchOutcome =
 
 /** What the statement needs from a database connection. */
 export interface QueryClient {
-  query(config: { text: string; values: unknown[] }): Promise<{ rows: any[] }>;
+  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: any[] }>;
 }
 
 /** Lends connections of the application's pool. */
@@ -63,6 +68,8 @@ export interface ConnectionLender {
 
 export interface UsageBatcherOptions {
   statuses: BillingStatuses;
+  /** Told when a statement fails (its requests then take the general path). */
+  log?: { warn(obj: object, msg?: string): void };
   /** Requests per statement at most. */
   maxBatch?: number;
   /** Statements running at once at most; requests arriving meanwhile wait for the next one. */
@@ -108,7 +115,7 @@ inserted as (
   select i.id, r.customer_id, r.subscription_id, r.meter, i.quantity, i.occurred_at, i.idempotency_key, i.request_hash, 'pending', 0, now(), now()
     from resolved r
     join input i on i.ord = r.ord
-   order by r.ord
+   order by r.customer_id, i.idempotency_key, r.ord
   on conflict (customer_id, idempotency_key) do nothing
   returning id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash
 )
@@ -126,6 +133,12 @@ select i.ord,
   left join inserted n on n.customer_id = o.customer_id and n.idempotency_key = i.idempotency_key
   left join usage_events e on n.id is null and e.customer_id = o.customer_id and e.idempotency_key = i.idempotency_key
  order by i.ord`;
+
+/**
+ * The statement is prepared once per connection under this name (planning it costs PostgreSQL
+ * about as much as running it for a few rows); the name changes with the text.
+ */
+const BATCH_STATEMENT = `tollgate_usage_batch_${createHash('sha256').update(BATCH_SQL).digest('hex').slice(0, 12)}`;
 
 interface Pending {
   request: BatchRequest;
@@ -154,7 +167,17 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
     keys[i] = r.idempotencyKey;
     hashes[i] = r.requestHash;
   }
-  const { rows } = await client.query({ text: BATCH_SQL, values: [ids, users, subscriptions, meters, quantities, times, keys, hashes, statuses] });
+  let rows: any[];
+  try {
+    ({ rows } = await client.query({ name: BATCH_STATEMENT, text: BATCH_SQL, values: [ids, users, subscriptions, meters, quantities, times, keys, hashes, statuses] }));
+  } catch (error) {
+    // The server no longer knows the statement (DEALLOCATE, a pooler in between): the client's
+    // record of it goes too, so that the next use prepares it again.
+    if ((error as { code?: string }).code === '26000') {
+      delete (client as { connection?: { parsedStatements?: Record<string, unknown> } }).connection?.parsedStatements?.[BATCH_STATEMENT];
+    }
+    throw error;
+  }
   const outcomes = new Array<BatchOutcome>(n).fill({ kind: 'miss' });
   for (const row of rows) {
     const index = Number(row.ord) - 1;
@@ -197,6 +220,19 @@ export class UsageBatcher {
     });
   }
 
+  private lastWarning = 0;
+  private unreported = 0;
+
+  /** At most one warning in 10 s: a database that refuses the statement for a while would otherwise flood the log. */
+  private warn(error: unknown, requests: number): void {
+    this.unreported++;
+    const now = Date.now();
+    if (!this.options.log || now - this.lastWarning < 10_000) return;
+    this.options.log.warn({ err: error, requests, failedStatements: this.unreported }, 'shared usage statement failed; its requests took the general path');
+    this.lastWarning = now;
+    this.unreported = 0;
+  }
+
   private schedule(): void {
     if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;
@@ -222,9 +258,10 @@ export class UsageBatcher {
       } finally {
         this.lender.release(client);
       }
-    } catch {
+    } catch (error) {
       outcomes = null;
       this.stats.failedStatements++;
+      this.warn(error, batch.length);
     } finally {
       this.inFlight--;
     }
@@ -244,7 +281,7 @@ const batchers = new WeakMap<object, UsageBatcher>();
  * The batcher of the connection pool behind `em` (one per pool: forks of an EntityManager
  * share it). Statements borrow the pool's connections one at a time, like any other query.
  */
-export function batcherFor(em: EntityManager, statuses: BillingStatuses): UsageBatcher {
+export function batcherFor(em: EntityManager, statuses: BillingStatuses, log?: UsageBatcherOptions['log']): UsageBatcher {
   const connection = em.getConnection();
   let batcher = batchers.get(connection);
   if (!batcher) {
@@ -257,7 +294,7 @@ export function batcherFor(em: EntityManager, statuses: BillingStatuses): UsageB
         acquire: () => knexClient.acquireConnection(),
         release: (client) => void knexClient.releaseConnection(client),
       },
-      { statuses },
+      { statuses, log },
     );
     batchers.set(connection, batcher);
   }

@@ -4,7 +4,7 @@ import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { batcherFor, type UsageBatcher } from './usage-batch';
+import { batcherFor, type UsageBatcher, type UsageBatcherOptions } from './usage-batch';
 
 /** Statuses in which Stripe bills metered usage on a subscription. */
 export const BILLING_STATUSES = ['active', 'trialing', 'past_due'];
@@ -96,14 +96,18 @@ export class UsageService {
    * callers (see usage-batch.ts); anything else goes the general way of `record`, with the
    * customer from `loadCustomer`, so every refusal and its code are the same as there.
    */
-  async recordForUser(userId: string, input: RecordUsageInput, loadCustomer: () => Promise<Customer | null>): Promise<UsageRecord> {
+  async recordForUser(
+    userId: string,
+    input: RecordUsageInput,
+    options: { loadCustomer: () => Promise<Customer | null>; log?: UsageBatcherOptions['log'] },
+  ): Promise<UsageRecord> {
     const request = this.prepare(input);
     // A NUL character would fail the shared statement for every request in it; the general path
     // refuses such a meter on its own (no subscription has it) and never sends it to the database.
     const shareable = (request.subscriptionId !== null || request.meter !== null) && !request.meter?.includes('\u0000') && !userId.includes('\u0000');
     if (shareable) {
       const id = randomUUID();
-      const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES)).submit({
+      const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES, options.log)).submit({
         id,
         userId,
         subscriptionId: request.subscriptionId,
@@ -125,7 +129,7 @@ export class UsageService {
       }
       if (outcome.kind === 'existing') return replay(outcome.row, request.requestHash);
     }
-    return this.recordPrepared(await loadCustomer(), request);
+    return this.recordPrepared(await options.loadCustomer(), request);
   }
 
   async record(customer: Customer | null, input: RecordUsageInput): Promise<UsageRecord> {
