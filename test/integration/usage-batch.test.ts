@@ -146,7 +146,7 @@ describe('one statement for many requests', () => {
     for (const i of [3, 4]) expect((outcomes[i] as Extract<BatchOutcome, { kind: 'existing' }>).row).toMatchObject({ id: same.id, request_hash: same.requestHash });
   });
 
-  it('answers "miss" to every request of a statement that fails, and writes none of them', async () => {
+  it('answers "failed" to every request of a statement that fails, and writes none of them', async () => {
     const cat = await customerWithPro('batch-cat');
     const before = (await ledger()).length;
     const lender: ConnectionLender = {
@@ -161,8 +161,8 @@ describe('one statement for many requests', () => {
       batcher.submit(request(cat.userId, { subscriptionId: cat.proId, idempotencyKey: 'bad\u0000key' })),
       batcher.submit(request(cat.userId, { meter: 'api_calls' })),
     ]);
-    expect(outcomes).toEqual([{ kind: 'miss' }, { kind: 'miss' }, { kind: 'miss' }]);
-    expect(batcher.stats).toMatchObject({ statements: 1, failedStatements: 1, miss: 3 });
+    expect(outcomes).toEqual([{ kind: 'failed' }, { kind: 'failed' }, { kind: 'failed' }]);
+    expect(batcher.stats).toMatchObject({ statements: 1, failedStatements: 1, failed: 3 });
     expect(warnings).toEqual([expect.objectContaining({ requests: 3, failedStatements: 1 })]);
     expect(await ledger()).toHaveLength(before);
   });

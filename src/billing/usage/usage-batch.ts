@@ -53,7 +53,9 @@ export type BatchOutcome =
   /** A row with this request's key exists already (committed earlier, or by another request of the same statement). */
   | { kind: 'existing'; row: LedgerRow }
   /** Nothing was written for this request; the general path decides. */
-  | { kind: 'miss' };
+  | { kind: 'miss' }
+  /** The statement failed: most likely nothing was written, but a connection lost after the commit leaves it open. */
+  | { kind: 'failed' };
 
 /** What the statement needs from a database connection. */
 export interface QueryClient {
@@ -198,7 +200,7 @@ export class UsageBatcher {
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
   /** Counts since start: statements run, failed, and requests answered by outcome. */
-  readonly stats = { statements: 0, failedStatements: 0, inserted: 0, existing: 0, miss: 0 };
+  readonly stats = { statements: 0, failedStatements: 0, inserted: 0, existing: 0, miss: 0, failed: 0 };
 
   constructor(
     private readonly lender: ConnectionLender,
@@ -210,8 +212,8 @@ export class UsageBatcher {
 
   /**
    * The outcome of `request`, once the statement that carried it has committed. A statement that
-   * fails answers "miss" to all its requests: nothing of it was committed, or, when the
-   * connection broke after the commit, the general path finds the row by its key.
+   * fails answers "failed" to all its requests: the general path then retries each under the
+   * same key, so a row that was committed after all is found, not written twice.
    */
   submit(request: BatchRequest): Promise<BatchOutcome> {
     return new Promise<BatchOutcome>((resolve) => {
@@ -267,7 +269,7 @@ export class UsageBatcher {
     }
     this.stats.statements++;
     for (let i = 0; i < batch.length; i++) {
-      const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'miss' };
+      const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'failed' };
       this.stats[outcome.kind]++;
       batch[i].resolve(outcome);
     }

@@ -63,6 +63,8 @@ interface PreparedUsage {
   quantity: number;
   occurredAt: Date;
   key: string;
+  /** Whether a row may exist under `key` already: the caller's own key, or a shared statement that failed. */
+  keyMayExist: boolean;
   requestHash: string;
 }
 
@@ -128,6 +130,7 @@ export class UsageService {
         };
       }
       if (outcome.kind === 'existing') return replay(outcome.row, request.requestHash);
+      if (outcome.kind === 'failed') request.keyMayExist = true;
     }
     return this.recordPrepared(await options.loadCustomer(), request);
   }
@@ -168,6 +171,7 @@ export class UsageService {
       // failed without telling whether it committed, the general path retries under the same
       // key and finds the row instead of writing a second one.
       key: clientKey ?? randomUUID(),
+      keyMayExist: clientKey !== null,
       requestHash,
     };
   }
@@ -182,7 +186,7 @@ export class UsageService {
     } catch (error) {
       // A retry of a recorded event answers with the first result even when the subscription has
       // changed since (canceled, say): the event was acknowledged then.
-      if (customer) {
+      if (customer && request.keyMayExist) {
         const existing = await this.findByKey(customer.id, key);
         if (existing) return replay(existing, requestHash);
       }
