@@ -7,6 +7,10 @@
  * such references are written as `{ "__emulator_ref__": [type, id] }` and relinked on load.
  * Webhook endpoints marked `_config` (from options or `addWebhookEndpoint`) are configuration,
  * not state: they are left out and recreated by the caller on every start.
+ *
+ * Accepted meter event identifiers, most of a busy emulator's state, go to a second file next to
+ * it (`<stateFile>.identifiers`, the identifier log's own bytes): each save appends what was
+ * accepted since the last one, then the state file records how many of those bytes are valid.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,10 +21,11 @@ import type { MeterEventLog, UsageRow } from './resources/meters';
 import type { WebhookDelivery } from './webhooks';
 
 /**
- * 2: meter usage as per-second buckets and identifiers as an acceptance log (`meterAcceptances`,
- * the file's last key). 1: one object per meter event and identifier maps; still read.
+ * 3: meter usage as per-second buckets, identifiers in the identifiers file. Still read: 2 (the
+ * identifiers as an acceptance log in `meterAcceptances`) and 1 (one object per meter event,
+ * identifier maps).
  */
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
 const REF_KEY = '__emulator_ref__';
 
 /** Version 1's meter events, converted on load. */
@@ -45,9 +50,10 @@ interface MeterState {
   totalAccepted: number;
   totalReceived: number;
   duplicates: number;
+  /** Valid bytes at the start of the identifiers file. */
+  identifierBytes: number;
 }
 
-/** The state file without its acceptance log, which `serialize` appends as JSON text. */
 interface StateFile {
   version: number;
   savedAt: string;
@@ -62,8 +68,13 @@ interface StateFile {
 
 /** A parsed state file, meter data in the current shape. */
 interface ParsedState extends StateFile {
-  /** Accepted identifiers with the time they were accepted, oldest first. */
-  acceptances: [string, number][];
+  /** Versions 1 and 2: accepted identifiers with the time they were accepted, oldest first. */
+  acceptances?: [string, number][];
+}
+
+/** The file that holds the accepted meter event identifiers of a state file. */
+export function identifiersFileOf(stateFile: string): string {
+  return `${stateFile}.identifiers`;
 }
 
 export interface PersistDeps {
@@ -77,7 +88,7 @@ function isConfigEndpoint(type: string, o: Obj): boolean {
   return type === 'webhook_endpoint' && o._config === true;
 }
 
-/** The whole state except the meter acceptance log, as a JSON-ready value. */
+/** The whole state as a JSON-ready value; the identifiers themselves go to their own file. */
 export function snapshot(d: PersistDeps): StateFile {
   const { store, meters } = d;
   const location = new Map<Obj, [string, string]>();
@@ -129,21 +140,9 @@ export function snapshot(d: PersistDeps): StateFile {
       totalAccepted: meters.totalAccepted,
       totalReceived: meters.totalReceived,
       duplicates: meters.duplicates,
+      identifierBytes: meters.seen.byteLength,
     },
   };
-}
-
-/**
- * The state file's text, in pieces. The meter acceptance log (one entry per accepted meter
- * event) is most of a busy emulator's state; its full chunks keep their JSON text between saves,
- * so they are written as they are instead of being rebuilt, stringified and joined each time.
- */
-export function serialize(d: PersistDeps): string[] {
-  const head = JSON.stringify(snapshot(d));
-  const pieces = [`${head.slice(0, -1)},"meterAcceptances":[`];
-  d.meters.acceptanceChunks().forEach((chunk, i) => pieces.push(i ? `,${chunk}` : chunk));
-  pieces.push(']}');
-  return pieces;
 }
 
 function fail(what: string): never {
@@ -166,7 +165,7 @@ const isNum = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
 export function parseState(text: string): ParsedState {
   const s: unknown = JSON.parse(text);
   if (!isRecord(s)) fail('not an object');
-  if (s.version !== FORMAT_VERSION && s.version !== 1) fail(`unsupported version ${String(s.version)}`);
+  if (s.version !== FORMAT_VERSION && s.version !== 2 && s.version !== 1) fail(`unsupported version ${String(s.version)}`);
   if (!isNum(s.clockOffsetSeconds) || !isNum(s.invoiceSequence)) fail('clock');
   if (!isRecord(s.tables)) fail('tables');
   const index = new Map<string, Map<string, Obj>>();
@@ -212,6 +211,10 @@ export function parseState(text: string): ParsedState {
   for (const r of m.usage) {
     if (!Array.isArray(r) || r.length !== 6 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !r.slice(2).every(isNum)) fail('meters.usage');
   }
+  if (s.version === FORMAT_VERSION) {
+    if (!isNum(m.identifierBytes) || m.identifierBytes < 0) fail('meters.identifierBytes');
+    return s as unknown as StateFile;
+  }
   if (!Array.isArray(s.meterAcceptances)) fail('meterAcceptances');
   const acceptances: [string, number][] = [];
   for (const chunk of s.meterAcceptances) {
@@ -222,7 +225,7 @@ export function parseState(text: string): ParsedState {
     }
   }
   delete s.meterAcceptances;
-  return { ...(s as unknown as StateFile), acceptances };
+  return { ...(s as unknown as StateFile), meters: { ...(m as MeterState), identifierBytes: 0 }, acceptances };
 }
 
 /** Version 1's meter data (identifier maps, one object per event) in the current shape. */
@@ -255,12 +258,16 @@ function fromV1(m: Obj): { meters: MeterState; acceptances: [string, number][] }
       totalAccepted: v1.totalAccepted,
       totalReceived: v1.totalReceived,
       duplicates: v1.duplicates,
+      identifierBytes: 0,
     },
   };
 }
 
-/** Replaces the live state with a parsed state file. */
-export function applyState(d: PersistDeps, s: ParsedState): void {
+/**
+ * Replaces the live state with a parsed state file and the valid bytes of its identifiers file
+ * (version 3; earlier versions carry their identifiers in `acceptances`).
+ */
+export function applyState(d: PersistDeps, s: ParsedState, identifiers?: Buffer): void {
   const { store, meters, delivery } = d;
   store.reset();
   meters.clear();
@@ -279,7 +286,9 @@ export function applyState(d: PersistDeps, s: ParsedState): void {
     delivery.setEndpoint({ id: we.id, url: we.url, secret: we._secret, enabledEvents: we.enabled_events, disabled: we.status !== 'enabled' });
   }
   d.api.restoreIdempotency(s.idempotency);
-  meters.restore(s.acceptances, s.meters.usage);
+  if (identifiers) meters.seen.load(identifiers);
+  for (const [id, at] of s.acceptances ?? []) meters.seen.set(id, at);
+  meters.restoreUsage(s.meters.usage);
   for (const [k, v] of s.meters.repeats) meters.repeats.set(k, v);
   for (const [k, v] of s.meters.reaccepted) meters.reaccepted.set(k, v);
   for (const [k, v] of s.meters.sessions) meters.sessions.set(k, v);
@@ -288,16 +297,15 @@ export function applyState(d: PersistDeps, s: ParsedState): void {
   meters.duplicates = s.meters.duplicates;
 }
 
-/** Writes `text` (or its pieces, one after another) to `file` atomically with mode 0600. */
-export function writeFileAtomic(file: string, text: string | string[]): void {
+/** Writes `text` to `file` atomically with mode 0600. */
+export function writeFileAtomic(file: string, text: string): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx', 0o600);
     fs.fchmodSync(fd, 0o600);
-    if (typeof text === 'string') fs.writeFileSync(fd, text);
-    else for (const piece of text) fs.writeFileSync(fd, piece);
+    fs.writeFileSync(fd, text);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -334,13 +342,19 @@ export class StatePersister {
   private failing = false;
   /** How long the last save took, in ms. */
   private lastSaveMs = 0;
+  private readonly identifiersFile: string;
+  /** Bytes of the identifier log (of `identifiersGeneration`) already in the identifiers file. */
+  private identifiersSaved = 0;
+  private identifiersGeneration = -1;
 
   constructor(
     private readonly file: string,
     private readonly deps: PersistDeps,
     private readonly logger: (line: string) => void,
     private readonly debounceMs = 200,
-  ) {}
+  ) {
+    this.identifiersFile = identifiersFileOf(file);
+  }
 
   /** Restores the file if it exists; a corrupt or unreadable file leaves the state empty with one warning. */
   load(): void {
@@ -353,7 +367,18 @@ export class StatePersister {
       return;
     }
     try {
-      applyState(this.deps, parseState(text));
+      const state = parseState(text);
+      let identifiers: Buffer | undefined;
+      if (state.version === FORMAT_VERSION && state.meters.identifierBytes > 0) {
+        const data = fs.readFileSync(this.identifiersFile);
+        if (data.length < state.meters.identifierBytes) throw new Error(`${this.identifiersFile} is shorter than recorded`);
+        identifiers = data.subarray(0, state.meters.identifierBytes);
+      }
+      applyState(this.deps, state, identifiers);
+      if (identifiers) {
+        this.identifiersSaved = identifiers.length;
+        this.identifiersGeneration = this.deps.meters.seen.generation;
+      }
       const n = this.deps.store.tables.get('event')?.size ?? 0;
       this.logger(`state restored from ${this.file} (${this.deps.store.byId.size - n} objects, ${n} events)`);
     } catch (e) {
@@ -383,7 +408,8 @@ export class StatePersister {
   save(): void {
     const started = performance.now();
     try {
-      writeFileAtomic(this.file, serialize(this.deps));
+      this.saveIdentifiers();
+      writeFileAtomic(this.file, JSON.stringify(snapshot(this.deps)));
       if (this.failing) this.logger(`state file ${this.file} saved again`);
       this.failing = false;
     } catch (e) {
@@ -392,6 +418,33 @@ export class StatePersister {
     } finally {
       this.lastSaveMs = performance.now() - started;
     }
+  }
+
+  /**
+   * Brings the identifiers file up to the log: appends what was accepted since the last save
+   * (everything after a clear), cuts off anything beyond (left by a save that failed before the
+   * state file recorded it) and syncs, before the state file says how many bytes are valid.
+   */
+  private saveIdentifiers(): void {
+    const log = this.deps.meters.seen;
+    if (log.generation !== this.identifiersGeneration || log.byteLength < this.identifiersSaved) {
+      this.identifiersSaved = 0;
+      this.identifiersGeneration = log.generation;
+    }
+    if (log.byteLength === 0 && !fs.existsSync(this.identifiersFile)) return;
+    const fd = fs.openSync(this.identifiersFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    try {
+      let position = this.identifiersSaved;
+      for (const piece of log.bytes(this.identifiersSaved)) {
+        for (let done = 0; done < piece.length; ) done += fs.writeSync(fd, piece, done, piece.length - done, position + done);
+        position += piece.length;
+      }
+      fs.ftruncateSync(fd, log.byteLength);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.identifiersSaved = log.byteLength;
   }
 
   /** Cancels the pending save and writes the final state. */

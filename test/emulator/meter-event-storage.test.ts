@@ -182,6 +182,65 @@ test('a version 1 state file (one object per meter event) is read', async () => 
   } finally {
     await emu.close();
   }
-  // Saved again in the current format.
-  expect(JSON.parse(fs.readFileSync(file, 'utf8')).version).toBe(2);
+  // Saved again in the current format, the identifiers in their own file.
+  expect(JSON.parse(fs.readFileSync(file, 'utf8')).version).toBe(3);
+  expect(fs.statSync(`${file}.identifiers`).mode & 0o777).toBe(0o600);
+  const again = await start(file);
+  try {
+    expect(again.emu.meterEventStats().by_identifier['old-2']).toEqual({ received: 2, accepted: 1 });
+    expect(again.emu.meterEventCount()).toBe(3);
+  } finally {
+    await again.emu.close();
+  }
+});
+
+test('a version 2 state file (identifiers as an acceptance log inside it) is read', async () => {
+  const file = path.join(dir, 'v2.json');
+  const made = await start(file);
+  const meter = await made.stripe.billing.meters.create({ display_name: 'V2', event_name: 'v2_calls', default_aggregation: { formula: 'sum' } });
+  const customer = (await made.stripe.customers.create({ email: 'v2@x.io' })).id;
+  await made.emu.close();
+  const at = made.emu.now() - 120;
+  const state = JSON.parse(fs.readFileSync(file, 'utf8'));
+  state.version = 2;
+  delete state.meters.identifierBytes;
+  state.meters.usage = [['v2_calls', customer, at, 7, 2, 3]];
+  state.meters.totalAccepted = 2;
+  state.meters.totalReceived = 2;
+  state.meterAcceptances = [['v2-a', at, 'v2-b', at]];
+  fs.writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+  fs.rmSync(`${file}.identifiers`, { force: true });
+
+  const { emu, stripe, logs } = await start(file);
+  try {
+    expect(logs.filter((l) => /warning/i.test(l))).toEqual([]);
+    expect(emu.meterEventCount('v2-b')).toBe(1);
+    await stream(emu, stripe, [{ event_name: 'v2_calls', identifier: 'v2-b', payload: { stripe_customer_id: customer, value: '9' }, timestamp: iso(at) }]);
+    expect(emu.meterEventCount()).toBe(2);
+    expect(await summary(stripe, meter.id, customer, at - 3600, at + 60)).toBe(7);
+  } finally {
+    await emu.close();
+  }
+});
+
+test('reset forgets the saved identifiers too', async () => {
+  const file = path.join(dir, 'reset.json');
+  const a = await start(file);
+  await a.stripe.billing.meters.create({ display_name: 'R', event_name: 'r_calls', default_aggregation: { formula: 'count' } });
+  const customer = (await a.stripe.customers.create({ email: 'r@x.io' })).id;
+  const event = { event_name: 'r_calls', identifier: 'r-1', payload: { stripe_customer_id: customer }, timestamp: iso(a.emu.now()) };
+  await stream(a.emu, a.stripe, [event]);
+  a.emu.reset();
+  await a.stripe.billing.meters.create({ display_name: 'R', event_name: 'r_calls', default_aggregation: { formula: 'count' } });
+  await stream(a.emu, a.stripe, [{ ...event, identifier: 'r-2' }]);
+  await a.emu.close();
+
+  const b = await start(file);
+  try {
+    expect(b.emu.meterEventCount()).toBe(1);
+    expect(b.emu.meterEventCount('r-1')).toBe(0);
+    expect(b.emu.meterEventCount('r-2')).toBe(1);
+  } finally {
+    await b.emu.close();
+  }
 });

@@ -10,13 +10,12 @@ import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
 import { paginate } from '../store';
+import { IdentifierLog } from '../identifier-log';
 
 /** Stripe enforces identifier uniqueness over a rolling window of at least 24 hours. */
 const DEDUPE_WINDOW = 24 * 3600;
 const SESSION_TTL_MS = 15 * 60 * 1000;
 const MAX_STREAM_EVENTS = 100;
-/** Acceptances per chunk of the state file's acceptance log; a full chunk keeps its JSON text. */
-const ACCEPTANCE_CHUNK = 2000;
 
 /** Accepted usage of one customer in one second of event time, for one event name. */
 export interface UsageBucket {
@@ -33,12 +32,12 @@ export type UsageRow = [string, string, number, number, number, number];
  * Accepted meter events, kept as what Stripe's aggregation needs rather than one object per
  * event: per event name, customer and second of event time, the sum, the count and the last
  * value. Summaries over any range of whole seconds come out exactly as they would from the
- * events themselves. Identifiers are kept for deduplication (identifier → time accepted);
- * receive and accept counts above one are the exception and are kept apart.
+ * events themselves. Identifiers are kept for deduplication (identifier → time accepted, off
+ * the JS heap); receive and accept counts above one are the exception and are kept apart.
  */
 export class MeterEventLog {
   /** identifier → time (emulator seconds) it was last accepted. */
-  readonly seen = new Map<string, number>();
+  readonly seen = new IdentifierLog();
   /** identifier → receipts beyond the first (duplicates and re-sends after the window). */
   readonly repeats = new Map<string, number>();
   /** identifier → acceptances beyond the first (sent again after the dedupe window). */
@@ -49,12 +48,6 @@ export class MeterEventLog {
   totalReceived = 0;
   duplicates = 0;
   readonly sessions = new Map<string, { id: string; expiresAtMs: number }>();
-  /**
-   * Every acceptance in order (identifier, time), for the state file: full chunks as JSON text
-   * (`["id",t,"id",t,...]`), written as they are on each save, and the open chunk.
-   */
-  private readonly sealed: string[] = [];
-  private open: (string | number)[] = [];
 
   clear(): void {
     this.seen.clear();
@@ -62,8 +55,6 @@ export class MeterEventLog {
     this.reaccepted.clear();
     this.usage.clear();
     this.sessions.clear();
-    this.sealed.length = 0;
-    this.open = [];
     this.totalAccepted = this.totalReceived = this.duplicates = 0;
   }
 
@@ -78,7 +69,8 @@ export class MeterEventLog {
    */
   record(now: number, identifier: string, eventName: string, customer: string, value: number, timestamp: number): boolean {
     this.totalReceived++;
-    const prior = this.seen.get(identifier);
+    // Accepted unless the identifier was accepted within the window.
+    const prior = this.seen.set(identifier, now, (at) => now - at >= DEDUPE_WINDOW);
     if (prior !== undefined) {
       this.repeats.set(identifier, (this.repeats.get(identifier) ?? 0) + 1);
       if (now - prior < DEDUPE_WINDOW) {
@@ -87,8 +79,6 @@ export class MeterEventLog {
       }
       this.reaccepted.set(identifier, (this.reaccepted.get(identifier) ?? 0) + 1);
     }
-    this.seen.set(identifier, now);
-    this.logAcceptance(identifier, now);
     this.totalAccepted++;
     this.addUsage(eventName, customer, timestamp, Number.isFinite(value) ? value : 0);
     return true;
@@ -106,14 +96,6 @@ export class MeterEventLog {
       bucket.last = value;
     } else {
       byTime.set(timestamp, { sum: value, count: 1, last: value });
-    }
-  }
-
-  private logAcceptance(identifier: string, at: number): void {
-    this.open.push(identifier, at);
-    if (this.open.length >= ACCEPTANCE_CHUNK * 2) {
-      this.sealed.push(JSON.stringify(this.open));
-      this.open = [];
     }
   }
 
@@ -147,7 +129,7 @@ export class MeterEventLog {
 
   stats(): Obj {
     const byIdentifier: Record<string, { received: number; accepted: number }> = {};
-    for (const id of this.seen.keys()) {
+    for (const [id] of this.seen.entries()) {
       byIdentifier[id] = { received: 1 + (this.repeats.get(id) ?? 0), accepted: 1 + (this.reaccepted.get(id) ?? 0) };
     }
     return {
@@ -156,11 +138,6 @@ export class MeterEventLog {
       duplicates: this.duplicates,
       by_identifier: byIdentifier,
     };
-  }
-
-  /** The acceptance log as JSON array texts (each `["id",t,...]`), oldest first, for the state file. */
-  acceptanceChunks(): string[] {
-    return this.open.length ? [...this.sealed, JSON.stringify(this.open)] : [...this.sealed];
   }
 
   /** Usage buckets as rows, for the state file. */
@@ -172,12 +149,8 @@ export class MeterEventLog {
     return rows;
   }
 
-  /** Restores saved state into an empty log: acceptances (identifier, time) in order, then usage rows. */
-  restore(acceptances: Iterable<[string, number]>, usage: Iterable<UsageRow>): void {
-    for (const [id, at] of acceptances) {
-      this.seen.set(id, at);
-      this.logAcceptance(id, at);
-    }
+  /** Restores saved usage rows into an empty log. */
+  restoreUsage(usage: Iterable<UsageRow>): void {
     for (const [name, customer, t, sum, count, last] of usage) {
       let byCustomer = this.usage.get(name);
       if (!byCustomer) this.usage.set(name, (byCustomer = new Map()));
