@@ -330,9 +330,9 @@ export function writeFileAtomic(file: string, text: string): void {
 
 /**
  * A save waits at least this many times as long as the previous save took, so that saving takes
- * at most about 1/20 of the time however large the state grows (up to MAX_SAVE_DELAY_MS apart).
+ * at most about 1/50 of the time however large the state grows (up to MAX_SAVE_DELAY_MS apart).
  */
-const SAVE_SPACING_FACTOR = 20;
+const SAVE_SPACING_FACTOR = 50;
 const MAX_SAVE_DELAY_MS = 5_000;
 
 /** Loads the state file at start and saves it, debounced, after changes and on close. */
