@@ -12,9 +12,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * caller is answered only after it has committed, exactly as with one insert per request.
  *
  * Every request gets its own outcome: its row was inserted, or a row with its key already
- * exists (the caller compares request hashes), or nothing matched. The last is a "miss": the
- * caller takes the general path, which finds the exact reason (unknown or foreign subscription,
- * no or several meters, canceled, ...) and its error code. The statement never decides an error.
+ * exists (the caller compares request hashes), or nothing matched ("miss"), or the statement
+ * failed ("failed"). After a miss or a failure the caller takes the general path, which finds
+ * the exact reason (unknown or foreign subscription, no or several meters, canceled, ...) and
+ * its error code. The statement never decides an error.
  *
  * Rows are inserted in (customer, key) order, the same in every statement, so statements of
  * several instances that share keys wait for one another instead of deadlocking; within one
