@@ -1,7 +1,11 @@
 import {
   GraphQLError,
   Kind,
+  isInterfaceType,
+  isObjectType,
   validate,
+  visit,
+  type ASTNode,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -225,4 +229,50 @@ export function complexityError(options: {
     );
   }
   return errors.find((e) => e.extensions?.code === LimitCode.QUERY_TOO_COMPLEX) ?? null;
+}
+
+/** Names of the schema's fields whose cost is a function of their arguments. */
+const argumentCostFields = new WeakMap<GraphQLSchema, Set<string>>();
+
+function fieldsWithArgumentCost(schema: GraphQLSchema): Set<string> {
+  let names = argumentCostFields.get(schema);
+  if (!names) {
+    names = new Set();
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) && !isInterfaceType(type)) continue;
+      for (const field of Object.values(type.getFields())) {
+        if (typeof field.extensions?.complexity === 'function') names.add(field.name);
+      }
+    }
+    argumentCostFields.set(schema, names);
+  }
+  return names;
+}
+
+/**
+ * The variables of `document` whose values can change its complexity estimate: those used in
+ * directives (`@include(if: $x)` and `@skip` decide which fields count) and in the arguments of
+ * fields whose cost is a function of their arguments (matched by field name, on any type, so the
+ * set is never too small). Other variables (a mutation's input, say) cannot change the cost, so
+ * an operation checked once with some values needs no new estimate for other values of them.
+ */
+export function costVariables(schema: GraphQLSchema, document: DocumentNode): string[] {
+  const argumentCost = fieldsWithArgumentCost(schema);
+  const names = new Set<string>();
+  const collect = (node: ASTNode) =>
+    visit(node, {
+      Variable(variable) {
+        names.add(variable.name.value);
+      },
+    });
+  visit(document, {
+    Directive(directive) {
+      collect(directive);
+      return false;
+    },
+    Field(field) {
+      if (argumentCost.has(field.name.value)) for (const argument of field.arguments ?? []) collect(argument);
+    },
+  });
+  return [...names].sort();
 }

@@ -2,7 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { DocumentNode } from 'graphql';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
-import { complexityError, rootFieldCount } from './query-limits';
+import { complexityError, costVariables, rootFieldCount } from './query-limits';
 import { rateLimitedError } from './security-errors';
 
 /**
@@ -10,6 +10,9 @@ import { rateLimitedError } from './security-errors';
  * budget, so recording usage at volume neither hits the limit meant for billing changes nor
  * spends it.
  */
+/** Variable values remembered as within budget per document. */
+const MAX_PASSED_PER_DOCUMENT = 100;
+
 export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
 
 /**
@@ -26,17 +29,23 @@ export function securityPlugin(options: {
   rateLimiter: MutationRateLimiter | null;
   usageLimiter: MutationRateLimiter | null;
 }): ApolloServerPlugin<GraphQLContext> {
-  // Operations without variables that passed the complexity check: their cost cannot change, and
-  // estimating it walks the whole document again (about a tenth of a `products` request).
-  // Apollo hands out the same parsed document for the same query text, so it is the key.
-  const withinBudget = new WeakMap<DocumentNode, Set<string>>();
+  // Operations that passed the complexity check, by the values of the variables that can change
+  // their cost (none for most: a mutation's input does not). Estimating walks the whole document
+  // again, about a tenth of a small request. Apollo hands out the same parsed document for the
+  // same query text, so it is the key.
+  const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: Set<string> }>();
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, operationName, request, contextValue }) {
-          const fixedCost = !operation?.variableDefinitions?.length;
-          const key = operationName ?? '';
-          if (!(fixedCost && withinBudget.get(document)?.has(key))) {
+          let known = withinBudget.get(document);
+          if (!known) {
+            known = { costVariables: costVariables(schema, document), passed: new Set() };
+            withinBudget.set(document, known);
+          }
+          const variables = request.variables ?? {};
+          const key = `${operationName ?? ''}\u0000${known.costVariables.length ? JSON.stringify(known.costVariables.map((v) => (v in variables ? [variables[v]] : []))) : ''}`;
+          if (!known.passed.has(key)) {
             const tooComplex = complexityError({
               schema,
               document,
@@ -45,11 +54,8 @@ export function securityPlugin(options: {
               maxComplexity: options.maxComplexity,
             });
             if (tooComplex) throw tooComplex;
-            if (fixedCost) {
-              const passed = withinBudget.get(document) ?? new Set<string>();
-              passed.add(key);
-              withinBudget.set(document, passed);
-            }
+            // Bounded: a document whose cost varies with many different values is estimated each time.
+            if (known.passed.size < MAX_PASSED_PER_DOCUMENT) known.passed.add(key);
           }
 
           const user = contextValue.user;

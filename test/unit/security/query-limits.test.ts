@@ -2,6 +2,7 @@ import { buildSchema, getIntrospectionQuery, Kind, parse, validate, specifiedRul
 import {
   aliasLimitRule,
   complexityError,
+  costVariables,
   depthLimitRule,
   INTROSPECTION_DEPTH,
   operationAliases,
@@ -111,6 +112,35 @@ describe('query limits', () => {
     it('refuses documents with more selections than it will count', () => {
       const wide = `{ node { ${Array.from({ length: 6000 }, () => 'id').join(' ')} } }`;
       expect(check(wide, 1_000_000)?.extensions?.code).toBe('QUERY_TOO_COMPLEX');
+    });
+  });
+
+  describe('costVariables', () => {
+    // `nodes` costs per its `first` argument, the way type-graphql's `@Field({ complexity })` declares it.
+    const costed = buildSchema(`
+      type Query { node: Node nodes(first: Int): [Node!]! }
+      type Node { id: ID! child: Node }
+      type Mutation { touch(id: ID!, note: String): Node }
+    `);
+    (costed.getQueryType()!.getFields().nodes.extensions as any) = {
+      complexity: ({ args, childComplexity }: { args: { first?: number }; childComplexity: number }) => (args.first ?? 10) * childComplexity,
+    };
+
+    it('names the variables of directives and of arguments that set a cost, and no others', () => {
+      const document = parse(`query($n: Int, $skip: Boolean!, $id: ID!, $note: String) {
+        nodes(first: $n) { id child @skip(if: $skip) { id } }
+        node { id }
+      }`);
+      expect(costVariables(costed, document)).toEqual(['n', 'skip']);
+      expect(costVariables(costed, parse('mutation($id: ID!, $note: String) { touch(id: $id, note: $note) { id } }'))).toEqual([]);
+    });
+
+    it('gives estimates that differ only through those variables', () => {
+      const source = 'query($n: Int, $deep: Boolean!) { nodes(first: $n) { id child @include(if: $deep) { id } } }';
+      const cost = (variables: Record<string, unknown>) =>
+        complexityError({ schema: costed, document: parse(source), variables, maxComplexity: 1 })?.extensions?.actual;
+      expect(cost({ n: 1, deep: false })).not.toEqual(cost({ n: 5, deep: false }));
+      expect(cost({ n: 1, deep: false })).not.toEqual(cost({ n: 1, deep: true }));
     });
   });
 });
