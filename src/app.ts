@@ -58,6 +58,10 @@ class RequestContext implements GraphQLContext {
     readonly log: Logger,
   ) {}
 
+  get rootEm(): GraphQLContext['rootEm'] {
+    return this.orm.em;
+  }
+
   get em(): GraphQLContext['em'] {
     return (this.fork ??= this.orm.em.fork());
   }

@@ -15,6 +15,11 @@ export interface AuthUser {
 export interface GraphQLContext {
   /** A fork of the EntityManager for this request only. */
   em: EntityManager;
+  /**
+   * The ORM's root EntityManager, shared by all requests: for its connection pool only (raw
+   * statements); anything that loads or changes entities uses `em`.
+   */
+  rootEm: EntityManager;
   user: AuthUser | null;
   loaders: Loaders;
   config: AppConfig;

@@ -1,7 +1,8 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
 import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
-import { UsageService } from './usage.service';
+import { batcherFor } from './usage-batch';
+import { BILLING_STATUSES, UsageService } from './usage.service';
 import { RecordUsageInput, UsageRecordType, UsageSummaryType } from './usage.type';
 
 @Resolver()
@@ -11,7 +12,8 @@ export class UsageResolver {
   })
   async recordUsage(@Ctx() ctx: GraphQLContext, @Arg('input', () => RecordUsageInput) input: RecordUsageInput): Promise<UsageRecordType> {
     requireBilling(ctx);
-    const service = new UsageService(ctx.em);
+    // The request's EntityManager fork is made only if the general path needs it.
+    const service = new UsageService(() => ctx.em, undefined, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log));
     if (input.customerId) {
       const customer = await actingCustomer(ctx, input.customerId);
       return Object.assign(new UsageRecordType(), await service.record(customer, input));

@@ -85,12 +85,22 @@ interface UsageRow {
  * not by process memory, so it holds across instances and races.
  */
 export class UsageService {
+  private emSource: EntityManager | (() => EntityManager);
+
   constructor(
-    private readonly em: EntityManager,
+    /** The EntityManager, or a function that makes it on first use (the shared statement needs none). */
+    em: EntityManager | (() => EntityManager),
     private readonly now: () => Date = () => new Date(),
     /** The shared statement for `recordForUser`; by default the one of `em`'s connection pool. */
     private readonly batcher?: UsageBatcher,
-  ) {}
+  ) {
+    this.emSource = em;
+  }
+
+  private get em(): EntityManager {
+    if (typeof this.emSource === 'function') this.emSource = this.emSource();
+    return this.emSource;
+  }
 
   /**
    * Records usage for the customer of user `userId` (the caller acting for itself). The common
