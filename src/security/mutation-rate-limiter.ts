@@ -9,6 +9,13 @@ import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimite
 export const RATE_LIMIT_SCHEMA = 'tollgate_rate_limits';
 export const RATE_LIMIT_TABLE = 'mutation_budget';
 
+/** A budget is taken in at most this many slices a window ... */
+const LEASES_PER_WINDOW = 50;
+/** ... of at most this many points. */
+const MAX_LEASE = 1000;
+/** Slices one request may wait for before it goes to the store alone. */
+const MAX_LEASE_ROUNDS = 10;
+
 export type RateLimitDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
 
 export interface MutationRateLimiterOptions {
@@ -27,9 +34,22 @@ export interface MutationRateLimiterOptions {
  * instance draws from the same row, so adding instances does not multiply anyone's budget.
  */
 export class MutationRateLimiter {
+  /** Points this process holds per key, taken from the shared budget ahead of use. */
+  private readonly leases = new Map<string, { remaining: number; expiresAt: number }>();
+  private readonly leasing = new Map<string, Promise<boolean>>();
+
   private constructor(
     private readonly limiter: RateLimiterAbstract,
     readonly store: 'postgres' | 'memory',
+    /**
+     * Points taken from the shared store at a time (1: every consume goes to the store). With a
+     * large budget (recordUsage's, by default 6,000 a minute) the process takes a slice of it at
+     * once and spends that in memory, so the store is asked once per slice rather than once per
+     * request. The budget still holds across instances: a slice is taken from the shared row
+     * before any of it is spent. The price is that an instance may end a window holding an
+     * unspent slice, so a user can be refused up to one slice per instance early.
+     */
+    readonly leaseSize = 1,
   ) {}
 
   static async create(options: MutationRateLimiterOptions): Promise<MutationRateLimiter> {
@@ -64,13 +84,58 @@ export class MutationRateLimiter {
         (error?: Error) => (error ? reject(error) : resolve(created)),
       );
     });
-    log.debug({ store: 'postgres', keyPrefix, points, duration }, 'mutation rate limit ready');
-    return new MutationRateLimiter(limiter, 'postgres');
+    const leaseSize = Math.max(1, Math.min(MAX_LEASE, Math.floor(points / LEASES_PER_WINDOW)));
+    log.debug({ store: 'postgres', keyPrefix, points, duration, leaseSize }, 'mutation rate limit ready');
+    return new MutationRateLimiter(limiter, 'postgres', leaseSize);
   }
 
   /** Takes `points` from `key`'s budget; refused when that would exceed it. */
   async consume(key: string, points: number): Promise<RateLimitDecision> {
     if (points <= 0) return { allowed: true, remaining: Number.POSITIVE_INFINITY };
+    if (points >= this.leaseSize) return this.consumeShared(key, points);
+    // A slice at a time per key: concurrent requests wait for the one being taken, spend from it,
+    // and whoever finds it spent takes the next.
+    for (let round = 0; round < MAX_LEASE_ROUNDS; round++) {
+      const fromLease = this.spendLease(key, points);
+      if (fromLease) return fromLease;
+      let leasing = this.leasing.get(key);
+      if (!leasing) {
+        leasing = this.takeLease(key).finally(() => this.leasing.delete(key));
+        this.leasing.set(key, leasing);
+      }
+      // No whole slice left in the budget: the last points go one request at a time.
+      if (!(await leasing)) break;
+    }
+    return this.consumeShared(key, points);
+  }
+
+  private spendLease(key: string, points: number): RateLimitDecision | null {
+    const lease = this.leases.get(key);
+    if (!lease) return null;
+    if (lease.expiresAt <= Date.now()) {
+      this.leases.delete(key);
+      return null;
+    }
+    if (lease.remaining < points) return null;
+    lease.remaining -= points;
+    return { allowed: true, remaining: lease.remaining };
+  }
+
+  /** Takes a slice of `key`'s budget into this process; false when the budget has no whole slice left. */
+  private async takeLease(key: string): Promise<boolean> {
+    try {
+      const res = await this.limiter.consume(key, this.leaseSize);
+      this.leases.set(key, { remaining: this.leaseSize, expiresAt: Date.now() + res.msBeforeNext });
+      return true;
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      // The store counts a refused take too; give the slice back so what is left stays usable.
+      await this.limiter.reward(key, this.leaseSize).catch(() => undefined);
+      return false;
+    }
+  }
+
+  private async consumeShared(key: string, points: number): Promise<RateLimitDecision> {
     try {
       const res = await this.limiter.consume(key, points);
       return { allowed: true, remaining: res.remainingPoints };
