@@ -190,7 +190,7 @@ async function main(): Promise<void> {
 
   await addPending(orm, subscriptionId, ROWS, 'one');
   const one = await drainWith([new UsageForwarder({ orm, gateway, log: silent, batchSize: BATCH })], orm);
-  log(`forwarder, 1 instance (batch ${BATCH}, 4 requests of 100 events in flight)`);
+  log(`forwarder, 1 instance (batch ${BATCH}, claimed across its lanes)`);
   log(`  ${one.rows} events in ${one.seconds.toFixed(2)} s: ${(one.rows / one.seconds).toFixed(0)} events/s`);
 
   await addPending(orm, subscriptionId, ROWS, 'two');
