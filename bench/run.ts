@@ -30,6 +30,11 @@ interface Args extends LoadOptions {
   serverNodeArgs: string[];
 }
 
+/** A fifth of a scenario, between 1 and 3 seconds. */
+function warmUpSeconds(duration: number): number {
+  return Math.min(3, Math.max(1, Math.round(duration / 5)));
+}
+
 function mb(usage: NodeJS.MemoryUsage): Record<string, number> {
   return Object.fromEntries(Object.entries(usage).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
 }
@@ -170,6 +175,9 @@ async function main(): Promise<void> {
     const measure = async (scenario: string, server: ServerChild, target: LoadTarget, extra: Partial<Row> = {}) => {
       const profiled = args.profile && server === tollgate;
       const profileFile = path.join(profileDir, `${stamp}-${scenario.replace(/\W+/g, '-')}.cpuprofile`);
+      // A short unrecorded run first, so the figures are of code the JIT has compiled and of a
+      // server with no start-up work left, not of the first seconds of whichever scenario runs first.
+      await runLoad(target, { ...args, duration: warmUpSeconds(args.duration) });
       if (profiled) await server.request('profileStart');
       const { value, peakRssBytes, cpuMs } = await withPeakRss(server.pid, () => runLoad(target, args));
       if (profiled) {
@@ -178,6 +186,7 @@ async function main(): Promise<void> {
       }
       // Where the memory is right after the load: V8's heap, or outside it.
       const after = mb(await server.request<NodeJS.MemoryUsage>('memory'));
+      if (process.env.BENCH_GC_PROBE && server === tollgate) log(`  live after gc: ${JSON.stringify(mb(await server.request<NodeJS.MemoryUsage>('memoryAfterGc')))}`);
       extra = { ...extra, detail: { ...extra.detail, memoryAfterMb: after } };
       const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, cpuMs, extra);
       rows.push(row);

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/env';
+import { applyHeapSettings } from './common/heap';
 import { createLogger } from './common/logger';
 import { startServer } from './server';
 
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  applyHeapSettings(config.heapGrowingPercent);
   const log = createLogger({ level: config.logLevel });
   const started = Date.now();
   const server = await startServer(config, { log });

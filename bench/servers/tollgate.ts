@@ -5,6 +5,7 @@
  * generator needs (URLs, the database URL) and serves a few control commands.
  */
 import 'reflect-metadata';
+import { applyHeapSettings } from '../../src/common/heap';
 import { createLogger } from '../../src/common/logger';
 import { loadConfig } from '../../src/config/env';
 import { startServer } from '../../src/server';
@@ -15,6 +16,8 @@ import { onControl, reportReady } from './ipc';
 async function main(): Promise<void> {
   // The environment comes from the parent (DATA_DIR, AUTH_JWT_SECRET, STRIPE_WEBHOOK_SECRET...).
   const config = loadConfig(process.env, { envFiles: [] });
+  // As src/main.ts does.
+  applyHeapSettings(config.heapGrowingPercent);
   const log = createLogger({ level: config.logLevel });
   const server = await startServer(config, { log });
   const emulator = server.emulator;
@@ -31,6 +34,13 @@ async function main(): Promise<void> {
           return emulator ? emulator.meterEventCount() : 0;
         case 'memory':
           return process.memoryUsage();
+        case 'memoryAfterGc': {
+          // With --expose-gc (`--server-node-args --expose-gc`): what is live, without garbage.
+          const gc = (globalThis as { gc?: () => void }).gc;
+          if (!gc) throw new Error('start the server with --expose-gc');
+          gc();
+          return process.memoryUsage();
+        }
         case 'waitForWebhooks':
           await emulator?.waitForWebhooks(30_000);
           return null;
