@@ -19,7 +19,8 @@ export function securityHeaders(options: { playground: boolean }): RequestHandle
   const strict = helmet();
   const playgroundPage = helmet({ contentSecurityPolicy: false });
   return (req, res, next) => {
-    const playground = options.playground && req.path.replace(/\/$/, '') === '/graphql' && wantsPlaygroundPage(req);
+    // The method first: a POST (every GraphQL operation) is never the playground page.
+    const playground = options.playground && req.method === 'GET' && req.path.replace(/\/$/, '') === '/graphql' && wantsPlaygroundPage(req);
     (playground ? playgroundPage : strict)(req, res, next);
   };
 }
