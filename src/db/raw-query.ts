@@ -1,26 +1,41 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { ClientBase } from 'pg';
 
-interface PgConnection {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+/** The pool behind the ORM (knex's), lending its `pg` connections. */
+interface KnexClient {
+  acquireConnection(): Promise<ClientBase>;
+  releaseConnection(connection: ClientBase): Promise<void>;
 }
 
-interface KnexClient {
-  acquireConnection(): Promise<PgConnection>;
-  releaseConnection(connection: PgConnection): Promise<void>;
+function poolOf(owner: MikroORM | EntityManager): KnexClient {
+  const em = 'em' in owner ? owner.em : owner;
+  return em.getConnection().getKnex().client as unknown as KnexClient;
 }
 
 /**
- * One SQL statement (`$1`-style parameters) on a connection of the ORM's own pool, straight to
- * the PostgreSQL driver: no query builder, formatting or hydration. For the few reads on every
- * request's path where those cost more than the query itself. Runs in autocommit, outside any
- * transaction of an EntityManager.
+ * Lends a connection of the ORM's own pool to `fn` and takes it back after, straight to the
+ * PostgreSQL driver: no query builder, formatting or hydration. For the few statements on a
+ * hot path where those cost more than the statement itself (the response cache's check, the
+ * usage ledger's shared insert, the forwarder's claims). Statements run in autocommit, outside
+ * any transaction of an EntityManager, unless `fn` opens one on the connection.
  */
-export async function rawQuery<T>(orm: MikroORM, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = orm.em.getConnection().getKnex().client as unknown as KnexClient;
-  const connection = await client.acquireConnection();
+export async function withPoolConnection<T>(owner: MikroORM | EntityManager, fn: (connection: ClientBase) => Promise<T>): Promise<T> {
+  const pool = poolOf(owner);
+  const connection = await pool.acquireConnection();
   try {
-    return (await connection.query(text, values)).rows as T[];
+    return await fn(connection);
   } finally {
-    await client.releaseConnection(connection);
+    await pool.releaseConnection(connection);
   }
+}
+
+/** One statement (`$1`-style parameters) on a connection of the ORM's pool (see withPoolConnection). */
+export async function rawQuery<T>(owner: MikroORM | EntityManager, text: string, values: unknown[] = []): Promise<T[]> {
+  return withPoolConnection(owner, async (connection) => (await connection.query(text, values)).rows as T[]);
+}
+
+/** Borrow and return connections of the ORM's pool one at a time (for code that holds one across calls). */
+export function poolLender(owner: MikroORM | EntityManager): { acquire(): Promise<ClientBase>; release(connection: ClientBase): void } {
+  const pool = poolOf(owner);
+  return { acquire: () => pool.acquireConnection(), release: (connection) => void pool.releaseConnection(connection) };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { poolLender } from '../../db/raw-query';
 
 /**
  * The common case of `recordUsage` in one SQL statement for many callers at once (group commit).
@@ -288,17 +289,7 @@ export function batcherFor(em: EntityManager, statuses: BillingStatuses, log?: U
   const connection = em.getConnection();
   let batcher = batchers.get(connection);
   if (!batcher) {
-    const knexClient = connection.getKnex().client as {
-      acquireConnection(): Promise<QueryClient>;
-      releaseConnection(client: QueryClient): Promise<void>;
-    };
-    batcher = new UsageBatcher(
-      {
-        acquire: () => knexClient.acquireConnection(),
-        release: (client) => void knexClient.releaseConnection(client),
-      },
-      { statuses, log },
-    );
+    batcher = new UsageBatcher(poolLender(em), { statuses, log });
     batchers.set(connection, batcher);
   }
   return batcher;

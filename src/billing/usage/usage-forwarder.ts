@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { escapeLiteral } from 'pg';
+import { withPoolConnection } from '../../db/raw-query';
 import type { Logger } from 'pino';
 import type { MeterEventInput, MeterEventOutcome, StripeGateway } from '../../stripe/stripe.gateway';
 import { usageMetrics } from './usage-metrics';
@@ -71,15 +72,6 @@ const STRIPE_BATCH = 100;
 const FORWARDER_TRANSACTION_SETTINGS = `select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
   set_config('synchronous_commit', 'off', true)`;
 
-interface PgConnection {
-  query(text: string): Promise<{ rows: unknown[] } | { rows: unknown[] }[]>;
-}
-
-interface KnexClient {
-  acquireConnection(): Promise<PgConnection>;
-  releaseConnection(connection: PgConnection): Promise<void>;
-}
-
 /**
  * Runs the transaction settings and then `sql` as one simple-protocol query on a connection of
  * the ORM's pool: PostgreSQL runs the statements of one such query as one transaction, so it is
@@ -87,14 +79,10 @@ interface KnexClient {
  * literals built here (numbers, dates, escaped text). Returns the rows of the last statement.
  */
 async function forwarderQuery<T>(orm: MikroORM, sql: string): Promise<T[]> {
-  const client = orm.em.getConnection().getKnex().client as unknown as KnexClient;
-  const connection = await client.acquireConnection();
-  try {
-    const results = await connection.query(`${FORWARDER_TRANSACTION_SETTINGS};\n${sql}`);
+  return withPoolConnection(orm, async (connection) => {
+    const results = (await connection.query(`${FORWARDER_TRANSACTION_SETTINGS};\n${sql}`)) as unknown as { rows: unknown[] } | { rows: unknown[] }[];
     return (Array.isArray(results) ? results[results.length - 1].rows : results.rows) as T[];
-  } finally {
-    await client.releaseConnection(connection);
-  }
+  });
 }
 
 /** An integer as a SQL literal. */
