@@ -13,7 +13,7 @@ import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
 import { rawQuery } from './db/raw-query';
-import { CUSTOMER_DATA_SQL, responseCachePlugin } from './graphql/response-cache';
+import { CUSTOMER_DATA_SQL, ResponseCache } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
@@ -83,6 +83,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
     pointsPerMinute > 0 ? MutationRateLimiter.create({ keyPrefix, pointsPerMinute, store: security.rateLimitStore, orm, log }) : null;
   const rateLimiter = await limiter('mutation', security.mutationsPerMinute);
   const usageLimiter = await limiter('usage', security.usagePerMinute);
+  const responseCache = new ResponseCache({
+    catalog: () => catalogCacheFor(orm.em),
+    customerData: async (userId) => {
+      const rows = await rawQuery<{ data: string }>(orm, CUSTOMER_DATA_SQL, [userId]);
+      return rows[0]?.data ?? null;
+    },
+  });
   const apollo = new ApolloServer<GraphQLContext>({
     schema: await createSchema(),
     introspection: config.introspection,
@@ -97,13 +104,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
-      responseCachePlugin({
-        catalog: () => catalogCacheFor(orm.em),
-        customerData: async (userId) => {
-          const rows = await rawQuery<{ data: string }>(orm, CUSTOMER_DATA_SQL, [userId]);
-          return rows[0]?.data ?? null;
-        },
-      }),
+      responseCache.plugin(),
       // Apollo's default cache-control plugin visits every resolved field to compute a
       // Cache-Control header from @cacheControl hints; the schema has none.
       ApolloServerPluginCacheControlDisabled(),
@@ -144,6 +145,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(
     '/graphql',
     express.json({ limit: config.limits.graphqlBody }),
+    // Repeats of cached read queries are answered here, before Apollo (see ResponseCache).
+    responseCache.middleware(deps.authenticate),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let user = null;

@@ -1,7 +1,8 @@
 import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import type { Request, RequestHandler } from 'express';
 import { Kind, type FormattedExecutionResult, type OperationDefinitionNode } from 'graphql';
 import type { CatalogCache, CatalogSnapshot } from '../billing/catalog/catalog-cache';
-import type { GraphQLContext } from './context';
+import type { AuthUser, GraphQLContext } from './context';
 
 /**
  * Root query fields whose answer is the same for every caller and depends only on the catalog.
@@ -17,8 +18,16 @@ export const CUSTOMER_ROOT_FIELDS: ReadonlySet<string> = new Set(['subscriptions
 
 /** Distinct answers kept per catalog snapshot; the oldest goes first beyond that. */
 export const MAX_CACHED_RESPONSES = 1000;
+/** Distinct query texts whose scope is remembered for the HTTP fast path. */
+const MAX_KNOWN_QUERIES = 1000;
 
-type Scope = 'catalog' | 'customer' | null;
+type Scope = 'catalog' | 'customer';
+
+interface Entry {
+  result: FormattedExecutionResult;
+  /** The body exactly as Apollo writes it for `result`. */
+  body: string;
+}
 
 export interface ResponseCacheOptions {
   catalog: () => CatalogCache;
@@ -47,86 +56,177 @@ export interface ResponseCacheOptions {
  *   only kept when those rows did not change while it was computed.
  *
  * Not cached: mutations, anything with another root field, an admin's `customerId`, a root
- * fragment or directive, answers with errors. Everything before execution still runs for every
- * request: the token check, parsing and validation (Apollo caches those by query text), and the
- * complexity limit.
+ * fragment or directive, answers with errors.
+ *
+ * Two ways in. `plugin()` answers inside Apollo, after parsing, validation and the complexity
+ * limit, and fills the cache. `middleware()` answers a repeat before Apollo: a JSON POST whose
+ * query text, operation name and variables were answered before, whose token checks out (a bad
+ * one goes on to Apollo, which refuses it) and whose data is unchanged gets the stored body as
+ * Apollo wrote it. Everything else goes on to Apollo. Only a text that Apollo parsed, validated
+ * and found within the complexity limit can be in the cache, and the limits do not change while
+ * the process runs, so the fast path refuses nothing Apollo would accept and accepts nothing it
+ * would refuse.
  */
-export function responseCachePlugin(options: ResponseCacheOptions): ApolloServerPlugin<GraphQLContext> {
-  const maxEntries = options.maxEntries ?? MAX_CACHED_RESPONSES;
-  const bySnapshot = new WeakMap<CatalogSnapshot, Map<string, FormattedExecutionResult>>();
-  // Apollo hands out the same parsed document for the same query text, so an operation's scope
-  // is worked out once.
-  const scopes = new WeakMap<OperationDefinitionNode, Scope>();
-  const scopeOf = (operation: OperationDefinitionNode): Scope => {
-    let scope = scopes.get(operation);
+export class ResponseCache {
+  private readonly maxEntries: number;
+  private readonly bySnapshot = new WeakMap<CatalogSnapshot, Map<string, Entry>>();
+  /** Apollo hands out the same parsed document for the same text, so a scope is worked out once per operation. */
+  private readonly scopes = new WeakMap<OperationDefinitionNode, Scope | null>();
+  /** `query text + operation name` → scope, for texts that have been answered (what the fast path may look up). */
+  private readonly knownQueries = new Map<string, Scope>();
+
+  constructor(private readonly options: ResponseCacheOptions) {
+    this.maxEntries = options.maxEntries ?? MAX_CACHED_RESPONSES;
+  }
+
+  plugin(): ApolloServerPlugin<GraphQLContext> {
+    return {
+      requestDidStart: async () => {
+        let lookup: Lookup | null = null;
+        return {
+          responseForOperation: async ({ operation, request, contextValue }) => {
+            const scope = this.scopeOf(operation);
+            if (scope === null || request.query === undefined) return null;
+            lookup = await this.lookup(scope, request.query, request.operationName, request.variables, contextValue.user);
+            if (!lookup?.hit) return null;
+            const { hit } = lookup;
+            lookup = null;
+            return { http: { status: undefined, headers: new HeaderMap() }, body: { kind: 'single', singleResult: hit.result } };
+          },
+          willSendResponse: async ({ response }) => {
+            if (!lookup || response.body.kind !== 'single') return;
+            const result = response.body.singleResult;
+            if (result.errors?.length || result.data == null) return;
+            if (response.http.status !== undefined && response.http.status !== 200) return;
+            if (lookup.userId !== null) {
+              // Kept only if nothing changed while the answer was computed: otherwise it might
+              // mix rows from before and after, under a key that names the rows from before.
+              const after = await this.options.customerData(lookup.userId).catch(() => null);
+              if (after !== lookup.data) return;
+            }
+            this.store(lookup, result);
+          },
+        };
+      },
+    };
+  }
+
+  /**
+   * The fast path, mounted after the JSON body parser and before Apollo. `authenticate` is the
+   * same check Apollo's context runs.
+   */
+  middleware(authenticate: ((req: Request) => Promise<AuthUser | null>) | undefined): RequestHandler {
+    return (req, res, next) => {
+      const body = req.method === 'POST' ? (req.body as Record<string, unknown> | undefined) : undefined;
+      const query = body?.query;
+      if (typeof query !== 'string' || !plainJsonAccept(req.headers.accept) || body!.extensions !== undefined) return next();
+      const operationName = body!.operationName;
+      const variables = body!.variables;
+      if (!(operationName === undefined || operationName === null || typeof operationName === 'string')) return next();
+      if (!(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables)))) return next();
+      const scope = this.knownQueries.get(queryKey(query, operationName));
+      if (!scope) return next();
+      (async () => {
+        let user: AuthUser | null = null;
+        if (scope === 'customer' || req.headers.authorization !== undefined) user = authenticate ? await authenticate(req) : null;
+        const lookup = await this.lookup(scope, query, operationName, (variables ?? undefined) as Record<string, unknown> | undefined, user);
+        return lookup?.hit;
+      })().then(
+        (hit) => {
+          if (!hit) return next();
+          res.type('application/json; charset=utf-8').send(hit.body);
+        },
+        // A bad token, or data that could not be read: Apollo answers as it always does.
+        () => next(),
+      );
+    };
+  }
+
+  private scopeOf(operation: OperationDefinitionNode): Scope | null {
+    let scope = this.scopes.get(operation);
     if (scope === undefined) {
       scope = classify(operation);
-      scopes.set(operation, scope);
+      this.scopes.set(operation, scope);
     }
     return scope;
-  };
+  }
 
-  return {
-    async requestDidStart() {
-      let entries: Map<string, FormattedExecutionResult> | undefined;
-      let key: string | undefined;
-      let customer: { userId: string; data: string } | undefined;
-      return {
-        async responseForOperation({ operation, queryHash, request, contextValue }) {
-          const scope = scopeOf(operation);
-          if (scope === null) return null;
-          let snapshot: CatalogSnapshot;
-          let data = '';
-          try {
-            snapshot = await options.catalog().get();
-            if (scope === 'customer') {
-              const userId = contextValue.user?.userId;
-              if (!userId) return null;
-              const current = await options.customerData(userId);
-              // No customer yet: `viewer` would create it; nothing to key on.
-              if (current === null) return null;
-              customer = { userId, data: current };
-              data = `${userId}\u0000${current}`;
-            }
-          } catch {
-            // The data could not be read: execution runs as usual and reports it where it belongs.
-            return null;
-          }
-          entries = bySnapshot.get(snapshot);
-          if (!entries) {
-            entries = new Map();
-            bySnapshot.set(snapshot, entries);
-          }
-          key = `${queryHash}\u0000${request.operationName ?? ''}\u0000${request.variables ? JSON.stringify(request.variables) : ''}\u0000${data}`;
-          const hit = entries.get(key);
-          if (!hit) return null;
-          key = undefined;
-          return { http: { status: undefined, headers: new HeaderMap() }, body: { kind: 'single', singleResult: hit } };
-        },
-        async willSendResponse({ response }) {
-          if (!entries || key === undefined || response.body.kind !== 'single') return;
-          const result = response.body.singleResult;
-          if (result.errors?.length || result.data == null) return;
-          if (response.http.status !== undefined && response.http.status !== 200) return;
-          if (customer) {
-            // Kept only if nothing changed while the answer was computed: otherwise it might
-            // mix rows from before and after, under a key that names the rows from before.
-            const after = await options.customerData(customer.userId).catch(() => null);
-            if (after !== customer.data) return;
-          }
-          if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-          entries.set(key, result);
-        },
-      };
-    },
-  };
+  /** The key of a request and its entry if there is one; null when nothing can be cached for it. */
+  private async lookup(
+    scope: Scope,
+    query: string,
+    operationName: string | null | undefined,
+    variables: Record<string, unknown> | undefined,
+    user: AuthUser | null,
+  ): Promise<Lookup | null> {
+    let snapshot: CatalogSnapshot;
+    let userId: string | null = null;
+    let data = '';
+    try {
+      snapshot = await this.options.catalog().get();
+      if (scope === 'customer') {
+        if (!user) return null;
+        const current = await this.options.customerData(user.userId);
+        // No customer yet: `viewer` would create it; nothing to key on.
+        if (current === null) return null;
+        userId = user.userId;
+        data = current;
+      }
+    } catch {
+      // The data could not be read: execution runs as usual and reports it where it belongs.
+      return null;
+    }
+    let entries = this.bySnapshot.get(snapshot);
+    if (!entries) {
+      entries = new Map();
+      this.bySnapshot.set(snapshot, entries);
+    }
+    const key = `${queryKey(query, operationName)}\u0000${variables ? JSON.stringify(variables) : ''}\u0000${userId ?? ''}\u0000${data}`;
+    return { scope, query, operationName, entries, key, userId, data, hit: entries.get(key) };
+  }
+
+  private store(lookup: Lookup, result: FormattedExecutionResult): void {
+    const { entries, key } = lookup;
+    if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
+    // As Apollo writes a single result: errors, data, extensions, in that order, then a newline.
+    entries.set(key, { result, body: `${JSON.stringify({ errors: result.errors, data: result.data, extensions: result.extensions })}\n` });
+    const known = queryKey(lookup.query, lookup.operationName);
+    if (!this.knownQueries.has(known)) {
+      if (this.knownQueries.size >= MAX_KNOWN_QUERIES) this.knownQueries.delete(this.knownQueries.keys().next().value!);
+      this.knownQueries.set(known, lookup.scope);
+    }
+  }
+}
+
+interface Lookup {
+  scope: Scope;
+  query: string;
+  operationName: string | null | undefined;
+  entries: Map<string, Entry>;
+  key: string;
+  /** The caller, for a customer-scoped answer. */
+  userId: string | null;
+  data: string;
+  hit: Entry | undefined;
+}
+
+function queryKey(query: string, operationName: string | null | undefined): string {
+  return `${operationName ?? ''}\u0000${query}`;
+}
+
+/**
+ * Accept headers for which Apollo answers `application/json; charset=utf-8`: none, anything, or
+ * JSON alone. Others (application/graphql-response+json, say) go through Apollo's negotiation.
+ */
+function plainJsonAccept(accept: string | undefined): boolean {
+  return accept === undefined || accept === '*/*' || accept === 'application/json';
 }
 
 /**
  * Which data an operation's answer depends on, from its root fields; null when it may depend on
  * anything else. Root fragments and directives are not looked into.
  */
-function classify(operation: OperationDefinitionNode): Scope {
+function classify(operation: OperationDefinitionNode): Scope | null {
   if (operation.operation !== 'query') return null;
   let scope: Scope = 'catalog';
   for (const selection of operation.selectionSet.selections) {

@@ -7,6 +7,7 @@ import { authHeader, startTestServer, type TestServer } from '../helpers/test-se
 
 const SECRET = 'whsec_tollgate_catalog_cache_secret_0123456789';
 const PRODUCTS = `{ products { id code name prices { id lookupKey unitAmount } } }`;
+const PRODUCTS_FOR_HEADERS = `{ products { code prices { lookupKey } } }`;
 
 describe('whole answers of catalog queries are kept per catalog snapshot', () => {
   let server: TestServer;
@@ -30,6 +31,33 @@ describe('whole answers of catalog queries are kept per catalog snapshot', () =>
     expect(productsCalls.mock.calls.length).toBeLessThanOrEqual(1);
     await server.gql(PRODUCTS);
     expect(productsCalls.mock.calls.length).toBeLessThanOrEqual(1);
+  });
+
+  it('answers a repeat before Apollo with the same status, headers and bytes Apollo sent', async () => {
+    const post = (headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: PRODUCTS_FOR_HEADERS }) });
+    const first = await post();
+    const firstBody = await first.text();
+    const calls = productsCalls.mock.calls.length;
+    const apollo = jest.spyOn(server.app.apollo, 'executeHTTPGraphQLRequest');
+    const second = await post();
+    const secondBody = await second.text();
+    expect(productsCalls.mock.calls.length).toBe(calls);
+    // Not even handed to Apollo.
+    expect(apollo).not.toHaveBeenCalled();
+    apollo.mockRestore();
+    expect(second.status).toBe(first.status);
+    expect(secondBody).toBe(firstBody);
+    const comparable = (res: Response) => [...res.headers].filter(([name]) => !['date', 'connection', 'keep-alive'].includes(name));
+    expect(comparable(second)).toEqual(comparable(first));
+    expect(second.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(second.headers.get('content-security-policy')).toMatch(/default-src/);
+
+    // Another Accept goes through Apollo's negotiation, still from the cache.
+    const negotiated = await post({ accept: 'application/graphql-response+json' });
+    expect(negotiated.headers.get('content-type')).toMatch(/^application\/graphql-response\+json/);
+    expect(await negotiated.text()).toBe(firstBody);
+    expect(productsCalls.mock.calls.length).toBe(calls);
   });
 
   it('keys answers by variables', async () => {
@@ -166,6 +194,17 @@ describe("whole answers of a caller's subscription queries are kept while the ro
     expect(first.data.subscriptions).toEqual([{ product: { code: 'pro' } }]);
     expect(second).toEqual(first);
     expect(listCalls).toHaveBeenCalledTimes(2);
+  });
+
+  it("refuses an anonymous repeat of someone's cached query, and answers another user from their own rows", async () => {
+    await server.gql(SUBSCRIPTIONS, undefined, alice);
+    await server.gql(SUBSCRIPTIONS, undefined, alice);
+    const anonymous = await server.gql(SUBSCRIPTIONS);
+    expect(anonymous.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+    const forged = await server.gql(SUBSCRIPTIONS, undefined, { authorization: 'Bearer forged.token.value' });
+    expect(forged.status).toBe(401);
+    const dave = await server.gql(SUBSCRIPTIONS, undefined, await authHeader('sub-cache-dave'));
+    expect(dave.data.subscriptions).toEqual([]);
   });
 
   it('answers viewer for a first-time caller (no customer yet), then from the cache', async () => {
