@@ -27,6 +27,8 @@ interface Entry {
   result: FormattedExecutionResult;
   /** The body exactly as Apollo writes it for `result`. */
   body: string;
+  /** The body as sent by the fast path, and its ETag (Express's own, as for Apollo's answers), made on first use. */
+  sent?: { bytes: Buffer; etag: string | undefined };
 }
 
 export interface ResponseCacheOptions {
@@ -134,7 +136,14 @@ export class ResponseCache {
       })().then(
         (hit) => {
           if (!hit) return next();
-          res.type('application/json; charset=utf-8').send(hit.body);
+          if (!hit.sent) {
+            const etagOf = req.app.get('etag fn') as ((body: string, encoding: string) => string) | undefined;
+            hit.sent = { bytes: Buffer.from(hit.body, 'utf8'), etag: etagOf?.(hit.body, 'utf8') };
+          }
+          res.setHeader('content-type', 'application/json; charset=utf-8');
+          // Express would hash the body again for its ETag on every answer; it skips that when set.
+          if (hit.sent.etag) res.setHeader('etag', hit.sent.etag);
+          res.send(hit.sent.bytes);
         },
         // A bad token, or data that could not be read: Apollo answers as it always does.
         () => next(),
