@@ -13,7 +13,7 @@ import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
 import { rawQuery } from './db/raw-query';
-import { CUSTOMER_DATA_SQL, ResponseCache } from './graphql/response-cache';
+import { CUSTOMER_DATA_SQL, ResponseCache, sharedCustomerData } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
@@ -85,10 +85,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const usageLimiter = await limiter('usage', security.usagePerMinute);
   const responseCache = new ResponseCache({
     catalog: () => catalogCacheFor(orm.em),
-    customerData: async (userId) => {
-      const rows = await rawQuery<{ data: string }>(orm, CUSTOMER_DATA_SQL, [userId]);
-      return rows[0]?.data ?? null;
-    },
+    customerData: sharedCustomerData((userIds) => rawQuery(orm, CUSTOMER_DATA_SQL, [userIds])),
   });
   const apollo = new ApolloServer<GraphQLContext>({
     schema: await createSchema(),

@@ -251,8 +251,43 @@ function classify(operation: OperationDefinitionNode): Scope | null {
 }
 
 /**
- * The SQL for `customerData`: the customer row of a user and all its subscription rows, every
- * column, as one text.
+ * The SQL behind `customerData`, for several users at once: each user's customer row and all its
+ * subscription rows, every column, as one text per user.
  */
-export const CUSTOMER_DATA_SQL = `select row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]') as data
-  from customers c where c.user_id = $1`;
+export const CUSTOMER_DATA_SQL = `select c.user_id, row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]') as data
+  from customers c where c.user_id = any($1::text[])`;
+
+/**
+ * `customerData` over `query` (CUSTOMER_DATA_SQL's rows for some user ids), with concurrent
+ * callers sharing statements: a call made while no statement runs starts one at once; calls
+ * made while one runs wait for it to finish and then share the next. Every call is answered by a
+ * statement that started after the call was made, so it sees every change committed before it
+ * (a caller's own mutation, say), exactly as a statement of its own would.
+ */
+export function sharedCustomerData(
+  query: (userIds: string[]) => Promise<{ user_id: string; data: string }[]>,
+): (userId: string) => Promise<string | null> {
+  let waiting: { userId: string; resolve: (data: string | null) => void; reject: (error: unknown) => void }[] = [];
+  let running = false;
+  const run = async () => {
+    if (running || waiting.length === 0) return;
+    running = true;
+    const batch = waiting;
+    waiting = [];
+    try {
+      const rows = await query([...new Set(batch.map((w) => w.userId))]);
+      const byUser = new Map(rows.map((r) => [r.user_id, r.data]));
+      for (const w of batch) w.resolve(byUser.get(w.userId) ?? null);
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    } finally {
+      running = false;
+      void run();
+    }
+  };
+  return (userId) =>
+    new Promise((resolve, reject) => {
+      waiting.push({ userId, resolve, reject });
+      void run();
+    });
+}

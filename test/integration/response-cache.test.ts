@@ -207,6 +207,18 @@ describe("whole answers of a caller's subscription queries are kept while the ro
     expect(dave.data.subscriptions).toEqual([]);
   });
 
+  it('gives each of many concurrent callers their own answer (their rows are read together)', async () => {
+    const headers = { alice, bob, erin: await authHeader('sub-cache-erin') };
+    const expected = {
+      alice: (await server.gql(SUBSCRIPTIONS, undefined, alice)).data.subscriptions,
+      bob: (await server.gql(SUBSCRIPTIONS, undefined, bob)).data.subscriptions,
+      erin: [],
+    };
+    const callers = Array.from({ length: 30 }, (_, i) => (['alice', 'bob', 'erin'] as const)[i % 3]);
+    const answers = await Promise.all(callers.map((who) => server.gql(SUBSCRIPTIONS, undefined, headers[who])));
+    answers.forEach((answer, i) => expect(answer.data.subscriptions).toEqual(expected[callers[i]]));
+  });
+
   it('answers viewer for a first-time caller (no customer yet), then from the cache', async () => {
     const carol = await authHeader('sub-cache-carol', { email: 'carol@example.com' });
     const query = `{ viewer { email subscriptions { id } } }`;
