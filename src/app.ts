@@ -44,7 +44,7 @@ export interface App {
 
 /**
  * The context of one GraphQL request. Its EntityManager fork and loaders are made on first use:
- * a request answered from the catalog response cache, or refused before execution, needs neither.
+ * a request answered from the response cache, or refused before execution, needs neither.
  */
 class RequestContext implements GraphQLContext {
   private fork?: GraphQLContext['em'];

@@ -10,10 +10,10 @@ import { rateLimitedError } from './security-errors';
  * budget, so recording usage at volume neither hits the limit meant for billing changes nor
  * spends it.
  */
+export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
+
 /** Variable values remembered as within budget per document. */
 const MAX_PASSED_PER_DOCUMENT = 100;
-
-export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
 
 /**
  * Checks that need the request, after the document is validated and before anything executes:
