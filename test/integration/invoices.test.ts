@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InvoiceService } from '../../src/billing/invoices/invoice.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
-import { stripeSignature } from '../helpers/stripe-signature';
+import { deliverSignedEvent, stripeEvent } from '../helpers/stripe-signature';
 
 const SECRET = 'whsec_tollgate_invoices_test_secret_0123456789';
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
@@ -15,7 +14,6 @@ const INVOICES = `query($first: Int, $after: String, $customerId: ID) { invoices
   edges { cursor node { ${NODE} } } pageInfo { hasNextPage endCursor } } }`;
 const CREATE = `mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { id url } }`;
 
-const sign = (payload: string) => stripeSignature(payload, SECRET);
 
 describe(InvoiceService.name, () => {
   let server: TestServer;
@@ -27,20 +25,7 @@ describe(InvoiceService.name, () => {
     return (await res.json()) as any;
   };
   const sql = (query: string, params: unknown[] = []) => server.orm.em.fork().getConnection().execute(query, params);
-  const deliver = (type: string, object: Record<string, unknown>) => {
-    const body = JSON.stringify({
-      id: `evt_test_${randomUUID().replace(/-/g, '')}`,
-      object: 'event',
-      api_version: '2025-03-31.basil',
-      created: Math.floor(Date.now() / 1000),
-      livemode: false,
-      pending_webhooks: 1,
-      request: { id: null, idempotency_key: null },
-      type,
-      data: { object },
-    });
-    return fetch(`${server.url}/webhooks/stripe`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': sign(body) }, body });
-  };
+  const deliver = (type: string, object: Record<string, unknown>) => deliverSignedEvent(server.url, stripeEvent(type, object), SECRET);
 
   /** A user with an active Starter subscription paid by card through Checkout; returns their Stripe customer id. */
   async function subscribeThroughCheckout(userId: string): Promise<string> {

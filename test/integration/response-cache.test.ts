@@ -1,8 +1,7 @@
 import 'reflect-metadata';
-import { randomUUID } from 'node:crypto';
 import { CatalogResolver } from '../../src/billing/catalog/catalog.resolver';
 import { SubscriptionResolver } from '../../src/billing/subscriptions/subscription.resolver';
-import { stripeSignature } from '../helpers/stripe-signature';
+import { deliverSignedEvent, stripeEvent } from '../helpers/stripe-signature';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
 const SECRET = 'whsec_tollgate_catalog_cache_secret_0123456789';
@@ -104,23 +103,7 @@ describe('whole answers of catalog queries are kept per catalog snapshot', () =>
       body: new URLSearchParams({ name: 'Starter (cache test)' }).toString(),
     });
     const object = await renamed.json();
-    const event = {
-      id: `evt_test_${randomUUID().replace(/-/g, '')}`,
-      object: 'event',
-      api_version: '2025-03-31.basil',
-      created: Math.floor(Date.now() / 1000),
-      livemode: false,
-      pending_webhooks: 1,
-      request: { id: null, idempotency_key: null },
-      type: 'product.updated',
-      data: { object },
-    };
-    const body = JSON.stringify(event);
-    const delivered = await fetch(`${server.url}/webhooks/stripe`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(body, SECRET) },
-      body,
-    });
+    const delivered = await deliverSignedEvent(server.url, stripeEvent('product.updated', object), SECRET);
     expect(delivered.status).toBe(200);
 
     const after = await server.gql(PRODUCTS);

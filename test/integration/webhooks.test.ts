@@ -1,27 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
-import { stripeSignature } from '../helpers/stripe-signature';
+import { stripeEvent, stripeSignature } from '../helpers/stripe-signature';
 
 const SECRET = 'whsec_tollgate_webhook_test_secret_0123456789';
 const EMULATOR_KEY = 'Bearer sk_test_tollgate_local_emulator';
 
 /** Signs like Stripe: HMAC-SHA256 over `t.payload` with the endpoint secret, hex encoded. */
 const sign = (payload: string, secret = SECRET, timestamp?: number) => stripeSignature(payload, secret, timestamp);
-
-function makeEvent(type: string, object: Record<string, unknown>, overrides: Record<string, unknown> = {}) {
-  return {
-    id: `evt_test_${randomUUID().replace(/-/g, '')}`,
-    object: 'event',
-    api_version: '2025-03-31.basil',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type,
-    data: { object },
-    ...overrides,
-  };
-}
 
 describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
   let server: TestServer;
@@ -58,7 +42,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
   afterAll(() => server.stop());
 
   describe('rejects anything unverified with 400 and stores nothing', () => {
-    const event = () => makeEvent('product.updated', { id: 'prod_x', object: 'product', name: 'X', active: true });
+    const event = () => stripeEvent('product.updated', { id: 'prod_x', object: 'product', name: 'X', active: true });
 
     it('a tampered body', async () => {
       const body = JSON.stringify(event());
@@ -93,7 +77,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
     });
 
     it('an event whose livemode does not match the key', async () => {
-      const res = await deliver(makeEvent('product.updated', { id: 'prod_x', object: 'product', name: 'X' }, { livemode: true }));
+      const res = await deliver(stripeEvent('product.updated', { id: 'prod_x', object: 'product', name: 'X' }, { livemode: true }));
       expect(res.status).toBe(400);
       expect((await res.json()).error).toMatch(/livemode/);
     });
@@ -106,7 +90,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
   it('records 10 identical deliveries arriving at once as one event, processed once', async () => {
     const products = await emulator('GET', '/v1/products?limit=100');
     const product = products.data[0];
-    const event = makeEvent('product.updated', product);
+    const event = stripeEvent('product.updated', product);
     const body = JSON.stringify(event);
     const header = sign(body);
     const responses = await Promise.all(Array.from({ length: 10 }, () => post(body, { 'stripe-signature': header })));
@@ -120,7 +104,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
   });
 
   it('stores an event type it does not handle as ignored and answers 200', async () => {
-    const event = makeEvent('customer.tax_id.created', { id: 'txi_1', object: 'tax_id' });
+    const event = stripeEvent('customer.tax_id.created', { id: 'txi_1', object: 'tax_id' });
     const res = await deliver(event);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ received: true, status: 'ignored' });
@@ -128,7 +112,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
   });
 
   it('ignores a subscription of a customer that is not ours', async () => {
-    const event = makeEvent('customer.subscription.updated', {
+    const event = stripeEvent('customer.subscription.updated', {
       id: 'sub_not_ours',
       object: 'subscription',
       customer: 'cus_not_ours',
