@@ -169,28 +169,16 @@ afterAll(async () => {
 
 describe(UsageForwarder.name, () => {
   describe('two forwarders on one backlog', () => {
-    it('sends every row exactly once when two forwarders with their own connection pools drain it together', async () => {
-      const ids = await insertBacklog(2000, 'pair');
+    it.each([
+      { name: 'one lane each', batchSize: 50, lanes: undefined },
+      { name: 'three lanes each', batchSize: 40, lanes: 3 },
+    ])('sends every row exactly once when two forwarders with their own connection pools drain it together ($name)', async ({ batchSize, lanes }) => {
+      const ids = await insertBacklog(2000, `pair-${lanes ?? 1}`);
       const orms = await Promise.all([initORM({ url: db.url }), initORM({ url: db.url })]);
       try {
-        const [a, b] = orms.map((o) => new UsageForwarder({ orm: o, gateway: newGateway(), log: silent, batchSize: 50 }));
+        const [a, b] = orms.map((o) => new UsageForwarder({ orm: o, gateway: newGateway(), log: silent, batchSize, lanes }));
         const [ra, rb] = await Promise.all([a.drain(), b.drain()]);
         // Claims never overlap: together they claimed each row once.
-        expect(ra.claimed + rb.claimed).toBe(ids.length);
-        expect(ra.sent + rb.sent).toBe(ids.length);
-      } finally {
-        await Promise.all(orms.map((o) => o.close()));
-      }
-      expect(await states(ids)).toEqual({ sent: ids.length });
-      expectSentOnceEach(ids);
-    });
-
-    it('sends every row exactly once when two forwarders with several lanes each drain it together', async () => {
-      const ids = await insertBacklog(2000, 'lanes');
-      const orms = await Promise.all([initORM({ url: db.url }), initORM({ url: db.url })]);
-      try {
-        const [a, b] = orms.map((o) => new UsageForwarder({ orm: o, gateway: newGateway(), log: silent, batchSize: 40, lanes: 3 }));
-        const [ra, rb] = await Promise.all([a.drain(), b.drain()]);
         expect(ra.claimed + rb.claimed).toBe(ids.length);
         expect(ra.sent + rb.sent).toBe(ids.length);
       } finally {
