@@ -25,9 +25,10 @@ type Scope = 'catalog' | 'customer';
 
 interface Entry {
   result: FormattedExecutionResult;
-  /** The body exactly as Apollo writes it for `result`. */
-  body: string;
-  /** The body as sent by the fast path, and its ETag (Express's own, as for Apollo's answers), made on first use. */
+  /**
+   * The body as the fast path sends it, exactly as Apollo writes `result`, and its ETag
+   * (Express's own, as for Apollo's answers); made on the entry's first fast-path answer.
+   */
   sent?: { bytes: Buffer; etag: string | undefined };
 }
 
@@ -137,8 +138,11 @@ export class ResponseCache {
         (hit) => {
           if (!hit) return next();
           if (!hit.sent) {
+            const { errors, data, extensions } = hit.result;
+            // As Apollo writes a single result: errors, data, extensions, in that order, then a newline.
+            const body = `${JSON.stringify({ errors, data, extensions })}\n`;
             const etagOf = req.app.get('etag fn') as ((body: string, encoding: string) => string) | undefined;
-            hit.sent = { bytes: Buffer.from(hit.body, 'utf8'), etag: etagOf?.(hit.body, 'utf8') };
+            hit.sent = { bytes: Buffer.from(body, 'utf8'), etag: etagOf?.(body, 'utf8') };
           }
           res.setHeader('content-type', 'application/json; charset=utf-8');
           // Express would hash the body again for its ETag on every answer; it skips that when set.
@@ -197,8 +201,7 @@ export class ResponseCache {
   private store(lookup: Lookup, result: FormattedExecutionResult): void {
     const { entries, key } = lookup;
     if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
-    // As Apollo writes a single result: errors, data, extensions, in that order, then a newline.
-    entries.set(key, { result, body: `${JSON.stringify({ errors: result.errors, data: result.data, extensions: result.extensions })}\n` });
+    entries.set(key, { result });
     const known = queryKey(lookup.query, lookup.operationName);
     if (!this.knownQueries.has(known)) {
       if (this.knownQueries.size >= MAX_KNOWN_QUERIES) this.knownQueries.delete(this.knownQueries.keys().next().value!);
