@@ -13,6 +13,8 @@ export const RATE_LIMIT_TABLE = 'mutation_budget';
 const LEASES_PER_WINDOW = 50;
 /** ... of at most this many points. */
 const MAX_LEASE = 1000;
+/** Leases kept before expired ones are first swept out. */
+const MIN_SWEEP = 10_000;
 /** Slices one request may wait for before it goes to the store alone. */
 const MAX_LEASE_ROUNDS = 10;
 
@@ -27,6 +29,8 @@ export interface MutationRateLimiterOptions {
   /** The shared database for the postgres store. */
   orm?: MikroORM;
   log: Logger;
+  /** Lease count at which expired leases are first swept out (default 10,000). */
+  minLeaseSweep?: number;
 }
 
 /**
@@ -37,6 +41,8 @@ export class MutationRateLimiter {
   /** Points this process holds per key, taken from the shared budget ahead of use. */
   private readonly leases = new Map<string, { remaining: number; expiresAt: number }>();
   private readonly leasing = new Map<string, Promise<boolean>>();
+  /** Lease count at which expired leases are swept out (each user that spent leaves one behind). */
+  private sweepAt: number;
 
   private constructor(
     private readonly limiter: RateLimiterAbstract,
@@ -50,7 +56,10 @@ export class MutationRateLimiter {
      * unspent slice, so a user can be refused up to one slice per instance early.
      */
     readonly leaseSize = 1,
-  ) {}
+    private readonly minSweep = MIN_SWEEP,
+  ) {
+    this.sweepAt = minSweep;
+  }
 
   static async create(options: MutationRateLimiterOptions): Promise<MutationRateLimiter> {
     const { pointsPerMinute: points, keyPrefix, log } = options;
@@ -86,7 +95,7 @@ export class MutationRateLimiter {
     });
     const leaseSize = Math.max(1, Math.min(MAX_LEASE, Math.floor(points / LEASES_PER_WINDOW)));
     log.debug({ store: 'postgres', keyPrefix, points, duration, leaseSize }, 'mutation rate limit ready');
-    return new MutationRateLimiter(limiter, 'postgres', leaseSize);
+    return new MutationRateLimiter(limiter, 'postgres', leaseSize, options.minLeaseSweep);
   }
 
   /** Takes `points` from `key`'s budget; refused when that would exceed it. */
@@ -126,6 +135,7 @@ export class MutationRateLimiter {
     try {
       const res = await this.limiter.consume(key, this.leaseSize);
       this.leases.set(key, { remaining: this.leaseSize, expiresAt: Date.now() + res.msBeforeNext });
+      if (this.leases.size >= this.sweepAt) this.sweepExpiredLeases();
       return true;
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;
@@ -133,6 +143,18 @@ export class MutationRateLimiter {
       await this.limiter.reward(key, this.leaseSize).catch(() => undefined);
       return false;
     }
+  }
+
+  /** Drops leases past their window; the next sweep comes when the live ones have doubled. */
+  private sweepExpiredLeases(): void {
+    const now = Date.now();
+    for (const [key, lease] of this.leases) if (lease.expiresAt <= now) this.leases.delete(key);
+    this.sweepAt = Math.max(this.minSweep, 2 * this.leases.size);
+  }
+
+  /** Leases held for the postgres store's current window, by key. */
+  get leaseCount(): number {
+    return this.leases.size;
   }
 
   private async consumeShared(key: string, points: number): Promise<RateLimitDecision> {

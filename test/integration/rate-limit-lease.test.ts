@@ -5,8 +5,8 @@ import { startTestServer, type TestServer } from '../helpers/test-server';
 describe('a large budget in the postgres store is taken in slices', () => {
   let server: TestServer;
   const log = createLogger({ level: 'silent' });
-  const limiter = (pointsPerMinute: number) =>
-    MutationRateLimiter.create({ keyPrefix: 'lease-test', pointsPerMinute, store: 'postgres', orm: server.orm, log });
+  const limiter = (pointsPerMinute: number, minLeaseSweep?: number) =>
+    MutationRateLimiter.create({ keyPrefix: 'lease-test', pointsPerMinute, store: 'postgres', orm: server.orm, log, minLeaseSweep });
   /** Calls the limiter made on the store (rate-limiter-flexible's) while `fn` runs. */
   const storeCalls = async (limiter: MutationRateLimiter, fn: () => Promise<void>) => {
     const store = (limiter as unknown as { limiter: { consume(...args: unknown[]): unknown } }).limiter;
@@ -55,5 +55,20 @@ describe('a large budget in the postgres store is taken in slices', () => {
       expect(decisions.every((d) => d.allowed)).toBe(true);
     });
     expect(concurrent).toBe(50 / one.leaseSize);
+  });
+
+  it('forgets the leases of past windows, so one left behind by every user does not pile up', async () => {
+    const one = await limiter(500, 5);
+    for (let i = 0; i < 4; i++) await one.consume(`user:sweep-${i}`, 1);
+    expect(one.leaseCount).toBe(4);
+    const now = Date.now();
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(now + 61_000);
+    try {
+      // The fifth lease reaches the sweep threshold: the four from the past window go.
+      await one.consume('user:sweep-late', 1);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(one.leaseCount).toBe(1);
   });
 });
