@@ -13,8 +13,9 @@ import { poolLender } from '../../db/raw-query';
  * caller is answered only after it has committed, exactly as with one insert per request.
  *
  * Every request gets its own outcome: its row was inserted, or a row with its key already
- * exists (the caller compares request hashes), or nothing matched ("miss"), or the statement
- * failed ("failed"). After a miss or a failure the caller takes the general path, which finds
+ * exists (the caller compares request hashes; such rows are read by a second, small query, run
+ * only when a request of a known customer inserted nothing), or nothing matched ("miss"), or the
+ * statement failed ("failed"). After a miss or a failure the caller takes the general path, which finds
  * the exact reason (unknown or foreign subscription, no or several meters, canceled, ...) and
  * its error code. The statement never decides an error.
  *
@@ -81,9 +82,15 @@ export interface UsageBatcherOptions {
 }
 
 const BATCH_SQL = `
-with input as (
-  select *
-    from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::float8[], $6::timestamptz[], $7::text[], $8::text[])
+with params as (
+  select $1::uuid[] as ids, $2::text[] as user_ids, $3::uuid[] as subscription_ids, $4::text[] as meters, $5::float8[] as quantities,
+         $6::timestamptz[] as occurred_ats, $7::text[] as idempotency_keys, $8::text[] as request_hashes, $9::text[] as statuses
+  offset 0
+),
+input as (
+  select t.*
+    from params p
+   cross join lateral unnest(p.ids, p.user_ids, p.subscription_ids, p.meters, p.quantities, p.occurred_ats, p.idempotency_keys, p.request_hashes)
          with ordinality as t(id, user_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, ord)
 ),
 owner as (
@@ -95,13 +102,14 @@ resolved as (
   select o.ord, o.customer_id, r.subscription_id, r.meter
     from input i
     join owner o on o.ord = i.ord
+    cross join params p
     cross join lateral (
       select s.id as subscription_id,
              coalesce(i.meter, (select min(x ->> 'meter') from jsonb_array_elements(s.items) x where coalesce(x ->> 'meter', '') <> '')) as meter,
              count(*) over () as candidates
         from subscriptions s
        where s.customer_id = o.customer_id
-         and s.status = any($9::text[])
+         and s.status = any(p.statuses)
          and (i.subscription_id is not null or i.meter is not null)
          and (i.subscription_id is null or s.id = i.subscription_id)
          and case
@@ -121,28 +129,38 @@ inserted as (
     join input i on i.ord = r.ord
    order by r.customer_id, i.idempotency_key, r.ord
   on conflict (customer_id, idempotency_key) do nothing
-  returning id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash
+  returning id, subscription_id, meter
 )
-select i.ord,
-       n.id = i.id as own,
-       coalesce(n.id, e.id) as id,
-       coalesce(n.subscription_id, e.subscription_id) as subscription_id,
-       coalesce(n.meter, e.meter) as meter,
-       coalesce(n.quantity, e.quantity) as quantity,
-       coalesce(n.occurred_at, e.occurred_at) as occurred_at,
-       coalesce(n.idempotency_key, e.idempotency_key) as idempotency_key,
-       coalesce(n.request_hash, e.request_hash) as request_hash
+select i.ord, o.customer_id, n.id is not null as own, n.subscription_id, n.meter
   from input i
   left join owner o on o.ord = i.ord
-  left join inserted n on n.customer_id = o.customer_id and n.idempotency_key = i.idempotency_key
-  left join usage_events e on n.id is null and e.customer_id = o.customer_id and e.idempotency_key = i.idempotency_key
+  left join inserted n on n.id = i.id
  order by i.ord`;
 
 /**
- * The statement is prepared once per connection under this name (planning it costs PostgreSQL
- * about as much as running it for a few rows); the name changes with the text.
+ * The statement is prepared once per connection under this name; the name changes with the text.
+ *
+ * It is also planned once per connection. PostgreSQL plans a prepared statement again for each
+ * execution while a plan for the actual parameters looks cheaper than its generic plan, and with
+ * the arrays in plain sight (`unnest($1)`) it always does, since it then knows their length;
+ * planning this statement costs about as much as running it for a few rows. The `params` CTE
+ * hides the values from the estimates, so both plans cost the same and the generic plan is kept
+ * after the fifth execution. A generic plan is only as good as the statistics it was made with:
+ * so the statement reads no table that grows fast (it never reads usage_events, whose rows the
+ * insert's conflict check finds through the unique index), only customers and subscriptions,
+ * and PostgreSQL plans it again whenever their statistics are updated (ANALYZE, autovacuum).
  */
 const BATCH_STATEMENT = `tollgate_usage_batch_${createHash('sha256').update(BATCH_SQL).digest('hex').slice(0, 12)}`;
+
+/**
+ * The rows already recorded under some (customer, key) pairs: those of requests the statement
+ * did not insert. Run only when there are such requests (retries, mostly), and planned for the
+ * actual values each time, through the unique index.
+ */
+const EXISTING_SQL = `
+select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotency_key, e.request_hash, e.customer_id
+  from unnest($1::uuid[], $2::text[]) as k(customer_id, idempotency_key)
+  join usage_events e on e.customer_id = k.customer_id and e.idempotency_key = k.idempotency_key`;
 
 interface Pending {
   request: BatchRequest;
@@ -183,10 +201,33 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
     throw error;
   }
   const outcomes = new Array<BatchOutcome>(n).fill({ kind: 'miss' });
+  // Requests of a known customer that inserted nothing: their key may be taken (a retry, or an
+  // earlier request of the same statement with the same key).
+  const taken: number[] = [];
   for (const row of rows) {
     const index = Number(row.ord) - 1;
-    if (!(index >= 0 && index < n) || row.id === null) continue;
-    outcomes[index] = row.own ? { kind: 'inserted', subscriptionId: row.subscription_id, meter: row.meter } : { kind: 'existing', row };
+    if (!(index >= 0 && index < n) || row.customer_id === null) continue;
+    if (row.own) outcomes[index] = { kind: 'inserted', subscriptionId: row.subscription_id, meter: row.meter };
+    else taken.push(index);
+  }
+  if (taken.length === 0) return outcomes;
+  const customerOf = new Map<number, string>();
+  for (const row of rows) customerOf.set(Number(row.ord) - 1, row.customer_id);
+  let existing: LedgerRow[];
+  try {
+    ({ rows: existing } = await client.query({
+      text: EXISTING_SQL,
+      values: [taken.map((i) => customerOf.get(i)), taken.map((i) => keys[i])],
+    }));
+  } catch {
+    // The inserts are committed; only these requests are left open, for the general path.
+    for (const i of taken) outcomes[i] = { kind: 'failed' };
+    return outcomes;
+  }
+  const byKey = new Map(existing.map((row) => [`${(row as LedgerRow & { customer_id: string }).customer_id}\u0000${row.idempotency_key}`, row]));
+  for (const i of taken) {
+    const row = byKey.get(`${customerOf.get(i)}\u0000${keys[i]}`);
+    if (row) outcomes[i] = { kind: 'existing', row };
   }
   return outcomes;
 }
