@@ -17,6 +17,9 @@ import { CUSTOMER_DATA_SQL, ResponseCache, sharedCustomerData } from './graphql/
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
 import { createSchema } from './graphql/schema';
+import { batcherFor } from './billing/usage/usage-batch';
+import { UsageFastPath, usageHandoffOf, type UsageHandoff } from './billing/usage/usage-fast-path';
+import { BILLING_STATUSES, UsageService } from './billing/usage/usage.service';
 import { graphqlCors, securityHeaders } from './security/http-security';
 import { MutationRateLimiter } from './security/mutation-rate-limiter';
 import { aliasLimitRule, depthLimitRule } from './security/query-limits';
@@ -56,6 +59,7 @@ class RequestContext implements GraphQLContext {
     readonly config: AppConfig,
     readonly gateway: StripeGateway | null,
     readonly log: Logger,
+    readonly usageHandoff: UsageHandoff | undefined,
   ) {}
 
   get rootEm(): GraphQLContext['rootEm'] {
@@ -87,8 +91,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
     catalog: () => catalogCacheFor(orm.em),
     customerData: sharedCustomerData((userIds) => rawQuery(orm, CUSTOMER_DATA_SQL, [userIds])),
   });
+  const schema = await createSchema();
+  const validationRules = [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)];
+  const usageFastPath = new UsageFastPath({
+    schema,
+    validationRules,
+    maxComplexity: security.maxComplexity,
+    usageLimiter,
+    authenticate: deps.authenticate,
+    billingEnabled: config.billingEnabled && deps.gateway !== null,
+    service: new UsageService(() => orm.em.fork(), undefined, batcherFor(orm.em, BILLING_STATUSES, log)),
+    log,
+  });
   const apollo = new ApolloServer<GraphQLContext>({
-    schema: await createSchema(),
+    schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // Shutdown is ordered by the server module (http, Apollo, ORM, database), not by Apollo's own signal handlers.
@@ -97,7 +113,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     // Both are Apollo's defaults, stated so a change of default cannot turn them off unnoticed.
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
-    validationRules: [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)],
+    validationRules,
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
@@ -144,6 +160,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     express.json({ limit: config.limits.graphqlBody }),
     // Repeats of cached read queries are answered here, before Apollo (see ResponseCache).
     responseCache.middleware(deps.authenticate),
+    // The common recordUsage request is recorded here, before Apollo (see UsageFastPath).
+    usageFastPath.middleware(),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let user = null;
@@ -156,7 +174,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
           }
           throw error;
         }
-        return new RequestContext(orm, user, config, deps.gateway, log);
+        return new RequestContext(orm, user, config, deps.gateway, log, usageHandoffOf(req));
       },
     }),
   );

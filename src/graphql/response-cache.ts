@@ -88,6 +88,8 @@ export class ResponseCache {
         let lookup: Lookup | null = null;
         return {
           responseForOperation: async ({ operation, request, contextValue }) => {
+            // No operation of that name: Apollo answers OPERATION_RESOLUTION_FAILURE.
+            if (!operation) return null;
             const scope = this.scopeOf(operation);
             if (scope === null || request.query === undefined) return null;
             lookup = await this.lookup(scope, request.query, request.operationName, request.variables, contextValue.user);
@@ -230,7 +232,7 @@ function queryKey(query: string, operationName: string | null | undefined): stri
  * Accept headers for which Apollo answers `application/json; charset=utf-8`: none, anything, or
  * JSON alone. Others (application/graphql-response+json, say) go through Apollo's negotiation.
  */
-function plainJsonAccept(accept: string | undefined): boolean {
+export function plainJsonAccept(accept: string | undefined): boolean {
   return accept === undefined || accept === '*/*' || accept === 'application/json';
 }
 

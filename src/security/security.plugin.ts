@@ -38,6 +38,8 @@ export function securityPlugin(options: {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, operationName, request, contextValue }) {
+          // No operation of that name: nothing will run, and Apollo answers OPERATION_RESOLUTION_FAILURE.
+          if (!operation) return;
           let known = withinBudget.get(document);
           if (!known) {
             known = { costVariables: costVariables(schema, document), passed: new Set() };
@@ -66,7 +68,9 @@ export function securityPlugin(options: {
           ];
           for (const { limiter, points } of budgets) {
             if (!limiter || points === 0) continue;
-            const decision = await limiter.consume(`user:${user.userId}`, points);
+            // The recordUsage fast path drew this request's usage point before handing it on.
+            const drawn = limiter === options.usageLimiter ? contextValue.usageHandoff?.decision : undefined;
+            const decision = drawn ?? (await limiter.consume(`user:${user.userId}`, points));
             if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
           }
         },

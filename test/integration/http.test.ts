@@ -67,6 +67,16 @@ describe('HTTP surface', () => {
       expect(res.errors?.[0].message).toMatch(/Cannot query field "price"/);
     });
 
+    it('answers an unknown operation name with OPERATION_RESOLUTION_FAILURE', async () => {
+      for (const query of ['query Catalog { products { code } }', 'mutation Cancel { cancelSubscription(id: "x") { status } }']) {
+        const res = await post(JSON.stringify({ query, operationName: 'Other' }));
+        expect(res.status).toBe(400);
+        const body = (await res.json()) as any;
+        expect(body.errors[0]).toMatchObject({ extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } });
+        expect(body.errors[0].message).toMatch(/Unknown operation named "Other"/);
+      }
+    });
+
     it('answers wrong variable types with BAD_USER_INPUT', async () => {
       const res = await server.gql('query($all: Boolean) { products(includeInactive: $all) { code } }', { all: 'yes' });
       expect(res.status).toBe(400);

@@ -21,7 +21,14 @@ export class UsageResolver {
     // The caller acts for itself: the customer is found by user id in the same statement as the
     // insert, and loaded on its own only when that statement could not record the event.
     const user = requireUser(ctx);
-    return Object.assign(new UsageRecordType(), await service.recordForUser(user.userId, input, { loadCustomer: () => actingCustomer(ctx, null), log: ctx.log }));
+    return Object.assign(
+      new UsageRecordType(),
+      await service.recordForUser(user.userId, input, {
+        loadCustomer: () => actingCustomer(ctx, null),
+        log: ctx.log,
+        generatedKey: ctx.usageHandoff?.generatedKey,
+      }),
+    );
   }
 
   @Query(() => UsageSummaryType, { description: "Usage of a metered subscription from our ledger; by default over the current billing period." })

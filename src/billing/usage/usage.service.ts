@@ -57,7 +57,7 @@ export interface UsageSummary {
 }
 
 /** A request after its checks, with the key it is recorded under. */
-interface PreparedUsage {
+export interface PreparedUsage {
   subscriptionId: string | null;
   meter: string | null;
   quantity: number;
@@ -107,50 +107,67 @@ export class UsageService {
    * case (a new event, or a retry of a recorded one) is one statement shared with concurrent
    * callers (see usage-batch.ts); anything else goes the general way of `record`, with the
    * customer from `loadCustomer`, so every refusal and its code are the same as there.
+   *
+   * `generatedKey` is the key to record under when the input has none, given by a caller that
+   * already tried the shared statement under it (the HTTP fast path): a row written then is
+   * found again, never written twice.
    */
   async recordForUser(
     userId: string,
     input: RecordUsageInput,
-    options: { loadCustomer: () => Promise<Customer | null>; log?: UsageBatcherOptions['log'] },
+    options: { loadCustomer: () => Promise<Customer | null>; log?: UsageBatcherOptions['log']; generatedKey?: string },
   ): Promise<UsageRecord> {
-    const request = this.prepare(input);
+    const request = this.prepare(input, options.generatedKey);
+    const shared = await this.recordShared(userId, request, options.log);
+    if (shared) return shared;
+    return this.recordPrepared(await options.loadCustomer(), request);
+  }
+
+  /**
+   * The shared statement alone: the record, or null when the general path has to decide (nothing
+   * was written; or the statement failed, and `request.keyMayExist` is then set). Throws only
+   * IDEMPOTENCY_CONFLICT, for a key recorded earlier with different input.
+   */
+  async recordShared(userId: string, request: PreparedUsage, log?: UsageBatcherOptions['log']): Promise<UsageRecord | null> {
     // A NUL character would fail the shared statement for every request in it; the general path
     // refuses such a meter on its own (no subscription has it) and never sends it to the database.
     const shareable = (request.subscriptionId !== null || request.meter !== null) && !request.meter?.includes('\u0000') && !userId.includes('\u0000');
-    if (shareable) {
-      const id = randomUUID();
-      const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES, options.log)).submit({
+    if (!shareable) return null;
+    const id = randomUUID();
+    const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES, log)).submit({
+      id,
+      userId,
+      subscriptionId: request.subscriptionId,
+      meter: request.meter,
+      quantity: request.quantity,
+      occurredAt: request.occurredAt,
+      idempotencyKey: request.key,
+      requestHash: request.requestHash,
+    });
+    if (outcome.kind === 'inserted') {
+      return {
         id,
-        userId,
-        subscriptionId: request.subscriptionId,
-        meter: request.meter,
+        subscriptionId: outcome.subscriptionId,
+        meter: outcome.meter,
         quantity: request.quantity,
         occurredAt: request.occurredAt,
         idempotencyKey: request.key,
-        requestHash: request.requestHash,
-      });
-      if (outcome.kind === 'inserted') {
-        return {
-          id,
-          subscriptionId: outcome.subscriptionId,
-          meter: outcome.meter,
-          quantity: request.quantity,
-          occurredAt: request.occurredAt,
-          idempotencyKey: request.key,
-        };
-      }
-      if (outcome.kind === 'existing') return replay(outcome.row, request.requestHash);
-      if (outcome.kind === 'failed') request.keyMayExist = true;
+      };
     }
-    return this.recordPrepared(await options.loadCustomer(), request);
+    if (outcome.kind === 'existing') return replay(outcome.row, request.requestHash);
+    if (outcome.kind === 'failed') request.keyMayExist = true;
+    return null;
   }
 
   async record(customer: Customer | null, input: RecordUsageInput): Promise<UsageRecord> {
     return this.recordPrepared(customer, this.prepare(input));
   }
 
-  /** Checks the input and fixes what a retry of this request must reuse (the key, the hash). */
-  private prepare(input: RecordUsageInput): PreparedUsage {
+  /**
+   * Checks the input (throws BAD_USER_INPUT) and fixes what a retry of this request must reuse:
+   * the key (the caller's, else `generatedKey`, else a new one) and the hash.
+   */
+  prepare(input: RecordUsageInput, generatedKey?: string): PreparedUsage {
     const quantity = checkQuantity(input.quantity);
     const now = this.now();
     const occurredAt = input.occurredAt ?? now;
@@ -180,8 +197,8 @@ export class UsageService {
       // Without a key from the caller, one is generated here, once: when the shared statement
       // failed without telling whether it committed, the general path retries under the same
       // key and finds the row instead of writing a second one.
-      key: clientKey ?? randomUUID(),
-      keyMayExist: clientKey !== null,
+      key: clientKey ?? generatedKey ?? randomUUID(),
+      keyMayExist: clientKey !== null || generatedKey !== undefined,
       requestHash,
     };
   }
