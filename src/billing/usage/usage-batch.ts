@@ -283,10 +283,14 @@ export class UsageBatcher {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-        void this.flush(this.queue.splice(0, this.maxBatch));
-      }
+      this.startQueued();
     });
+  }
+
+  private startQueued(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      void this.flush(this.queue.splice(0, this.maxBatch));
+    }
   }
 
   private async flush(batch: Pending[]): Promise<void> {
@@ -311,12 +315,14 @@ export class UsageBatcher {
       this.inFlight--;
     }
     this.stats.statements++;
+    // The requests that arrived while this statement ran go to the database first, so that their
+    // statement runs while this one's callers are being answered.
+    this.startQueued();
     for (let i = 0; i < batch.length; i++) {
       const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'failed' };
       this.stats[outcome.kind]++;
       batch[i].resolve(outcome);
     }
-    this.schedule();
   }
 }
 
