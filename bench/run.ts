@@ -28,6 +28,8 @@ interface Args extends LoadOptions {
   backlog: number;
   /** Extra node flags for the Tollgate server (e.g. --max-semi-space-size=4), to try V8 settings. */
   serverNodeArgs: string[];
+  /** Extra environment of the Tollgate server (`--server-env KEY=VALUE`, repeatable), to try settings. */
+  serverEnv: Record<string, string>;
 }
 
 /** A fifth of a scenario, between 1 and 3 seconds. */
@@ -40,7 +42,7 @@ function mb(usage: NodeJS.MemoryUsage): Record<string, number> {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000, serverNodeArgs: [] };
+  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000, serverNodeArgs: [], serverEnv: {} };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -63,7 +65,11 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--no-build') args.build = false;
     else if (flag === '--backlog') args.backlog = Math.round(positive(value()));
     else if (flag === '--server-node-args') args.serverNodeArgs = value().split(/\s+/).filter(Boolean);
-    else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog, --server-node-args)`);
+    else if (flag === '--server-env') {
+      const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(value());
+      if (!match) throw new Error(`${flag} takes KEY=VALUE`);
+      args.serverEnv[match[1]] = match[2];
+    } else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog, --server-node-args, --server-env)`);
   }
   return args;
 }
@@ -155,6 +161,7 @@ async function main(): Promise<void> {
         // but high enough that recordUsage from one user is measured, not refused.
         RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
         RATE_LIMIT_USAGE_PER_MINUTE: '10000000',
+        ...args.serverEnv,
       },
       logFile,
       buildDir,
@@ -251,7 +258,7 @@ async function main(): Promise<void> {
     const report = {
       startedAt: stamp,
       wallSeconds: round((performance.now() - t0) / 1000, 1),
-      options: { nodeEnv: NODE_ENV, duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs },
+      options: { nodeEnv: NODE_ENV, duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs, serverEnv: args.serverEnv },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),
