@@ -206,6 +206,22 @@ describe('one statement for many requests', () => {
     }
     expect(await ledger('subscription_id = ?', [dee.proId])).toHaveLength(2);
   });
+
+  it('leaves only the requests with a taken key open when reading their rows fails', async () => {
+    const eli = await customerWithPro('batch-eli');
+    const old = request(eli.userId, { subscriptionId: eli.proId, idempotencyKey: 'eli-old' });
+    expect((await withClient((c) => runBatch(c, [old], BILLING_STATUSES)))[0].kind).toBe('inserted');
+    // The insert statement runs; the query that reads the rows under taken keys fails.
+    const outcomes = await withClient((c) => {
+      let statements = 0;
+      const flaky: QueryClient = {
+        query: (config) => (statements++ === 0 ? c.query(config) : Promise.reject(new Error('Connection terminated unexpectedly'))),
+      };
+      return runBatch(flaky, [request(eli.userId, { subscriptionId: eli.proId }), { ...old, id: randomUUID() }, request('batch-nobody', { meter: 'api_calls' })], BILLING_STATUSES);
+    });
+    expect(outcomes.map((o) => o.kind)).toEqual(['inserted', 'failed', 'miss']);
+    expect(await ledger('subscription_id = ?', [eli.proId])).toHaveLength(2);
+  });
 });
 
 describe('recordUsage for the caller itself (HTTP)', () => {

@@ -203,31 +203,26 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
   const outcomes = new Array<BatchOutcome>(n).fill({ kind: 'miss' });
   // Requests of a known customer that inserted nothing: their key may be taken (a retry, or an
   // earlier request of the same statement with the same key).
-  const taken: number[] = [];
+  const taken: { index: number; customerId: string }[] = [];
   for (const row of rows) {
     const index = Number(row.ord) - 1;
     if (!(index >= 0 && index < n) || row.customer_id === null) continue;
     if (row.own) outcomes[index] = { kind: 'inserted', subscriptionId: row.subscription_id, meter: row.meter };
-    else taken.push(index);
+    else taken.push({ index, customerId: row.customer_id });
   }
   if (taken.length === 0) return outcomes;
-  const customerOf = new Map<number, string>();
-  for (const row of rows) customerOf.set(Number(row.ord) - 1, row.customer_id);
-  let existing: LedgerRow[];
+  let existing: (LedgerRow & { customer_id: string })[];
   try {
-    ({ rows: existing } = await client.query({
-      text: EXISTING_SQL,
-      values: [taken.map((i) => customerOf.get(i)), taken.map((i) => keys[i])],
-    }));
+    ({ rows: existing } = await client.query({ text: EXISTING_SQL, values: [taken.map((t) => t.customerId), taken.map((t) => keys[t.index])] }));
   } catch {
     // The inserts are committed; only these requests are left open, for the general path.
-    for (const i of taken) outcomes[i] = { kind: 'failed' };
+    for (const { index } of taken) outcomes[index] = { kind: 'failed' };
     return outcomes;
   }
-  const byKey = new Map(existing.map((row) => [`${(row as LedgerRow & { customer_id: string }).customer_id}\u0000${row.idempotency_key}`, row]));
-  for (const i of taken) {
-    const row = byKey.get(`${customerOf.get(i)}\u0000${keys[i]}`);
-    if (row) outcomes[i] = { kind: 'existing', row };
+  const byKey = new Map(existing.map((row) => [`${row.customer_id}\u0000${row.idempotency_key}`, row]));
+  for (const { index, customerId } of taken) {
+    const row = byKey.get(`${customerId}\u0000${keys[index]}`);
+    if (row) outcomes[index] = { kind: 'existing', row };
   }
   return outcomes;
 }
