@@ -3,6 +3,7 @@ import type { Request, RequestHandler } from 'express';
 import { Kind, type FormattedExecutionResult, type OperationDefinitionNode } from 'graphql';
 import type { CatalogCache, CatalogSnapshot } from '../billing/catalog/catalog-cache';
 import type { AuthUser, GraphQLContext } from './context';
+import { operationKey, plainGraphQLRequest } from './plain-request';
 
 /**
  * Root query fields whose answer is the same for every caller and depends only on the catalog.
@@ -122,19 +123,15 @@ export class ResponseCache {
    */
   middleware(authenticate: ((req: Request) => Promise<AuthUser | null>) | undefined): RequestHandler {
     return (req, res, next) => {
-      const body = req.method === 'POST' ? (req.body as Record<string, unknown> | undefined) : undefined;
-      const query = body?.query;
-      if (typeof query !== 'string' || !plainJsonAccept(req.headers.accept) || body!.extensions !== undefined) return next();
-      const operationName = body!.operationName;
-      const variables = body!.variables;
-      if (!(operationName === undefined || operationName === null || typeof operationName === 'string')) return next();
-      if (!(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables)))) return next();
-      const scope = this.knownQueries.get(queryKey(query, operationName));
+      const request = plainGraphQLRequest(req);
+      if (!request) return next();
+      const { query, operationName, variables } = request;
+      const scope = this.knownQueries.get(operationKey(query, operationName));
       if (!scope) return next();
       (async () => {
         let user: AuthUser | null = null;
         if (scope === 'customer' || req.headers.authorization !== undefined) user = authenticate ? await authenticate(req) : null;
-        const lookup = await this.lookup(scope, query, operationName, (variables ?? undefined) as Record<string, unknown> | undefined, user);
+        const lookup = await this.lookup(scope, query, operationName, variables, user);
         return lookup?.hit;
       })().then(
         (hit) => {
@@ -196,7 +193,7 @@ export class ResponseCache {
       entries = new Map();
       this.bySnapshot.set(snapshot, entries);
     }
-    const key = `${queryKey(query, operationName)}\u0000${variables ? JSON.stringify(variables) : ''}\u0000${userId ?? ''}\u0000${data}`;
+    const key = `${operationKey(query, operationName)}\u0000${variables ? JSON.stringify(variables) : ''}\u0000${userId ?? ''}\u0000${data}`;
     return { scope, query, operationName, entries, key, userId, data, hit: entries.get(key) };
   }
 
@@ -204,7 +201,7 @@ export class ResponseCache {
     const { entries, key } = lookup;
     if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
     entries.set(key, { result });
-    const known = queryKey(lookup.query, lookup.operationName);
+    const known = operationKey(lookup.query, lookup.operationName);
     if (!this.knownQueries.has(known)) {
       if (this.knownQueries.size >= MAX_KNOWN_QUERIES) this.knownQueries.delete(this.knownQueries.keys().next().value!);
       this.knownQueries.set(known, lookup.scope);
@@ -222,18 +219,6 @@ interface Lookup {
   userId: string | null;
   data: string;
   hit: Entry | undefined;
-}
-
-function queryKey(query: string, operationName: string | null | undefined): string {
-  return `${operationName ?? ''}\u0000${query}`;
-}
-
-/**
- * Accept headers for which Apollo answers `application/json; charset=utf-8`: none, anything, or
- * JSON alone. Others (application/graphql-response+json, say) go through Apollo's negotiation.
- */
-export function plainJsonAccept(accept: string | undefined): boolean {
-  return accept === undefined || accept === '*/*' || accept === 'application/json';
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 import { getVariableValues } from 'graphql/execution/values';
 import type { Logger } from 'pino';
 import type { AuthUser } from '../../graphql/context';
-import { plainJsonAccept } from '../../graphql/response-cache';
+import { operationKey, plainGraphQLRequest } from '../../graphql/plain-request';
 import type { MutationRateLimiter, RateLimitDecision } from '../../security/mutation-rate-limiter';
 import { complexityError, costVariables } from '../../security/query-limits';
 import type { PreparedUsage, RecordUsageInput, UsageRecord, UsageService } from './usage.service';
@@ -90,18 +90,12 @@ export class UsageFastPath {
 
   middleware(): RequestHandler {
     return (req, res, next) => {
-      const body = req.method === 'POST' ? (req.body as Record<string, unknown> | undefined) : undefined;
-      const query = body?.query;
-      // Cheap checks first: nearly every other request leaves at the first line.
-      if (typeof query !== 'string' || !query.includes('recordUsage') || !this.options.billingEnabled) return next();
-      if (!plainJsonAccept(req.headers.accept) || body!.extensions !== undefined || req.headers.authorization === undefined) return next();
-      const operationName = body!.operationName;
-      const variables = body!.variables;
-      if (!(operationName === undefined || operationName === null || typeof operationName === 'string')) return next();
-      if (!(variables === undefined || variables === null || (typeof variables === 'object' && !Array.isArray(variables)))) return next();
-      const plan = this.planFor(query, operationName);
+      if (!this.options.billingEnabled || req.headers.authorization === undefined) return next();
+      const request = plainGraphQLRequest(req);
+      if (!request || !request.query.includes('recordUsage')) return next();
+      const plan = this.planFor(request.query, request.operationName);
       if (!plan) return next();
-      this.record(req, plan, (variables ?? {}) as Record<string, unknown>).then(
+      this.record(req, plan, request.variables ?? {}).then(
         (record) => {
           if (!record) return next();
           res.setHeader('content-type', 'application/json; charset=utf-8');
@@ -146,7 +140,7 @@ export class UsageFastPath {
     }
     let record: UsageRecord | null;
     try {
-      record = await service.recordShared(user.userId, prepared, this.options.log);
+      record = await service.recordShared(user.userId, prepared);
     } catch {
       // IDEMPOTENCY_CONFLICT: nothing was written.
       record = null;
@@ -159,7 +153,7 @@ export class UsageFastPath {
   }
 
   private planFor(query: string, operationName: string | null | undefined): Plan | null {
-    const key = `${operationName ?? ''}\u0000${query}`;
+    const key = operationKey(query, operationName);
     let plan = this.plans.get(key);
     if (plan === undefined) {
       plan = this.compile(query, operationName);
