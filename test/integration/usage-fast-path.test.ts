@@ -71,7 +71,7 @@ describe('recordUsage fast path', () => {
   });
 
   it('writes aliases, __typename, field order and an operation name as graphql-js does', async () => {
-    const { headers, subscriptionId } = await proFor('fast-bea');
+    const { headers } = await proFor('fast-bea');
     const query = `mutation Meter($usage: RecordUsageInput!) {
       recorded: recordUsage(input: $usage) { __typename amount: quantity key: idempotencyKey occurredAt meter id kind: __typename }
     }`;
@@ -83,7 +83,6 @@ describe('recordUsage fast path', () => {
     expect(again).toBe(first);
     expect(Object.keys(JSON.parse(again).data.recorded)).toEqual(['__typename', 'amount', 'key', 'occurredAt', 'meter', 'id', 'kind']);
     expect(JSON.parse(again).data.recorded).toMatchObject({ __typename: 'UsageRecord', amount: 1.25, key: 'bea-1', kind: 'UsageRecord' });
-    expect(subscriptionId).toBeDefined();
   });
 
   it('hands everything else to Apollo, which answers as it always does', async () => {

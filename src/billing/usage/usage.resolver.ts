@@ -25,7 +25,6 @@ export class UsageResolver {
       new UsageRecordType(),
       await service.recordForUser(user.userId, input, {
         loadCustomer: () => actingCustomer(ctx, null),
-        log: ctx.log,
         generatedKey: ctx.usageHandoff?.generatedKey,
       }),
     );

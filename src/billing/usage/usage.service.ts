@@ -4,7 +4,7 @@ import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { batcherFor, type UsageBatcher, type UsageBatcherOptions } from './usage-batch';
+import { batcherFor, type UsageBatcher } from './usage-batch';
 
 /** Statuses in which Stripe bills metered usage on a subscription. */
 export const BILLING_STATUSES = ['active', 'trialing', 'past_due'];
@@ -115,10 +115,10 @@ export class UsageService {
   async recordForUser(
     userId: string,
     input: RecordUsageInput,
-    options: { loadCustomer: () => Promise<Customer | null>; log?: UsageBatcherOptions['log']; generatedKey?: string },
+    options: { loadCustomer: () => Promise<Customer | null>; generatedKey?: string },
   ): Promise<UsageRecord> {
     const request = this.prepare(input, options.generatedKey);
-    const shared = await this.recordShared(userId, request, options.log);
+    const shared = await this.recordShared(userId, request);
     if (shared) return shared;
     return this.recordPrepared(await options.loadCustomer(), request);
   }
@@ -128,13 +128,13 @@ export class UsageService {
    * was written; or the statement failed, and `request.keyMayExist` is then set). Throws only
    * IDEMPOTENCY_CONFLICT, for a key recorded earlier with different input.
    */
-  async recordShared(userId: string, request: PreparedUsage, log?: UsageBatcherOptions['log']): Promise<UsageRecord | null> {
+  async recordShared(userId: string, request: PreparedUsage): Promise<UsageRecord | null> {
     // A NUL character would fail the shared statement for every request in it; the general path
     // refuses such a meter on its own (no subscription has it) and never sends it to the database.
     const shareable = (request.subscriptionId !== null || request.meter !== null) && !request.meter?.includes('\u0000') && !userId.includes('\u0000');
     if (!shareable) return null;
     const id = randomUUID();
-    const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES, log)).submit({
+    const outcome = await (this.batcher ?? batcherFor(this.em, BILLING_STATUSES)).submit({
       id,
       userId,
       subscriptionId: request.subscriptionId,
