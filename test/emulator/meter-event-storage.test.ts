@@ -37,6 +37,18 @@ async function stream(emu: RunningEmulator, stripe: Stripe, events: StreamEvent[
   for (let i = 0; i < events.length; i += 100) await client.v2.billing.meterEventStream.create({ events: events.slice(i, i + 100) });
 }
 
+/**
+ * A state file saved by this version with one sum meter on `eventName` and one customer, read
+ * back for a test to rewrite in an older format; `at` is two minutes before the save.
+ */
+async function savedState(file: string, eventName: string): Promise<{ state: any; meter: string; customer: string; at: number }> {
+  const made = await start(file);
+  const meter = await made.stripe.billing.meters.create({ display_name: eventName, event_name: eventName, default_aggregation: { formula: 'sum' } });
+  const customer = (await made.stripe.customers.create({ email: `${eventName}@x.io` })).id;
+  await made.emu.close();
+  return { state: JSON.parse(fs.readFileSync(file, 'utf8')), meter: meter.id, customer, at: made.emu.now() - 120 };
+}
+
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 async function summary(stripe: Stripe, meter: string, customer: string, start: number, end: number): Promise<number> {
@@ -146,12 +158,7 @@ test('thousands of identifiers survive restarts: resent events are dropped, summ
 
 test('a version 1 state file (one object per meter event) is read', async () => {
   const file = path.join(dir, 'v1.json');
-  const made = await start(file);
-  const meter = await made.stripe.billing.meters.create({ display_name: 'Old', event_name: 'old_calls', default_aggregation: { formula: 'sum' } });
-  const customer = (await made.stripe.customers.create({ email: 'old@x.io' })).id;
-  await made.emu.close();
-  const at = made.emu.now() - 120;
-  const state = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const { state, meter, customer, at } = await savedState(file, 'old_calls');
   delete state.meterAcceptances;
   state.version = 1;
   state.meters = {
@@ -175,10 +182,10 @@ test('a version 1 state file (one object per meter event) is read', async () => 
     expect(logs.filter((l) => /warning/i.test(l))).toEqual([]);
     expect(emu.meterEventCount()).toBe(3);
     expect(emu.meterEventStats().by_identifier['old-1']).toEqual({ received: 2, accepted: 1 });
-    expect(await summary(stripe, meter.id, customer, at - 3600, at + 60)).toBe(15);
+    expect(await summary(stripe, meter, customer, at - 3600, at + 60)).toBe(15);
     await stream(emu, stripe, [{ event_name: 'old_calls', identifier: 'old-2', payload: { stripe_customer_id: customer, value: '9' }, timestamp: iso(at) }]);
     expect(emu.meterEventCount('old-2')).toBe(1);
-    expect(await summary(stripe, meter.id, customer, at - 3600, at + 60)).toBe(15);
+    expect(await summary(stripe, meter, customer, at - 3600, at + 60)).toBe(15);
   } finally {
     await emu.close();
   }
@@ -196,12 +203,7 @@ test('a version 1 state file (one object per meter event) is read', async () => 
 
 test('a version 2 state file (identifiers as an acceptance log inside it) is read', async () => {
   const file = path.join(dir, 'v2.json');
-  const made = await start(file);
-  const meter = await made.stripe.billing.meters.create({ display_name: 'V2', event_name: 'v2_calls', default_aggregation: { formula: 'sum' } });
-  const customer = (await made.stripe.customers.create({ email: 'v2@x.io' })).id;
-  await made.emu.close();
-  const at = made.emu.now() - 120;
-  const state = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const { state, meter, customer, at } = await savedState(file, 'v2_calls');
   state.version = 2;
   delete state.meters.identifierBytes;
   state.meters.usage = [['v2_calls', customer, at, 7, 2, 3]];
@@ -217,7 +219,7 @@ test('a version 2 state file (identifiers as an acceptance log inside it) is rea
     expect(emu.meterEventCount('v2-b')).toBe(1);
     await stream(emu, stripe, [{ event_name: 'v2_calls', identifier: 'v2-b', payload: { stripe_customer_id: customer, value: '9' }, timestamp: iso(at) }]);
     expect(emu.meterEventCount()).toBe(2);
-    expect(await summary(stripe, meter.id, customer, at - 3600, at + 60)).toBe(7);
+    expect(await summary(stripe, meter, customer, at - 3600, at + 60)).toBe(7);
   } finally {
     await emu.close();
   }

@@ -84,18 +84,19 @@ export class MeterEventLog {
     return true;
   }
 
-  private addUsage(eventName: string, customer: string, timestamp: number, value: number): void {
+  /** Adds `count` events summing to `sum` (the last of them `last`) to the second `timestamp`. */
+  private addUsage(eventName: string, customer: string, timestamp: number, sum: number, count = 1, last = sum): void {
     let byCustomer = this.usage.get(eventName);
     if (!byCustomer) this.usage.set(eventName, (byCustomer = new Map()));
     let byTime = byCustomer.get(customer);
     if (!byTime) byCustomer.set(customer, (byTime = new Map()));
     const bucket = byTime.get(timestamp);
     if (bucket) {
-      bucket.sum += value;
-      bucket.count++;
-      bucket.last = value;
+      bucket.sum += sum;
+      bucket.count += count;
+      bucket.last = last;
     } else {
-      byTime.set(timestamp, { sum: value, count: 1, last: value });
+      byTime.set(timestamp, { sum, count, last });
     }
   }
 
@@ -151,18 +152,7 @@ export class MeterEventLog {
 
   /** Restores saved usage rows into an empty log. */
   restoreUsage(usage: Iterable<UsageRow>): void {
-    for (const [name, customer, t, sum, count, last] of usage) {
-      let byCustomer = this.usage.get(name);
-      if (!byCustomer) this.usage.set(name, (byCustomer = new Map()));
-      let byTime = byCustomer.get(customer);
-      if (!byTime) byCustomer.set(customer, (byTime = new Map()));
-      const b = byTime.get(t);
-      if (b) {
-        b.sum += sum;
-        b.count += count;
-        b.last = last;
-      } else byTime.set(t, { sum, count, last });
-    }
+    for (const [name, customer, t, sum, count, last] of usage) this.addUsage(name, customer, t, sum, count, last);
   }
 }
 
