@@ -1,11 +1,13 @@
 /**
- * `npm run bench [-- --duration 10 --connections 10 --pipelining 1 --only products,subscriptions --profile]`
+ * `npm run bench [-- --duration 10 --rounds 3 --connections 10 --pipelining 1 --only products,subscriptions --profile]`
  *
  * Measures Tollgate against the ceiling of its own stack in one run on one machine: a bare Apollo
  * Server 5 on Express 5 (bench/servers/bare.ts) and Tollgate in local mode
  * (bench/servers/tollgate.ts) run as separate child processes, and autocannon drives each with the
- * same connections, duration and pipelining. Prints a table and writes the same figures as JSON
- * to bench/results/<timestamp>.json.
+ * same connections, duration and pipelining. `--duration` is each scenario's measured time in all,
+ * taken in `--rounds` passes over every scenario, so that each Tollgate path and its ceiling are
+ * measured at the same times. Prints a table and writes the same figures as JSON to
+ * bench/results/<timestamp>.json.
  */
 import { execSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -24,6 +26,8 @@ interface Args extends LoadOptions {
   logLevel: string;
   /** false: run the servers from TypeScript through scripts/run.cjs instead of compiling them first. */
   build: boolean;
+  /** Passes over the scenarios; each gets duration / rounds seconds per pass. */
+  rounds: number;
   /** Rows of the forwarder backlog. */
   backlog: number;
   /** Extra node flags for the Tollgate server (e.g. --max-semi-space-size=4), to try V8 settings. */
@@ -42,7 +46,7 @@ function mb(usage: NodeJS.MemoryUsage): Record<string, number> {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, backlog: 100_000, serverNodeArgs: [], serverEnv: {} };
+  const args: Args = { duration: 10, connections: 10, pipelining: 1, only: null, users: 4, profile: false, logLevel: 'info', build: true, rounds: 3, backlog: 100_000, serverNodeArgs: [], serverEnv: {} };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -63,13 +67,14 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--profile') args.profile = true;
     else if (flag === '--log-level') args.logLevel = value();
     else if (flag === '--no-build') args.build = false;
+    else if (flag === '--rounds') args.rounds = Math.round(positive(value()));
     else if (flag === '--backlog') args.backlog = Math.round(positive(value()));
     else if (flag === '--server-node-args') args.serverNodeArgs = value().split(/\s+/).filter(Boolean);
     else if (flag === '--server-env') {
       const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(value());
       if (!match) throw new Error(`${flag} takes KEY=VALUE`);
       args.serverEnv[match[1]] = match[2];
-    } else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --backlog, --server-node-args, --server-env)`);
+    } else throw new Error(`unknown option ${flag} (--duration, --connections, --pipelining, --users, --only, --profile, --log-level, --no-build, --rounds, --backlog, --server-node-args, --server-env)`);
   }
   return args;
 }
@@ -89,6 +94,8 @@ interface Row {
   ceiling?: string;
   /** rate / ceiling rate. */
   ratio?: number;
+  /** The ratio in each round (each pass over the scenarios), in order. */
+  roundRatios?: number[];
   /** p99 / ceiling p99 (above 1 is slower). */
   p99Ratio?: number;
   /** rate / the bare server's rate for an answer of the same shape (products only). */
@@ -179,26 +186,6 @@ async function main(): Promise<void> {
 
     const profileDir = path.join(resultsDir, 'profiles');
     if (args.profile) mkdirSync(profileDir, { recursive: true });
-    const measure = async (scenario: string, server: ServerChild, target: LoadTarget, extra: Partial<Row> = {}) => {
-      const profiled = args.profile && server === tollgate;
-      const profileFile = path.join(profileDir, `${stamp}-${scenario.replace(/\W+/g, '-')}.cpuprofile`);
-      // A short unrecorded run first, so the figures are of code the JIT has compiled and of a
-      // server with no start-up work left, not of the first seconds of whichever scenario runs first.
-      await runLoad(target, { ...args, duration: warmUpSeconds(args.duration) });
-      if (profiled) await server.request('profileStart');
-      const { value, peakRssBytes, cpuMs } = await withPeakRss(server.pid, () => runLoad(target, args));
-      if (profiled) {
-        await server.request('profileStop', { file: profileFile });
-        extra = { ...extra, detail: { ...extra.detail, profile: path.relative(root, profileFile) } };
-      }
-      // Where the memory is right after the load: V8's heap, or outside it.
-      const after = mb(await server.request<NodeJS.MemoryUsage>('memory'));
-      if (process.env.BENCH_GC_PROBE && server === tollgate) log(`  live after gc: ${JSON.stringify(mb(await server.request<NodeJS.MemoryUsage>('memoryAfterGc')))}`);
-      extra = { ...extra, detail: { ...extra.detail, memoryAfterMb: after } };
-      const row = toRow(scenario, server.name as Row['server'], value, peakRssBytes, cpuMs, extra);
-      rows.push(row);
-      log(`  ${scenario.padEnd(14)} ${fmtRate(row.rate)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  CPU ${row.cpuMsPerOp} ms/req  errors ${row.errors}  RSS ${row.peakRssMb} MB peak, heap ${after.heapUsed}/${after.heapTotal} MB after${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`);
-    };
     const graphql = (server: ServerChild, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): LoadTarget => ({
       url: `${server.info.url}/graphql`,
       headers,
@@ -206,13 +193,20 @@ async function main(): Promise<void> {
     });
 
     // Ceilings first, then each Tollgate path; both servers stay up, only one is under load at a time.
-    await measure('bare query', bare, graphql(bare, '{ hello }'));
-    await measure('bare mutation', bare, graphql(bare, 'mutation($v: String!) { echo(value: $v) }', { v: 'x' }));
-    if (want('products')) await measure('bare products', bare, graphql(bare, PRODUCTS));
-    if (want('products')) await measure('products', tollgate, graphql(tollgate, PRODUCTS));
+    const plan: Scenario[] = [
+      { scenario: 'bare query', server: bare, target: graphql(bare, '{ hello }') },
+      { scenario: 'bare mutation', server: bare, target: graphql(bare, 'mutation($v: String!) { echo(value: $v) }', { v: 'x' }) },
+    ];
+    if (want('products')) {
+      plan.push({ scenario: 'bare products', server: bare, target: graphql(bare, PRODUCTS) });
+      plan.push({ scenario: 'products', server: tollgate, target: graphql(tollgate, PRODUCTS) });
+    }
     if (want('subscriptions')) {
       const user = users[0];
-      await measure('subscriptions', tollgate, graphql(tollgate, SUBSCRIPTIONS, undefined, { authorization: `Bearer ${user.token}` }), {
+      plan.push({
+        scenario: 'subscriptions',
+        server: tollgate,
+        target: graphql(tollgate, SUBSCRIPTIONS, undefined, { authorization: `Bearer ${user.token}` }),
         detail: { subscriptionsPerUser: user.subscriptionIds.length },
       });
     }
@@ -222,10 +216,10 @@ async function main(): Promise<void> {
       const user = users[0];
       const run = randomBytes(4).toString('hex');
       let n = 0;
-      await measure(
-        'recordUsage',
-        tollgate,
-        {
+      plan.push({
+        scenario: 'recordUsage',
+        server: tollgate,
+        target: {
           url: `${tollgateUrl}/graphql`,
           headers: { authorization: `Bearer ${user.token}` },
           body: () => ({
@@ -235,11 +229,48 @@ async function main(): Promise<void> {
             }),
           }),
         },
-      );
+      });
     }
     if (want('webhooks')) {
       const deliveries = await webhookDeliveries(tollgate, webhookSecret);
-      await measure('webhooks', tollgate, { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, { detail: { eventMix: deliveries.mix } });
+      plan.push({ scenario: 'webhooks', server: tollgate, target: { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, detail: { eventMix: deliveries.mix } });
+    }
+
+    // The plan runs `rounds` times over, each scenario for its share of the duration, so that a
+    // Tollgate path and its ceiling are measured at the same times of the run: the speed of a
+    // shared machine drifts by tens of percent within a minute, and a ceiling measured only
+    // before it would carry that drift into the ratio.
+    const roundSeconds = Math.max(1, args.duration / args.rounds);
+    const measured = new Map<string, Measured>();
+    for (let round = 1; round <= args.rounds; round++) {
+      for (const { scenario, server, target } of plan) {
+        // A short unrecorded run first, so the figures are of code the JIT has compiled and of a
+        // server with no start-up work left, not of the first seconds of whichever scenario runs first.
+        if (round === 1) await runLoad(target, { ...args, duration: warmUpSeconds(args.duration) });
+        const profiled = args.profile && server === tollgate && round === 1;
+        const profileFile = path.join(profileDir, `${stamp}-${scenario.replace(/\W+/g, '-')}.cpuprofile`);
+        if (profiled) await server.request('profileStart');
+        const { value, peakRssBytes, cpuMs } = await withPeakRss(server.pid, () => runLoad(target, { ...args, duration: roundSeconds }));
+        if (profiled) await server.request('profileStop', { file: profileFile });
+        // Where the memory is right after the load: V8's heap, or outside it.
+        const after = mb(await server.request<NodeJS.MemoryUsage>('memory'));
+        if (process.env.BENCH_GC_PROBE && server === tollgate) log(`  live after gc: ${JSON.stringify(mb(await server.request<NodeJS.MemoryUsage>('memoryAfterGc')))}`);
+        const m = measured.get(scenario) ?? { rounds: [], peakRssBytes: 0, cpuMs: 0, memoryAfterMb: after };
+        m.rounds.push(value);
+        m.peakRssBytes = Math.max(m.peakRssBytes, peakRssBytes);
+        m.cpuMs += cpuMs;
+        m.memoryAfterMb = after;
+        if (profiled) m.profile = path.relative(root, profileFile);
+        measured.set(scenario, m);
+        const cpu = value.requests ? (cpuMs / value.requests).toFixed(3) : '-';
+        log(
+          `  ${`${scenario}`.padEnd(14)} round ${round}/${args.rounds}  ${fmtRate(value.reqPerSec)} req/s  p50 ${value.p50Ms} ms  p99 ${value.p99Ms} ms  CPU ${cpu} ms/req  errors ${value.errors}  RSS ${Math.round(peakRssBytes / 2 ** 20)} MB peak, heap ${after.heapUsed}/${after.heapTotal} MB after${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`,
+        );
+      }
+    }
+    for (const { scenario, server, detail } of plan) {
+      const m = measured.get(scenario)!;
+      rows.push(toRow(scenario, server.name as Row['server'], m, { detail: { ...detail, memoryAfterMb: m.memoryAfterMb, ...(m.profile ? { profile: m.profile } : {}) } }));
     }
 
     if (want('forwarder')) {
@@ -258,7 +289,7 @@ async function main(): Promise<void> {
     const report = {
       startedAt: stamp,
       wallSeconds: round((performance.now() - t0) / 1000, 1),
-      options: { nodeEnv: NODE_ENV, duration: args.duration, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs, serverEnv: args.serverEnv },
+      options: { nodeEnv: NODE_ENV, duration: args.duration, rounds: args.rounds, connections: args.connections, pipelining: args.pipelining, users: args.users, logLevel: args.logLevel, compiled: args.build, serverNodeArgs: args.serverNodeArgs, serverEnv: args.serverEnv },
       machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemMb: Math.round(os.totalmem() / 2 ** 20) },
       loadAverage: { before: loadBefore, after: loadAfter },
       commit: gitCommit(root),
@@ -365,19 +396,51 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs
   }
 }
 
-function toRow(scenario: string, server: Row['server'], r: LoadResult, peakRssBytes: number, cpuMs: number, extra: Partial<Row>): Row {
+/** A scenario of the plan: what is driven, against which server. */
+interface Scenario {
+  scenario: string;
+  server: ServerChild;
+  target: LoadTarget;
+  detail?: Record<string, unknown>;
+}
+
+/** A scenario's rounds so far. */
+interface Measured {
+  rounds: LoadResult[];
+  peakRssBytes: number;
+  cpuMs: number;
+  memoryAfterMb: Record<string, number>;
+  profile?: string;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/**
+ * One row from a scenario's rounds: the rate over all of them (requests / seconds), the median of
+ * their p50s and the highest p99, all errors, the highest RSS, CPU per request over all of them.
+ */
+function toRow(scenario: string, server: Row['server'], m: Measured, extra: Partial<Row>): Row {
+  const requests = m.rounds.reduce((a, r) => a + r.requests, 0);
+  const seconds = m.rounds.reduce((a, r) => a + r.seconds, 0);
+  const errorDetail = { connection: 0, timeouts: 0, non2xx: 0, graphqlErrors: 0 };
+  for (const r of m.rounds) for (const k of Object.keys(errorDetail) as (keyof typeof errorDetail)[]) errorDetail[k] += r.errorDetail[k];
+  const firstErrorBody = m.rounds.find((r) => r.errorDetail.firstErrorBody)?.errorDetail.firstErrorBody;
   return {
     scenario,
     server,
     unit: 'req/s',
-    rate: Math.round(r.reqPerSec),
-    p50Ms: r.p50Ms,
-    p99Ms: r.p99Ms,
-    errors: r.errors,
-    peakRssMb: Math.round(peakRssBytes / 2 ** 20),
-    cpuMsPerOp: r.requests ? round(cpuMs / r.requests, 3) : null,
+    rate: Math.round(requests / seconds),
+    p50Ms: median(m.rounds.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...m.rounds.map((r) => r.p99Ms)),
+    errors: m.rounds.reduce((a, r) => a + r.errors, 0),
+    peakRssMb: Math.round(m.peakRssBytes / 2 ** 20),
+    cpuMsPerOp: requests ? round(m.cpuMs / requests, 3) : null,
     ...extra,
-    detail: { requests: r.requests, ...r.errorDetail, ...extra.detail },
+    detail: { requests, seconds: round(seconds, 2), roundRates: m.rounds.map((r) => Math.round(r.reqPerSec)), ...errorDetail, firstErrorBody, ...extra.detail },
   };
 }
 
@@ -391,6 +454,10 @@ function compare(rows: Row[]): void {
     if (ceiling) {
       row.ceiling = ceiling.scenario;
       row.ratio = round(row.rate / ceiling.rate, 2);
+      // Each round against the ceiling's round of the same pass: how far the ratio moved within the run.
+      const mine = row.detail?.roundRates as number[] | undefined;
+      const theirs = ceiling.detail?.roundRates as number[] | undefined;
+      if (mine && theirs) row.roundRatios = mine.map((rate, i) => round(rate / theirs[i], 2));
       if (row.p99Ms !== null && ceiling.p99Ms) row.p99Ratio = round(row.p99Ms / ceiling.p99Ms, 2);
     }
     const same = t?.sameShape ? rows.find((r) => r.scenario === t.sameShape) : undefined;
@@ -411,7 +478,7 @@ function compare(rows: Row[]): void {
 }
 
 function table(rows: Row[]): string {
-  const header = ['scenario', 'server', 'rate', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/op', 'x ceiling', 'p99 x ceiling', 'target'];
+  const header = ['scenario', 'server', 'rate', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/op', 'x ceiling', 'rounds', 'p99 x ceiling', 'target'];
   const lines = rows.map((r) => [
     r.scenario,
     r.server,
@@ -422,11 +489,12 @@ function table(rows: Row[]): string {
     String(r.peakRssMb),
     r.cpuMsPerOp === null ? '-' : r.cpuMsPerOp.toFixed(3),
     r.ratio === undefined ? '-' : r.ratio.toFixed(2),
+    r.roundRatios?.length ? `${Math.min(...r.roundRatios).toFixed(2)}-${Math.max(...r.roundRatios).toFixed(2)}` : '-',
     r.p99Ratio === undefined ? '-' : r.p99Ratio.toFixed(2),
     r.target ? r.target.description : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 9 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const fmt = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 10 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n');
 }
 

@@ -8,6 +8,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   requests: number;
+  /** How long the load ran, in seconds. */
+  seconds: number;
   reqPerSec: number;
   p50Ms: number;
   p99Ms: number;
@@ -61,6 +63,7 @@ export async function runLoad(target: LoadTarget, options: LoadOptions): Promise
   const connection = result.errors - result.timeouts;
   return {
     requests: result.requests.total,
+    seconds: result.duration,
     reqPerSec: result.requests.total / result.duration,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
