@@ -185,7 +185,7 @@ describe('one statement for many requests', () => {
       },
     };
     const batcher = new UsageBatcher(lender, { statuses: BILLING_STATUSES });
-    const submit = (idempotencyKey: string = randomUUID()) => batcher.submit(request(fin.userId, { subscriptionId: fin.proId, idempotencyKey }));
+    const submit = (idempotencyKey = randomUUID()) => batcher.submit(request(fin.userId, { subscriptionId: fin.proId, idempotencyKey }));
     // One request starts a statement; three arrive while it runs and share the next one.
     const first = submit();
     await new Promise((resolve) => setImmediate(resolve));
