@@ -167,44 +167,6 @@ describe('one statement for many requests', () => {
     expect(await ledger()).toHaveLength(before);
   });
 
-  it('runs the requests that waited on the connection the statement before used, and returns it when none wait', async () => {
-    const fin = await customerWithPro('batch-fin');
-    const knexClient = em().getConnection().getKnex().client;
-    let acquired = 0;
-    let out = 0;
-    const lender: ConnectionLender = {
-      acquire: async () => {
-        const client: QueryClient = await knexClient.acquireConnection();
-        acquired++;
-        out++;
-        return client;
-      },
-      release: (c) => {
-        out--;
-        void knexClient.releaseConnection(c);
-      },
-    };
-    const batcher = new UsageBatcher(lender, { statuses: BILLING_STATUSES });
-    const submit = (idempotencyKey = randomUUID()) => batcher.submit(request(fin.userId, { subscriptionId: fin.proId, idempotencyKey }));
-    // One request starts a statement; three arrive while it runs and share the next one.
-    const first = submit();
-    await new Promise((resolve) => setImmediate(resolve));
-    const outcomes = await Promise.all([first, submit(), submit(), submit()]);
-    expect(outcomes.map((o) => o.kind)).toEqual(['inserted', 'inserted', 'inserted', 'inserted']);
-    expect(batcher.stats).toMatchObject({ statements: 2, inserted: 4 });
-    expect(acquired).toBe(1);
-    expect(out).toBe(0);
-
-    // A failed statement's connection goes back to the pool; the requests that waited get another.
-    const failed = submit('bad\u0000key');
-    await new Promise((resolve) => setImmediate(resolve));
-    const after = await Promise.all([failed, submit(), submit()]);
-    expect(after.map((o) => o.kind)).toEqual(['failed', 'inserted', 'inserted']);
-    expect(acquired).toBe(3);
-    expect(out).toBe(0);
-    expect(await ledger('subscription_id = ?', [fin.proId])).toHaveLength(6);
-  });
-
   it('prepares the statement again on a connection whose server forgot it', async () => {
     const kit = await customerWithPro('batch-kit');
     await withClient(async (client) => {

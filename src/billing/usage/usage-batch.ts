@@ -282,31 +282,26 @@ export class UsageBatcher {
     });
   }
 
-  /**
-   * Starts statements for the queued requests. `connection` is one a statement just finished
-   * with: the next statement runs on it at once rather than waiting for the pool (whose acquire
-   * resolves only after every callback already queued, such as the answers of the statement
-   * before), and it goes back to the pool when no request is waiting.
-   */
-  private startQueued(connection?: QueryClient): void {
+  private startQueued(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      void this.flush(this.queue.splice(0, this.maxBatch), connection);
-      connection = undefined;
+      void this.flush(this.queue.splice(0, this.maxBatch));
     }
-    if (connection) this.lender.release(connection);
   }
 
-  private async flush(batch: Pending[], connection?: QueryClient): Promise<void> {
+  private async flush(batch: Pending[]): Promise<void> {
     this.inFlight++;
     let outcomes: BatchOutcome[] | null = null;
-    let client = connection;
     try {
-      client ??= await this.lender.acquire();
-      outcomes = await runBatch(
-        client,
-        batch.map((p) => p.request),
-        this.options.statuses,
-      );
+      const client = await this.lender.acquire();
+      try {
+        outcomes = await runBatch(
+          client,
+          batch.map((p) => p.request),
+          this.options.statuses,
+        );
+      } finally {
+        this.lender.release(client);
+      }
     } catch (error) {
       outcomes = null;
       this.stats.failedStatements++;
@@ -315,14 +310,9 @@ export class UsageBatcher {
       this.inFlight--;
     }
     this.stats.statements++;
-    // A connection whose statement failed goes back to the pool, which tells a broken one from a
-    // sound one; one that answered carries the requests that arrived meanwhile, so that their
+    // The requests that arrived while this statement ran go to the database first, so that their
     // statement runs while this one's callers are being answered.
-    if (client && !outcomes) {
-      this.lender.release(client);
-      client = undefined;
-    }
-    this.startQueued(client);
+    this.startQueued();
     for (let i = 0; i < batch.length; i++) {
       const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'failed' };
       this.stats[outcome.kind]++;
