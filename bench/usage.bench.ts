@@ -43,7 +43,7 @@ const CONNECTIONS = Number(process.env.BENCH_USAGE_CONNECTIONS ?? 50);
 const ROWS = Number(process.env.BENCH_USAGE_ROWS ?? 20_000);
 const BATCH = Number(process.env.BENCH_USAGE_BATCH ?? 500);
 const JWT_SECRET = randomBytes(32).toString('hex');
-const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id } }`;
+const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id idempotencyKey } }`;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -125,6 +125,27 @@ async function count(orm: MikroORM, where: string): Promise<number> {
   return row.n;
 }
 
+/**
+ * The ledger after the load: every request answered with a record has exactly that row (same id,
+ * same key), and every row of the run is one of the `sent` requests (keys `${prefix}-0` to
+ * `${prefix}-${sent - 1}`, unique per customer). Rows beyond the answers are requests still in
+ * flight when autocannon stopped counting.
+ */
+async function verifyLedger(orm: MikroORM, prefix: string, sent: number, answers: string[]): Promise<void> {
+  const recorded = answers.map((body) => (JSON.parse(body) as { data?: { recordUsage?: { id: string; idempotencyKey: string } } }).data?.recordUsage).filter((r) => r !== undefined);
+  const rows = await orm.em
+    .fork()
+    .getConnection()
+    .execute<{ id: string; idempotency_key: string }[]>(`select id, idempotency_key from usage_events where idempotency_key like ?`, [`${prefix}-%`]);
+  const byKey = new Map(rows.map((r) => [r.idempotency_key, r.id]));
+  const lost = recorded.filter((r) => byKey.get(r.idempotencyKey) !== r.id);
+  const strangers = rows.filter((r) => !(Number(r.idempotency_key.slice(prefix.length + 1)) < sent));
+  log(`  ledger rows: ${rows.length} for ${sent} requests sent, ${recorded.length} answered with their record`);
+  if (lost.length) throw new Error(`${lost.length} answered records have no row of that id under their key (first: ${JSON.stringify(lost[0])})`);
+  if (strangers.length) throw new Error(`${strangers.length} rows under keys that were never sent (first: ${strangers[0].idempotency_key})`);
+  if (new Set(recorded.map((r) => r.idempotencyKey)).size !== recorded.length) throw new Error('a key was answered twice');
+}
+
 /** Tops the ledger up with pending rows like recordUsage writes, for the forwarder to drain. */
 async function addPending(orm: MikroORM, subscriptionId: string, n: number, tag: string): Promise<void> {
   await orm.em.fork().getConnection().execute(
@@ -166,21 +187,27 @@ async function main(): Promise<void> {
   const subscriptionId: string = started.startSubscription.subscription.id;
 
   // ---- 1. recordUsage --------------------------------------------------------------------------
+  // Every key sent is remembered, and every answer kept (parsed after the load, off its clock).
+  let prefix = 'warm-up';
+  let sent = 0;
+  const answers: string[] = [];
   const target = {
     url: `${app.url}/graphql`,
     headers: { authorization: `Bearer ${token}` },
-    body: () => ({ body: JSON.stringify({ query: RECORD, variables: { input: { subscriptionId, quantity: 1, idempotencyKey: randomUUID() } } }) }),
+    body: () => ({ body: JSON.stringify({ query: RECORD, variables: { input: { subscriptionId, quantity: 1, idempotencyKey: `${prefix}-${sent++}` } } }) }),
+    onAnswer: (status: number, body: string) => {
+      if (status === 200) answers.push(body);
+    },
   };
   await runLoad(target, { duration: 2, connections: CONNECTIONS, pipelining: 1 }); // warm-up
-  const warm = await count(orm, 'true');
+  prefix = `run-${randomBytes(4).toString('hex')}`;
+  sent = 0;
+  answers.length = 0;
   const load = await runLoad(target, { duration: DURATION, connections: CONNECTIONS, pipelining: 1 });
-  const written = (await count(orm, 'true')) - warm;
   log(`recordUsage over HTTP (${CONNECTIONS} connections, ${DURATION} s, a unique key per request)`);
   log(`  ${load.reqPerSec.toFixed(0)} req/s   p50 ${load.p50Ms} ms   p99 ${load.p99Ms} ms   ${load.requests} requests, ${load.errors} errors`);
   if (load.errors) log(`  first error: ${load.errorDetail.firstErrorBody ?? JSON.stringify(load.errorDetail)}`);
-  log(`  ledger rows written: ${written} (answered OK: ${load.requests - load.errors})`);
-  // autocannon may stop with requests in flight: those rows can exist without an answer counted.
-  if (written < load.requests - load.errors) throw new Error('an acknowledged request left no ledger row');
+  await verifyLedger(orm, prefix, sent, answers);
   await cleanups.splice(cleanups.length - 1, 1)[0]?.(); // stop the server: phase 2 is the forwarder alone
 
   // ---- 2. the forwarder ------------------------------------------------------------------------

@@ -23,6 +23,8 @@ export interface LoadTarget {
   headers?: Record<string, string>;
   /** A fixed body, or one built per request (unique keys, fresh signatures). */
   body: string | (() => { body: string; headers?: Record<string, string> });
+  /** Told of every answer (status and body) as it arrives. */
+  onAnswer?: (status: number, body: string) => void;
 }
 
 /**
@@ -33,6 +35,7 @@ export async function runLoad(target: LoadTarget, options: LoadOptions): Promise
   let graphqlErrors = 0;
   let firstErrorBody: string | undefined;
   const onResponse = (status: number, body: string) => {
+    target.onAnswer?.(status, body);
     const failed = status >= 300 || body.startsWith('{"errors"') || body.includes('"errors":[');
     if (failed) {
       if (status < 300) graphqlErrors++;
