@@ -264,7 +264,7 @@ async function main(): Promise<void> {
         measured.set(scenario, m);
         const cpu = value.requests ? (cpuMs / value.requests).toFixed(3) : '-';
         log(
-          `  ${`${scenario}`.padEnd(14)} round ${round}/${args.rounds}  ${fmtRate(value.reqPerSec)} req/s  p50 ${value.p50Ms} ms  p99 ${value.p99Ms} ms  CPU ${cpu} ms/req  errors ${value.errors}  RSS ${Math.round(peakRssBytes / 2 ** 20)} MB peak, heap ${after.heapUsed}/${after.heapTotal} MB after${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`,
+          `  ${scenario.padEnd(14)} round ${round}/${args.rounds}  ${fmtRate(value.reqPerSec)} req/s  p50 ${value.p50Ms} ms  p99 ${value.p99Ms} ms  CPU ${cpu} ms/req  errors ${value.errors}  RSS ${Math.round(peakRssBytes / 2 ** 20)} MB peak, heap ${after.heapUsed}/${after.heapTotal} MB after${value.errorDetail.firstErrorBody ? `  first: ${value.errorDetail.firstErrorBody}` : ''}`,
         );
       }
     }

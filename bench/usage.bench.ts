@@ -18,7 +18,7 @@
  */
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,7 +132,9 @@ async function count(orm: MikroORM, where: string): Promise<number> {
  * flight when autocannon stopped counting.
  */
 async function verifyLedger(orm: MikroORM, prefix: string, sent: number, answers: string[]): Promise<void> {
-  const recorded = answers.map((body) => (JSON.parse(body) as { data?: { recordUsage?: { id: string; idempotencyKey: string } } }).data?.recordUsage).filter((r) => r !== undefined);
+  const recorded = answers.map((body) => (JSON.parse(body) as { data?: { recordUsage?: { id: string; idempotencyKey: string } } }).data?.recordUsage)
+    // Only the measured run's answers (an answer of the warm-up may arrive late).
+    .filter((r) => r !== undefined && r.idempotencyKey.startsWith(`${prefix}-`));
   const rows = await orm.em
     .fork()
     .getConnection()
@@ -187,7 +189,7 @@ async function main(): Promise<void> {
   const subscriptionId: string = started.startSubscription.subscription.id;
 
   // ---- 1. recordUsage --------------------------------------------------------------------------
-  // Every key sent is remembered, and every answer kept (parsed after the load, off its clock).
+  // Keys are `${prefix}-0`, `${prefix}-1`, ...; every answer is kept and parsed after the load, off its clock.
   let prefix = 'warm-up';
   let sent = 0;
   const answers: string[] = [];
