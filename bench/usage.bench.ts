@@ -134,7 +134,7 @@ async function count(orm: MikroORM, where: string): Promise<number> {
 async function verifyLedger(orm: MikroORM, prefix: string, sent: number, answers: string[]): Promise<void> {
   const recorded = answers.map((body) => (JSON.parse(body) as { data?: { recordUsage?: { id: string; idempotencyKey: string } } }).data?.recordUsage)
     // Only the measured run's answers (an answer of the warm-up may arrive late).
-    .filter((r) => r !== undefined && r.idempotencyKey.startsWith(`${prefix}-`));
+    .filter((r): r is { id: string; idempotencyKey: string } => r !== undefined && r.idempotencyKey.startsWith(`${prefix}-`));
   const rows = await orm.em
     .fork()
     .getConnection()
