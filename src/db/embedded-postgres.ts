@@ -18,6 +18,8 @@ export interface EmbeddedDatabaseOptions {
   port?: number;
   persistent?: boolean;
   onLog?: (line: string) => void;
+  /** How a port is chosen when none is given (default: one the OS reports free). */
+  choosePort?: () => Promise<number>;
 }
 
 const USER = 'postgres';
@@ -70,44 +72,55 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
   // As root, PostgreSQL runs as the `postgres` user, which must be able to reach the directory.
   await mkdir(path.dirname(dataDir), { recursive: true });
   await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
-  const port = options.port ?? (await freePort());
-  const logs: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: options.persistent ?? true,
-    createPostgresUser: true,
-    // TCP on loopback only, and no Unix socket: two clusters never collide on a socket path.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (message: string) => {
-      logs.push(message);
-      if (logs.length > 50) logs.shift();
-      options.onLog?.(message);
-    },
-    onError: (message: unknown) => {
-      logs.push(String(message));
-      options.onLog?.(String(message));
-    },
-  });
-  try {
-    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await pg.initialise();
-    await pg.start();
-  } catch (error) {
-    // start() rejects with undefined when the server exits early: surface what it printed.
-    const detail = [...logs, error instanceof Error ? error.message : ''].join('').trim().split('\n').slice(-5).join('\n');
-    if (/Permission denied/.test(detail)) {
-      throw new Error(
-        `Embedded PostgreSQL cannot use ${dataDir}: running as root, it runs as the "postgres" user, ` +
-          `which must be able to enter every parent directory (chmod o+x on them, or set DATA_DIR elsewhere).\n${detail}`,
-      );
+  // A port chosen here is free when chosen, but another process can take it before PostgreSQL
+  // binds it (clusters starting side by side): then another port is tried. A port given by the
+  // caller is tried once.
+  const attempts = options.port === undefined ? 5 : 1;
+  let port = 0;
+  let pg: InstanceType<typeof EmbeddedPostgres> | undefined;
+  for (let attempt = 1; !pg; attempt++) {
+    port = options.port ?? (await (options.choosePort ?? freePort)());
+    const logs: string[] = [];
+    const candidate = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: USER,
+      password: PASSWORD,
+      persistent: options.persistent ?? true,
+      createPostgresUser: true,
+      // TCP on loopback only, and no Unix socket: two clusters never collide on a socket path.
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: (message: string) => {
+        logs.push(message);
+        if (logs.length > 50) logs.shift();
+        options.onLog?.(message);
+      },
+      onError: (message: unknown) => {
+        logs.push(String(message));
+        options.onLog?.(String(message));
+      },
+    });
+    try {
+      if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await candidate.initialise();
+      await candidate.start();
+      pg = candidate;
+    } catch (error) {
+      // start() rejects with undefined when the server exits early: surface what it printed.
+      const detail = [...logs, error instanceof Error ? error.message : ''].join('').trim().split('\n').slice(-5).join('\n');
+      if (/Address already in use/.test(detail) && attempt < attempts) continue;
+      if (/Permission denied/.test(detail)) {
+        throw new Error(
+          `Embedded PostgreSQL cannot use ${dataDir}: running as root, it runs as the "postgres" user, ` +
+            `which must be able to enter every parent directory (chmod o+x on them, or set DATA_DIR elsewhere).\n${detail}`,
+        );
+      }
+      throw new Error(`Embedded PostgreSQL did not start on port ${port}: ${error ?? ''}${detail ? `\n${detail}` : ''}`);
     }
-    throw new Error(`Embedded PostgreSQL did not start on port ${port}: ${error ?? ''}${detail ? `\n${detail}` : ''}`);
   }
+  const started = pg;
   // If this process ends without stopping the cluster (a crash), stop it anyway: an orphaned
   // server would hold the port and the data directory.
-  const onExit = () => (pg as unknown as { process?: { kill(signal: string): void } }).process?.kill('SIGINT');
+  const onExit = () => (started as unknown as { process?: { kill(signal: string): void } }).process?.kill('SIGINT');
   process.on('exit', onExit);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
@@ -115,7 +128,7 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
     dataDir,
     stop: async () => {
       process.off('exit', onExit);
-      await pg.stop();
+      await started.stop();
     },
   };
 }
