@@ -2,14 +2,17 @@
  * The ceiling: a bare Apollo Server 5 on Express 5, mounted exactly as Tollgate mounts its own
  * (express.json on /graphql, then expressMiddleware), answering a trivial query and mutation.
  * Whatever this server cannot exceed, no resolver on this stack can. It also answers `products`
- * with the default catalog from constants: the stack's own cost for an answer of that size. Started as a child process
- * by bench/run.ts; reports its URL over IPC.
+ * with the default catalog from constants (the stack's own cost for an answer of that size) and,
+ * once told a database (`useDatabase`), `write`: one plain insert per request, committed before
+ * the answer (the stack's own cost for a durable write). Started as a child process by
+ * bench/run.ts; reports its URL over IPC.
  */
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
+import pg from 'pg';
 import { onControl, reportReady } from './ipc';
 
 const typeDefs = /* GraphQL */ `
@@ -18,7 +21,11 @@ const typeDefs = /* GraphQL */ `
     "The same shape as Tollgate's catalog, from constants: what this stack costs for that answer."
     products: [Product!]!
   }
-  type Mutation { echo(value: String!): String! }
+  type Mutation {
+    echo(value: String!): String!
+    "One durable insert per call (after useDatabase): the stack's cost for a committed row."
+    write(key: String!): ID!
+  }
   type Product { id: ID! code: String! name: String! description: String active: Boolean! prices: [Price!]! }
   type Price { id: ID! lookupKey: String currency: String! unitAmount: Int interval: String usageType: String! meter: String }
 `;
@@ -44,10 +51,29 @@ const PRODUCTS = [
   { code: 'micro-feature', name: 'Micro-Feature Development', description: 'One small feature, built and shipped.', prices: [price('micro_feature_once', 49900, null)] },
 ].map((p, i) => ({ id: `00000000-0000-4000-9000-00000000000${i}`, active: true, ...p }));
 
+let pool: pg.Pool | undefined;
+/** Its own schema, so the bench's rows stay out of Tollgate's tables in the same database. */
+const WRITE_SQL = 'insert into bench_bare.writes (id, key) values (gen_random_uuid(), $1) returning id';
+
 const resolvers = {
   Query: { hello: () => 'world', products: () => PRODUCTS },
-  Mutation: { echo: (_: unknown, args: { value: string }) => args.value },
+  Mutation: {
+    echo: (_: unknown, args: { value: string }) => args.value,
+    write: async (_: unknown, args: { key: string }) => {
+      if (!pool) throw new Error('no database: send useDatabase first');
+      const { rows } = await pool.query({ name: 'bare_write', text: WRITE_SQL, values: [args.key] });
+      return rows[0].id;
+    },
+  },
 };
+
+/** Connects the `write` mutation to `url` (a pool of `connections`, as many as the load's) and creates its table. */
+async function useDatabase(url: string, connections: number): Promise<null> {
+  pool = new pg.Pool({ connectionString: url, max: connections });
+  await pool.query('create schema if not exists bench_bare');
+  await pool.query('create table if not exists bench_bare.writes (id uuid primary key, key text not null unique, created_at timestamptz not null default now())');
+  return null;
+}
 
 async function main(): Promise<void> {
   const apollo = new ApolloServer({ typeDefs, resolvers, stopOnTerminationSignals: false, plugins: [ApolloServerPluginLandingPageDisabled()] });
@@ -59,11 +85,22 @@ async function main(): Promise<void> {
     const { port } = server.address() as AddressInfo;
     reportReady({ url: `http://127.0.0.1:${port}` });
   });
-  onControl(async (cmd) => (cmd === 'memory' ? process.memoryUsage() : undefined), async () => {
-    server.closeAllConnections();
-    server.close();
-    await apollo.stop();
-  });
+  onControl(
+    async (cmd, args) => {
+      if (cmd === 'memory') return process.memoryUsage();
+      if (cmd === 'useDatabase') {
+        const { url, connections } = args as { url: string; connections: number };
+        return useDatabase(url, connections);
+      }
+      throw new Error(`unknown command ${cmd}`);
+    },
+    async () => {
+      server.closeAllConnections();
+      server.close();
+      await apollo.stop();
+      await pool?.end();
+    },
+  );
 }
 
 main().catch((error) => {
