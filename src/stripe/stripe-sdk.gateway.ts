@@ -535,6 +535,30 @@ export class StripeSdkGateway implements StripeGateway {
     return toCheckoutSessionSnapshot(session);
   }
 
+  async expireCheckoutSession(input: { id: string; idempotencyKey: string }): Promise<CheckoutSessionSnapshot> {
+    const session = await this.call(
+      'checkout.sessions.expire',
+      async () => {
+        try {
+          return await this.stripe.checkout.sessions.expire(input.id, { expand: ['subscription'] }, { idempotencyKey: input.idempotencyKey });
+        } catch (error) {
+          // Stripe refuses to expire a session that is no longer open (paid or expired meanwhile):
+          // what the session is now is the answer, read below.
+          if (isStripeSdkError(error) && error.type === 'StripeInvalidRequestError' && error.code !== 'resource_missing') return null;
+          throw error;
+        }
+      },
+      { resource: 'Checkout session' },
+    );
+    if (session) return toCheckoutSessionSnapshot(session);
+    const current = await this.retrieveCheckoutSession(input.id);
+    if (current.status === 'open') {
+      this.logger.warn({ operation: 'checkout.sessions.expire' }, 'Stripe refused to expire an open Checkout session');
+      throw new BillingError(ErrorCode.PAYMENT_PROVIDER_ERROR, 'The payment provider could not close an earlier Checkout session; try again later.', { retryable: true });
+    }
+    return current;
+  }
+
   async createBillingPortalSession(input: CreateBillingPortalSessionInput): Promise<BillingPortalSessionSnapshot> {
     const session = await this.call('billing_portal.sessions.create', () =>
       this.stripe.billingPortal.sessions.create(

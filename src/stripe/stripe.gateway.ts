@@ -458,6 +458,11 @@ export interface StripeGateway {
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<CheckoutSessionSnapshot>;
   /** Reads a Checkout session with its subscription expanded. */
   retrieveCheckoutSession(id: string): Promise<CheckoutSessionSnapshot>;
+  /**
+   * Expires an open Checkout session, so it can no longer be paid. A session that is no longer
+   * open (paid meanwhile, or expired) is returned as it is, with its subscription expanded.
+   */
+  expireCheckoutSession(input: { id: string; idempotencyKey: string }): Promise<CheckoutSessionSnapshot>;
   /** Creates a customer portal session; its `url` is short-lived and single-use. */
   createBillingPortalSession(input: CreateBillingPortalSessionInput): Promise<BillingPortalSessionSnapshot>;
 

@@ -15,6 +15,7 @@ const GET = `query($id: ID!) { checkoutSession(id: $id) { ${SESSION} } }`;
 const SUBSCRIPTIONS = `{ subscriptions { id status product { code } price { unitAmount } } }`;
 const INVOICES = `{ invoices { edges { node { status currency amountDue amountPaid total paidAt hostedInvoiceUrl } } pageInfo { hasNextPage } } }`;
 const PRODUCTS = `{ products { id code prices { id interval usageType } } }`;
+const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status product { code } } } }`;
 
 const BAD_URLS = [
   'javascript:alert(1)',
@@ -116,6 +117,9 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       await stripe('POST', `/v1/webhook_endpoints/${endpoint.id}`, { disabled: String(!enabled) });
     }
   };
+  const sql = () => server.orm.em.fork().getConnection();
+  const stripeSessionOf = async (id: string) => (await sql().execute('select stripe_session_id from checkout_sessions where id = ?', [id]))[0].stripe_session_id as string;
+  const stripeCustomerOf = async (userId: string) => (await sql().execute('select stripe_customer_id from customers where user_id = ?', [userId]))[0].stripe_customer_id as string;
   const urls = () => ({ successUrl: `${site.url}/billing/done?session={CHECKOUT_SESSION_ID}`, cancelUrl: `${APP_ORIGIN}/billing` });
 
   beforeAll(async () => {
@@ -301,6 +305,83 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
         subscription: null,
       });
       expect((await server.gql(SUBSCRIPTIONS, {}, bob)).data.subscriptions).toEqual([]);
+    });
+
+    it('expires the open session when a new one for the same product is made, so only one of them can be paid', async () => {
+      const ivan = await authHeader('ivan');
+      const first = (await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, ivan)).data.createCheckoutSession;
+      const second = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, ivan);
+      expect(second.errors).toBeUndefined();
+      expect(second.data.createCheckoutSession).toMatchObject({ status: 'open', mode: 'subscription' });
+
+      expect((await server.gql(GET, { id: first.id }, ivan)).data.checkoutSession).toMatchObject({ status: 'expired', url: null, subscription: null });
+      expect(await stripe('GET', `/v1/checkout/sessions/${await stripeSessionOf(first.id)}`)).toMatchObject({ status: 'expired' });
+      expect((await fetch(first.url)).status).toBe(410);
+
+      expect((await payOnHostedPage(second.data.createCheckoutSession.url)).status).toBe(200);
+      await server.emulator!.waitForWebhooks();
+      expect((await server.gql(SUBSCRIPTIONS, {}, ivan)).data.subscriptions).toEqual([expect.objectContaining({ status: 'ACTIVE', product: { code: 'starter' } })]);
+      expect(await stripeCount(`/v1/subscriptions?status=all&customer=${await stripeCustomerOf('ivan')}`)).toBe(1);
+    });
+
+    it('leaves one session open when two are made at once for the same product', async () => {
+      const jane = await authHeader('jane');
+      const made = await Promise.all([1, 2].map(() => server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, jane)));
+      expect(made.map((r) => r.errors)).toEqual([undefined, undefined]);
+      const rows = await sql().execute(
+        `select s.status, s.stripe_session_id from checkout_sessions s join customers c on c.id = s.customer_id where c.user_id = 'jane' order by s.status`,
+      );
+      expect(rows.map((r) => r.status)).toEqual(['expired', 'open']);
+      for (const row of rows) expect(await stripe('GET', `/v1/checkout/sessions/${row.stripe_session_id}`)).toMatchObject({ status: row.status });
+    });
+
+    it('records a session paid in another tab, and refuses a new session for its product without creating one', async () => {
+      await setWebhooks(false);
+      try {
+        const kate = await authHeader('kate');
+        const first = (await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, kate)).data.createCheckoutSession;
+        expect((await payOnHostedPage(first.url)).status).toBe(200);
+
+        const sessions = await stripeCount('/v1/checkout/sessions');
+        const again = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, kate);
+        expect(again.errors?.[0].extensions?.code).toBe('CONFLICT');
+        expect(await stripeCount('/v1/checkout/sessions')).toBe(sessions);
+        // No webhook arrived and nobody read the session: the refusal itself recorded it.
+        const [row] = await sql().execute('select status, payment_status from checkout_sessions where id = ?', [first.id]);
+        expect(row).toEqual({ status: 'complete', payment_status: 'paid' });
+        expect((await server.gql(SUBSCRIPTIONS, {}, kate)).data.subscriptions).toEqual([expect.objectContaining({ status: 'ACTIVE', product: { code: 'starter' } })]);
+      } finally {
+        await setWebhooks(true);
+      }
+    });
+
+    it('startSubscription expires an open session for the same product, or is refused when it was paid', async () => {
+      const liam = await authHeader('liam');
+      const open = (await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, liam)).data.createCheckoutSession;
+      const started = await server.gql(START, { input: { plan: 'starter' } }, liam);
+      expect(started.errors).toBeUndefined();
+      expect((await server.gql(GET, { id: open.id }, liam)).data.checkoutSession).toMatchObject({ status: 'expired', url: null });
+      expect((await fetch(open.url)).status).toBe(410);
+
+      await setWebhooks(false);
+      try {
+        const mia = await authHeader('mia');
+        const paid = (await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, mia)).data.createCheckoutSession;
+        expect((await payOnHostedPage(paid.url)).status).toBe(200);
+        const refused = await server.gql(START, { input: { plan: 'starter' } }, mia);
+        expect(refused.errors?.[0].extensions?.code).toBe('CONFLICT');
+        expect(await stripeCount(`/v1/subscriptions?status=all&customer=${await stripeCustomerOf('mia')}`)).toBe(1);
+        expect((await server.gql(SUBSCRIPTIONS, {}, mia)).data.subscriptions).toEqual([expect.objectContaining({ status: 'ACTIVE', product: { code: 'starter' } })]);
+      } finally {
+        await setWebhooks(true);
+      }
+    });
+
+    it('leaves one-time purchases alone: two payment sessions for the same product both stay open', async () => {
+      const noah = await authHeader('noah');
+      const made = [];
+      for (let i = 0; i < 2; i++) made.push((await server.gql(CREATE, { input: { productId: productIds['micro-feature'], ...urls() } }, noah)).data.createCheckoutSession);
+      for (const session of made) expect((await server.gql(GET, { id: session.id }, noah)).data.checkoutSession).toMatchObject({ mode: 'payment', status: 'open' });
     });
 
     it('marks a session Stripe expired as expired (webhook), without a url', async () => {

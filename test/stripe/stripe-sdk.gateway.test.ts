@@ -291,6 +291,18 @@ describe(StripeSdkGateway.name, () => {
       await expectBillingError(gateway.retrieveCheckoutSession('cs_test_missing'), ErrorCode.NOT_FOUND);
     });
 
+    it('expires an open session; one no longer open comes back as it is', async () => {
+      const customer = await newCustomer('checkout-expire');
+      const session = await gateway.createCheckoutSession({ customerId: customer.id, mode: 'payment', priceId: oneTime.id, quantity: 1, successUrl: 'https://app.example/s', cancelUrl: 'https://app.example/c', idempotencyKey: key('checkout.create', customer.id) });
+      const expired = await gateway.expireCheckoutSession({ id: session.id, idempotencyKey: key('checkout.expire', session.id) });
+      expect(expired).toMatchObject({ id: session.id, status: 'expired', url: null });
+      // Again under another key: Stripe refuses (not open), the gateway answers what the session is.
+      const again = await gateway.expireCheckoutSession({ id: session.id, idempotencyKey: key('checkout.expire', session.id, 'again') });
+      expect(again).toMatchObject({ id: session.id, status: 'expired' });
+      expect((await gateway.retrieveCheckoutSession(session.id)).status).toBe('expired');
+      await expectBillingError(gateway.expireCheckoutSession({ id: 'cs_test_missing', idempotencyKey: key('checkout.expire', 'missing') }), ErrorCode.NOT_FOUND);
+    });
+
     it('creates a payment-mode session for a one-time price', async () => {
       const customer = await newCustomer('checkout-payment');
       const session = await gateway.createCheckoutSession({ customerId: customer.id, mode: 'payment', priceId: oneTime.id, quantity: 1, successUrl: 'https://app.example/s', cancelUrl: 'https://app.example/c', idempotencyKey: key('checkout.create', customer.id) });

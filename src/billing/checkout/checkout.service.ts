@@ -10,7 +10,15 @@ import { Product } from '../catalog/product.entity';
 import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { Subscription } from '../subscriptions/subscription.entity';
-import { assertNoLiveSubscription, lockCustomerSubscriptions, MAX_QUANTITY, meteredPricesOfPlan, SubscriptionService } from '../subscriptions/subscription.service';
+import {
+  alreadySubscribed,
+  assertNoLiveSubscription,
+  hasLiveSubscription,
+  lockCustomerSubscriptions,
+  MAX_QUANTITY,
+  meteredPricesOfPlan,
+  SubscriptionService,
+} from '../subscriptions/subscription.service';
 import { CheckoutSession } from './checkout-session.entity';
 import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
 
@@ -85,37 +93,88 @@ export class CheckoutService {
     const metered = mode === 'subscription' ? await meteredPricesOfPlan(this.em, price) : [];
 
     const customer = await this.customers.getOrCreateBillable(user);
-    if (mode === 'subscription') await assertNoLiveSubscription(this.em, customer.id, price.product.id);
+    const open = (em: EntityManager) => this.open(em, gateway, { customer, user, price, mode, quantity, metered, successUrl, cancelUrl });
+    if (mode === 'payment') return open(this.em);
+    // One subscription per product: while this customer starts one (here or through
+    // startSubscription) nothing else can, and an earlier Checkout session for the same product,
+    // still open in another tab, is closed first. Two open sessions could both be paid.
+    const created = await this.em.transactional(async (tx) => {
+      await lockCustomerSubscriptions(tx, customer.id);
+      await assertNoLiveSubscription(tx, customer.id, price.product.id);
+      // One of them may have been paid meanwhile: it is recorded with its subscription
+      // (committed), and this session is not created.
+      const paid = await this.closeOpenSessions(tx, customer.id, price.product.id);
+      if (paid && (await hasLiveSubscription(tx, customer.id, price.product.id))) return null;
+      return open(tx);
+    });
+    if (!created) throw alreadySubscribed();
+    return created;
+  }
 
+  /**
+   * Expires the customer's open subscription-mode sessions for `productId` in Stripe and records
+   * what they are now: expired, or complete (paid before Stripe expired it, with its
+   * subscription). Call in a transaction holding lockCustomerSubscriptions. Returns whether one
+   * turned out to be complete.
+   */
+  async closeOpenSessions(tx: EntityManager, customerId: string, productId: string): Promise<boolean> {
+    const rows = await tx.find(CheckoutSession, { customer: customerId, mode: 'subscription', status: 'open', price: { product: productId } });
+    if (rows.length === 0) return false;
+    const gateway = this.requireGateway();
+    let completed = false;
+    for (const row of rows) {
+      const fetchedAt = new Date();
+      const snapshot = await gateway.expireCheckoutSession({ id: row.stripeSessionId, idempotencyKey: idempotencyKey('checkout.expire', row.id) });
+      completed ||= snapshot.status === 'complete';
+      await this.applySnapshot(tx, snapshot, fetchedAt);
+    }
+    return completed;
+  }
+
+  /** Creates the session in Stripe and its row. */
+  private async open(
+    em: EntityManager,
+    gateway: StripeGateway,
+    o: {
+      customer: Customer & { stripeCustomerId: string };
+      user: Pick<AuthUser, 'userId'>;
+      price: Price;
+      mode: 'subscription' | 'payment';
+      quantity: number;
+      metered: Price[];
+      successUrl: string;
+      cancelUrl: string;
+    },
+  ): Promise<CheckoutSession> {
     // Our row id exists before the Stripe call: it is the idempotency key and the reference
     // Stripe carries back on the session (and on the subscription it creates).
     const id = randomUUID();
-    const metadata = { tollgate_checkout_session_id: id, tollgate_customer_id: customer.id, tollgate_user_id: user.userId };
+    const metadata = { tollgate_checkout_session_id: id, tollgate_customer_id: o.customer.id, tollgate_user_id: o.user.userId };
     const snapshot = await gateway.createCheckoutSession({
-      customerId: customer.stripeCustomerId,
-      mode,
-      priceId: price.stripePriceId!,
-      quantity,
-      meteredPriceIds: metered.map((m) => m.stripePriceId!),
-      successUrl,
-      cancelUrl,
+      customerId: o.customer.stripeCustomerId,
+      mode: o.mode,
+      priceId: o.price.stripePriceId!,
+      quantity: o.quantity,
+      meteredPriceIds: o.metered.map((m) => m.stripePriceId!),
+      successUrl: o.successUrl,
+      cancelUrl: o.cancelUrl,
       clientReferenceId: id,
       metadata,
       idempotencyKey: idempotencyKey('checkout.create', id),
     });
-    const row = this.em.create(CheckoutSession, {
+    const row = em.create(CheckoutSession, {
       id,
-      customer: this.em.getReference(Customer, customer.id, { wrapped: true }),
-      price: this.em.getReference(Price, price.id, { wrapped: true }),
-      quantity,
-      mode,
+      customer: em.getReference(Customer, o.customer.id, { wrapped: true }),
+      price: em.getReference(Price, o.price.id, { wrapped: true }),
+      quantity: o.quantity,
+      mode: o.mode,
       stripeSessionId: snapshot.id,
       url: snapshot.url,
       status: snapshot.status ?? 'open',
       paymentStatus: snapshot.paymentStatus,
       expiresAt: snapshot.expiresAt,
     });
-    await this.em.flush();
+    await em.flush();
     return row;
   }
 

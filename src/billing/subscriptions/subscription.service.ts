@@ -11,6 +11,8 @@ import { Price } from '../catalog/price.entity';
 import { Product } from '../catalog/product.entity';
 import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
+// Imported both ways (Checkout uses this module's locks and checks): only used inside methods.
+import { CheckoutService } from '../checkout/checkout.service';
 import { Subscription, type SubscriptionItemSnapshot } from './subscription.entity';
 
 /** Statuses in which a subscription still holds (or is about to hold) the product. */
@@ -41,8 +43,15 @@ export function meteredPricesOfPlan(em: EntityManager, price: Price): Promise<Pr
 
 /** One live subscription per product and customer: a second one is a CONFLICT. */
 export async function assertNoLiveSubscription(em: EntityManager, customerId: string, productId: string): Promise<void> {
-  const live = await em.count(Subscription, { customer: customerId, status: { $in: LIVE_STATUSES }, price: { product: productId } });
-  if (live > 0) throw new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
+  if (await hasLiveSubscription(em, customerId, productId)) throw alreadySubscribed();
+}
+
+export async function hasLiveSubscription(em: EntityManager, customerId: string, productId: string): Promise<boolean> {
+  return (await em.count(Subscription, { customer: customerId, status: { $in: LIVE_STATUSES }, price: { product: productId } })) > 0;
+}
+
+export function alreadySubscribed(): BillingError {
+  return new BillingError(ErrorCode.CONFLICT, 'You already have a subscription to this product');
 }
 
 export const MAX_QUANTITY = 10_000;
@@ -124,7 +133,7 @@ export class SubscriptionService {
     if (replay) return this.replayed(replay, price);
 
     const customer = await this.customers.getOrCreateBillable(user);
-    return this.em.transactional(async (tx) => {
+    const started = await this.em.transactional(async (tx) => {
       // One start at a time per customer: the conflict check and the insert cannot interleave.
       await lockCustomerSubscriptions(tx, customer.id);
       if (clientKey) {
@@ -132,6 +141,11 @@ export class SubscriptionService {
         if (again) return this.replayed(again, price);
       }
       await assertNoLiveSubscription(tx, customer.id, price.product.id);
+      // A Checkout session for the same product, still open in some tab, could be paid after this
+      // subscription starts: it is expired in Stripe first. One found paid instead is recorded
+      // (committed with its subscription) and this start refused.
+      const paid = await new CheckoutService(tx, gateway).closeOpenSessions(tx, customer.id, price.product.id);
+      if (paid && (await hasLiveSubscription(tx, customer.id, price.product.id))) return null;
 
       const metered = await meteredPricesOfPlan(tx, price);
       const created = await gateway.createSubscription({
@@ -150,6 +164,8 @@ export class SubscriptionService {
       const row = await this.applySnapshot(tx, created.subscription, { customer, idempotencyKey: clientKey ?? null });
       return { subscription: row, clientSecret: created.clientSecret };
     });
+    if (!started) throw alreadySubscribed();
+    return started;
   }
 
   async update(customer: Customer | null, input: UpdateSubscriptionInput): Promise<Subscription> {
