@@ -103,8 +103,7 @@ export class CheckoutService {
       await assertNoLiveSubscription(tx, customer.id, price.product.id);
       // One of them may have been paid meanwhile: it is recorded with its subscription
       // (committed), and this session is not created.
-      const paid = await this.closeOpenSessions(tx, customer.id, price.product.id);
-      if (paid && (await hasLiveSubscription(tx, customer.id, price.product.id))) return null;
+      if (await this.closeOpenSessions(tx, customer.id, price.product.id)) return null;
       return open(tx);
     });
     if (!created) throw alreadySubscribed();
@@ -114,8 +113,8 @@ export class CheckoutService {
   /**
    * Expires the customer's open subscription-mode sessions for `productId` in Stripe and records
    * what they are now: expired, or complete (paid before Stripe expired it, with its
-   * subscription). Call in a transaction holding lockCustomerSubscriptions. Returns whether one
-   * turned out to be complete.
+   * subscription). Call in a transaction holding lockCustomerSubscriptions. Returns whether the
+   * customer now has a live subscription to the product (from a session found paid).
    */
   async closeOpenSessions(tx: EntityManager, customerId: string, productId: string): Promise<boolean> {
     const rows = await tx.find(CheckoutSession, { customer: customerId, mode: 'subscription', status: 'open', price: { product: productId } });
@@ -128,7 +127,7 @@ export class CheckoutService {
       completed ||= snapshot.status === 'complete';
       await this.applySnapshot(tx, snapshot, fetchedAt);
     }
-    return completed;
+    return completed && hasLiveSubscription(tx, customerId, productId);
   }
 
   /** Creates the session in Stripe and its row. */

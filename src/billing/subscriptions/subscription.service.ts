@@ -144,8 +144,7 @@ export class SubscriptionService {
       // A Checkout session for the same product, still open in some tab, could be paid after this
       // subscription starts: it is expired in Stripe first. One found paid instead is recorded
       // (committed with its subscription) and this start refused.
-      const paid = await new CheckoutService(tx, gateway).closeOpenSessions(tx, customer.id, price.product.id);
-      if (paid && (await hasLiveSubscription(tx, customer.id, price.product.id))) return null;
+      if (await new CheckoutService(tx, gateway).closeOpenSessions(tx, customer.id, price.product.id)) return null;
 
       const metered = await meteredPricesOfPlan(tx, price);
       const created = await gateway.createSubscription({
