@@ -324,6 +324,31 @@ describe('Checkout end to end (HTTP, PostgreSQL, the Stripe emulator)', () => {
       expect(await stripeCount(`/v1/subscriptions?status=all&customer=${await stripeCustomerOf('ivan')}`)).toBe(1);
     });
 
+    it('changes nothing when Stripe fails to expire the open session, and succeeds on a retry', async () => {
+      const olga = await authHeader('olga');
+      const first = (await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, olga)).data.createCheckoutSession;
+      const stripeId = await stripeSessionOf(first.id);
+      const faults = (method: string, body?: unknown) =>
+        fetch(`${server.emulator!.url}/_emulator/faults`, { method, headers: { 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      expect((await faults('POST', { status: 500, count: 20, path: `/v1/checkout/sessions/${stripeId}/expire`, method: 'POST' })).status).toBeLessThan(300);
+      const sessions = await stripeCount('/v1/checkout/sessions');
+      try {
+        const failed = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, olga);
+        expect(failed.errors?.[0].extensions?.code).toBe('PAYMENT_PROVIDER_ERROR');
+      } finally {
+        await faults('DELETE');
+      }
+      // No new session anywhere; the first one is still open and payable, in our table and in Stripe.
+      expect(await stripeCount('/v1/checkout/sessions')).toBe(sessions);
+      const rows = await sql().execute(`select s.id, s.status from checkout_sessions s join customers c on c.id = s.customer_id where c.user_id = 'olga'`);
+      expect(rows).toEqual([{ id: first.id, status: 'open' }]);
+      expect(await stripe('GET', `/v1/checkout/sessions/${stripeId}`)).toMatchObject({ status: 'open' });
+
+      const retried = await server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, olga);
+      expect(retried.errors).toBeUndefined();
+      expect((await server.gql(GET, { id: first.id }, olga)).data.checkoutSession.status).toBe('expired');
+    });
+
     it('leaves one session open when two are made at once for the same product', async () => {
       const jane = await authHeader('jane');
       const made = await Promise.all([1, 2].map(() => server.gql(CREATE, { input: { productId: productIds.starter, ...urls() } }, jane)));
