@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { parseArgs } from 'node:util';
 import { UsageForwarder } from '../billing/usage/usage-forwarder';
 import { createLogger } from '../common/logger';
 import { ConfigError, loadConfig } from '../config/env';
@@ -17,17 +18,21 @@ mode the forwarder runs inside npm start.
 
 /** `npm run usage:forward`: the usage forwarder on its own. */
 async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  if (args.includes('--help') || args.includes('-h')) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { once: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
     console.log(USAGE);
     return 0;
   }
-  const unknown = args.filter((a) => a !== '--once');
-  if (unknown.length) {
-    console.error(`unknown argument: ${unknown[0]}\n\n${USAGE}`);
-    return 2;
-  }
-  const once = args.includes('--once');
+  const once = values.once;
 
   let config;
   try {

@@ -4,13 +4,12 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { projectRoot } from '../common/paths';
 import { parsePriceMap } from './price-map';
+import { isLiveKey, STRIPE_SECRET_KEY_PATTERN, WEBHOOK_SECRET_PATTERN } from './stripe-keys';
 
 /**
  * The only module that reads the environment. Everything is validated once, at start-up, and
  * every problem is reported in one error so a misconfigured deployment is fixed in one pass.
  */
-
-export type StripeMode = 'emulator' | 'test' | 'live';
 
 export interface AppConfig {
   nodeEnv: 'development' | 'test' | 'production';
@@ -220,14 +219,14 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
   }
   if (production && !e.DATABASE_URL && !e.ENABLE_BILLING) problems.push('DATABASE_URL: is required in production');
   if (secretKey && !placeholder(keyName, secretKey)) {
-    if (!/^(sk_test_|sk_live_|rk_test_|rk_live_)[A-Za-z0-9_]+$/.test(secretKey)) {
+    if (!STRIPE_SECRET_KEY_PATTERN.test(secretKey)) {
       problems.push(`${keyName}: must start with sk_test_, sk_live_ or rk_ (got a value of ${secretKey.length} characters)`);
-    } else if (/^(sk|rk)_live_/.test(secretKey) && !production && !e.ALLOW_LIVE_KEYS) {
+    } else if (isLiveKey(secretKey) && !production && !e.ALLOW_LIVE_KEYS) {
       problems.push(`${keyName}: a live key outside NODE_ENV=production is refused; set ALLOW_LIVE_KEYS=true to allow it`);
     }
   }
   if (e.STRIPE_WEBHOOK_SECRET && !placeholder('STRIPE_WEBHOOK_SECRET', e.STRIPE_WEBHOOK_SECRET)) {
-    if (!/^whsec_[A-Za-z0-9_+/=]+$/.test(e.STRIPE_WEBHOOK_SECRET)) problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
+    if (!WEBHOOK_SECRET_PATTERN.test(e.STRIPE_WEBHOOK_SECRET)) problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
   }
   if (e.DATABASE_URL && !placeholder('DATABASE_URL', e.DATABASE_URL)) {
     if (!isUrl(e.DATABASE_URL, ['postgres:', 'postgresql:'])) problems.push('DATABASE_URL: must be a postgres:// URL');

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { BillingError } from '../common/errors';
 import { parsePriceMap } from '../config/price-map';
+import { isLiveKey, STRIPE_SECRET_KEY_PATTERN as SECRET_KEY, WEBHOOK_SECRET_PATTERN as WEBHOOK_SECRET } from '../config/stripe-keys';
 import type { StripeGateway } from '../stripe/stripe.gateway';
 import { maskDatabaseUrl, maskSecret } from './mask';
 
@@ -12,9 +13,6 @@ export interface CheckResult {
 
 export type KeyMode = 'test' | 'live';
 
-/** Same rules as the app's configuration (src/config/env.ts). */
-const SECRET_KEY = /^(sk_test_|sk_live_|rk_test_|rk_live_)[A-Za-z0-9_]+$/;
-const WEBHOOK_SECRET = /^whsec_[A-Za-z0-9_+/=]+$/;
 
 export function secretKeyProblem(key: string): string | null {
   const value = key.trim();
@@ -49,7 +47,7 @@ export function priceMapProblem(raw: string): string | null {
 }
 
 export function keyMode(key: string): KeyMode {
-  return /^(sk|rk)_live_/.test(key) ? 'live' : 'test';
+  return isLiveKey(key) ? 'live' : 'test';
 }
 
 /**

@@ -39,6 +39,7 @@ import type {
   UpdateProductInput,
   UpdateSubscriptionInput,
 } from './stripe.gateway';
+import { stripeModeFor } from '../config/stripe-keys';
 import {
   subscriptionClientSecret,
   toBillingPortalSessionSnapshot,
@@ -89,12 +90,7 @@ type MeterEventStreamParams = Parameters<Stripe['v2']['billing']['meterEventStre
 
 const noopLogger: StripeGatewayLogger = { warn: () => undefined };
 
-/** Derives the mode from configuration alone, so start-up can print it before any request. */
-export function stripeModeFor(secretKey: string, apiBase?: string): StripeMode {
-  if (apiBase) return 'emulator';
-  if (/^(sk|rk)_live_/.test(secretKey)) return 'live';
-  return 'test';
-}
+export { stripeModeFor };
 
 function sdkHostConfig(apiBase: string): Pick<Stripe.StripeConfig, 'host' | 'port' | 'protocol'> {
   let url: URL;

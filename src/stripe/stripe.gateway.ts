@@ -15,8 +15,9 @@
  * network retry, so Stripe creates each object at most once.
  */
 
-/** Which Stripe the gateway talks to: the built-in emulator, a test-mode or a live-mode account. */
-export type StripeMode = 'emulator' | 'test' | 'live';
+import type { StripeMode } from '../config/stripe-keys';
+
+export type { StripeMode };
 
 export type SubscriptionStatus =
   | 'active'
