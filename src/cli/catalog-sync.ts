@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadCatalogFile } from '../billing/catalog/catalog-file';
 import { formatChangeTable, summarizeChanges } from '../billing/catalog/catalog-sync.report';
 import { CatalogSyncService, type CatalogChange } from '../billing/catalog/catalog-sync.service';
+import { PriceMapImporter } from '../billing/catalog/price-map-importer';
 import { loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM, migrate } from '../db/orm';
@@ -74,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
         if (!entries.length) throw new ExitError(1, 'STRIPE_PRODUCT_PRICE_MAP is empty: nothing to import.');
         source = `STRIPE_PRODUCT_PRICE_MAP (${entries.length} plan${entries.length === 1 ? '' : 's'}) from ${stripeName}`;
         process.stdout.write(`${dryRun ? 'Dry run: importing' : 'Importing'} ${source} into the database\n`);
-        changes = await service.importPriceMap(config.stripe.priceMap, { dryRun });
+        changes = await new PriceMapImporter(gateway, orm.em.fork()).import(config.stripe.priceMap, { dryRun });
       } else {
         const file = args.file ? path.resolve(args.file) : config.catalogFile;
         const catalog = await loadCatalogFile(file);

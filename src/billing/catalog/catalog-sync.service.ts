@@ -1,32 +1,16 @@
 import { createHash } from 'node:crypto';
-import { FlushMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
+import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, type CatalogSyncOptions } from './catalog-change';
 import type { CatalogDefinition, CatalogPriceDefinition, CatalogProductDefinition } from './catalog-file';
 import { Meter } from './meter.entity';
 import { Price, type PriceIntervalValue } from './price.entity';
 import { Product } from './product.entity';
+import { PriceMapImporter } from './price-map-importer';
 
-/** Metadata that marks Stripe objects created from the catalog file; nothing without it is ever changed. */
-export const OWNER_METADATA = { tollgate_managed: 'true' } as const;
-
-export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict';
-
-/** One line of the plan: what changes where. */
-export interface CatalogChange {
-  where: 'stripe' | 'database';
-  action: ChangeAction;
-  object: 'meter' | 'product' | 'price';
-  /** Meter event name, product code or price lookup key. */
-  key: string;
-  detail: string;
-}
-
-export interface CatalogSyncOptions {
-  /** Compute and return the plan; write nothing to Stripe or the database. */
-  dryRun?: boolean;
-}
+export { isOwned, OWNER_METADATA };
+export type { CatalogChange, CatalogSyncOptions, ChangeAction } from './catalog-change';
 
 /** Stripe ids of the catalog after the sync; null for what a dry run would create. */
 export interface CatalogStripeState {
@@ -45,10 +29,6 @@ export interface CatalogSyncResult {
   /** Entries left alone because they collide with Stripe objects Tollgate does not own. */
   conflicts: CatalogChange[];
   stripe: CatalogStripeState;
-}
-
-export function isOwned(object: { metadata: Record<string, string> }): boolean {
-  return object.metadata.tollgate_managed === OWNER_METADATA.tollgate_managed;
 }
 
 function digest(value: unknown): string {
@@ -442,109 +422,9 @@ export class CatalogSyncService {
     return inTransactionOrDryRun(em, dryRun, run);
   }
 
-  /**
-   * Reads the prices of `STRIPE_PRODUCT_PRICE_MAP` (and their products) from Stripe into the
-   * database, for teams whose catalog already lives in Stripe. Nothing is written to Stripe.
-   */
-  async importPriceMap(priceMap: Record<string, string>, options: CatalogSyncOptions = {}): Promise<CatalogChange[]> {
-    const em = this.em;
-    if (!em) throw new Error('importPriceMap needs a database');
-    const dryRun = !!options.dryRun;
-    const snapshots: Array<[string, PriceSnapshot]> = [];
-    for (const [plan, priceId] of Object.entries(priceMap)) snapshots.push([plan, await this.gateway.retrievePrice(priceId)]);
-    let stripeMeters: MeterSnapshot[] | null = null;
-
-    const run = async (tx: EntityManager): Promise<CatalogChange[]> => {
-      const changes: CatalogChange[] = [];
-      for (const [plan, snapshot] of snapshots) {
-        const recurring = snapshot.recurring;
-        if (snapshot.unitAmount === null || (recurring && recurring.interval !== 'month' && recurring.interval !== 'year')) {
-          changes.push({ where: 'database', action: 'conflict', object: 'price', key: plan, detail: `${snapshot.id}: only flat monthly, yearly or one-time prices are supported` });
-          continue;
-        }
-        const stripeProduct = snapshot.product ?? null;
-        let product = (await tx.findOne(Product, { stripeProductId: snapshot.productId })) ?? (await tx.findOne(Product, { code: plan }));
-        if (product && product.stripeProductId && product.stripeProductId !== snapshot.productId) {
-          changes.push({ where: 'database', action: 'conflict', object: 'product', key: plan, detail: `plan "${plan}" is already ${product.stripeProductId}, not ${snapshot.productId}` });
-          continue;
-        }
-        const productValues = {
-          name: stripeProduct?.name || plan,
-          description: stripeProduct?.description ?? null,
-          active: stripeProduct?.active ?? true,
-          stripeProductId: snapshot.productId,
-        };
-        if (!product) {
-          changes.push({ where: 'database', action: 'import', object: 'product', key: plan, detail: `${snapshot.productId} "${productValues.name}"` });
-          product = tx.create(Product, { code: plan, ...productValues });
-        } else {
-          const diffs = Object.entries(productValues).filter(([k, v]) => (product as unknown as Record<string, unknown>)[k] !== v);
-          if (diffs.length) {
-            tx.assign(product, productValues);
-            changes.push({ where: 'database', action: 'update', object: 'product', key: product.code, detail: diffs.map(([k]) => k).join(', ') });
-          }
-        }
-
-        let meter: Meter | null = null;
-        if (recurring?.meterId) {
-          meter = await tx.findOne(Meter, { stripeMeterId: recurring.meterId });
-          if (!meter) {
-            stripeMeters ??= await this.gateway.listMeters();
-            const m = stripeMeters.find((x) => x.id === recurring.meterId);
-            if (m) {
-              meter = (await tx.findOne(Meter, { eventName: m.eventName })) ?? tx.create(Meter, { eventName: m.eventName, displayName: m.displayName, aggregation: m.aggregation });
-              meter.stripeMeterId = m.id;
-              changes.push({ where: 'database', action: 'import', object: 'meter', key: m.eventName, detail: m.id });
-            }
-          }
-        }
-        const values = {
-          lookupKey: snapshot.lookupKey,
-          currency: snapshot.currency,
-          unitAmount: snapshot.unitAmount,
-          interval: (recurring?.interval ?? null) as PriceIntervalValue | null,
-          intervalCount: recurring?.intervalCount ?? 1,
-          usageType: recurring?.usageType ?? ('licensed' as const),
-          active: snapshot.active,
-          stripePriceId: snapshot.id,
-        };
-        let price = await tx.findOne(Price, { stripePriceId: snapshot.id });
-        if (!price && snapshot.lookupKey) {
-          const byKey = await tx.findOne(Price, { lookupKey: snapshot.lookupKey });
-          if (byKey && !byKey.stripePriceId) price = byKey;
-          else if (byKey) {
-            changes.push({ where: 'database', action: 'conflict', object: 'price', key: plan, detail: `lookup key ${snapshot.lookupKey} belongs to ${byKey.stripePriceId}` });
-            continue;
-          }
-        }
-        if (!price) {
-          changes.push({ where: 'database', action: 'import', object: 'price', key: plan, detail: `${snapshot.id} ${snapshot.unitAmount} ${snapshot.currency}${recurring ? `/${recurring.interval}` : ' once'}` });
-          tx.create(Price, { ...values, product, meter });
-        } else {
-          const diffs = Object.entries(values).filter(([k, v]) => (price as unknown as Record<string, unknown>)[k] !== v);
-          if (diffs.length) {
-            tx.assign(price, { ...values, product, meter });
-            changes.push({ where: 'database', action: 'update', object: 'price', key: plan, detail: diffs.map(([k]) => k).join(', ') });
-          }
-        }
-      }
-      if (!dryRun) await tx.flush();
-      return changes;
-    };
-    return inTransactionOrDryRun(em, dryRun, run);
-  }
-}
-
-/**
- * Runs `work` in one transaction, or for a dry run on a fork that never flushes, so the changes
- * it makes to entities stay in memory and are dropped.
- */
-async function inTransactionOrDryRun<T>(em: EntityManager, dryRun: boolean, work: (tx: EntityManager) => Promise<T>): Promise<T> {
-  if (!dryRun) return em.transactional(work);
-  const fork = em.fork({ flushMode: FlushMode.COMMIT });
-  try {
-    return await work(fork);
-  } finally {
-    fork.clear();
+  /** See PriceMapImporter. */
+  importPriceMap(priceMap: Record<string, string>, options: CatalogSyncOptions = {}): Promise<CatalogChange[]> {
+    if (!this.em) throw new Error('importPriceMap needs a database');
+    return new PriceMapImporter(this.gateway, this.em).import(priceMap, options);
   }
 }

@@ -1,0 +1,40 @@
+import { FlushMode } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+/** Metadata that marks Stripe objects created from the catalog file; nothing without it is ever changed. */
+export const OWNER_METADATA = { tollgate_managed: 'true' } as const;
+
+export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict';
+
+/** One line of the plan: what changes where. */
+export interface CatalogChange {
+  where: 'stripe' | 'database';
+  action: ChangeAction;
+  object: 'meter' | 'product' | 'price';
+  /** Meter event name, product code or price lookup key. */
+  key: string;
+  detail: string;
+}
+
+export interface CatalogSyncOptions {
+  /** Compute and return the plan; write nothing to Stripe or the database. */
+  dryRun?: boolean;
+}
+
+export function isOwned(object: { metadata: Record<string, string> }): boolean {
+  return object.metadata.tollgate_managed === OWNER_METADATA.tollgate_managed;
+}
+
+/**
+ * Runs `work` in one transaction, or for a dry run on a fork that never flushes, so the changes
+ * it makes to entities stay in memory and are dropped.
+ */
+export async function inTransactionOrDryRun<T>(em: EntityManager, dryRun: boolean, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  if (!dryRun) return em.transactional(work);
+  const fork = em.fork({ flushMode: FlushMode.COMMIT });
+  try {
+    return await work(fork);
+  } finally {
+    fork.clear();
+  }
+}
