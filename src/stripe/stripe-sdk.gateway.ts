@@ -1,10 +1,8 @@
 import Stripe from 'stripe';
+import { chunk } from '../common/chunk';
 import { BillingError, ErrorCode } from '../common/errors';
-import { meterEventIdempotencyKey } from './idempotency';
 import {
   isStripeSdkError,
-  loggableStripeError,
-  toBillingError,
   WebhookSignatureError,
   type StripeErrorContext,
 } from './stripe-errors';
@@ -25,7 +23,6 @@ import type {
   ListInvoicesInput,
   ListPricesInput,
   MeterEventInput,
-  MeterEventOutcome,
   MeterSnapshot,
   Page,
   PriceSnapshot,
@@ -40,6 +37,8 @@ import type {
   UpdateSubscriptionInput,
 } from './stripe.gateway';
 import { stripeModeFor } from '../config/stripe-keys';
+import { MeterEventSender, METER_STREAM_BATCH_SIZE } from './meter-event-sender';
+import { StripeCallPolicy, type StripeGatewayLogger } from './stripe-call-policy';
 import {
   subscriptionClientSecret,
   toBillingPortalSessionSnapshot,
@@ -53,10 +52,6 @@ import {
   toSubscriptionSnapshot,
   USER_ID_METADATA_KEY,
 } from './stripe.mappers';
-
-export interface StripeGatewayLogger {
-  warn(obj: object, msg?: string): void;
-}
 
 export interface StripeSdkGatewayOptions {
   secretKey: string;
@@ -77,18 +72,12 @@ export interface StripeSdkGatewayOptions {
   meterEventTransport?: 'auto' | 'v1';
 }
 
-/** Stripe takes at most this many events per v2 meter event stream request. */
-export const METER_STREAM_BATCH_SIZE = 100;
-/** Renew the stream session this long before Stripe says it expires. */
-const METER_SESSION_RENEW_MARGIN_MS = 60_000;
-/** Concurrency of the one-by-one v1 fallback. */
-const V1_METER_EVENT_CONCURRENCY = 5;
-const MAX_RATE_LIMIT_DELAY_MS = 5_000;
 const PAGINATION_LIMIT = 10_000;
 
-type MeterEventStreamParams = Parameters<Stripe['v2']['billing']['meterEventStream']['create']>[0];
-
 const noopLogger: StripeGatewayLogger = { warn: () => undefined };
+
+export { METER_STREAM_BATCH_SIZE };
+export type { StripeGatewayLogger };
 
 export { stripeModeFor };
 
@@ -109,20 +98,6 @@ function sdkHostConfig(apiBase: string): Pick<Stripe.StripeConfig, 'host' | 'por
   return { host: url.hostname, port: url.port || (protocol === 'https' ? 443 : 80), protocol };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
-}
-
-function toUnixSeconds(date: Date): number {
-  return Math.floor(date.getTime() / 1000);
-}
-
-function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 /**
  * The StripeGateway over the official SDK: the only value import of 'stripe' in the app.
  * The SDK's pinned API version is used (not overridden), so response shapes match its types.
@@ -133,12 +108,9 @@ export class StripeSdkGateway implements StripeGateway {
   private readonly secretKey: string;
   private readonly webhookSecret: string | undefined;
   private readonly webhookTolerance: number;
-  private readonly maxRetries: number;
   private readonly logger: StripeGatewayLogger;
-  private readonly meterEventTransport: 'auto' | 'v1';
-  private meterSession: { token: string; expiresAt: number } | null = null;
-  private meterSessionPending: Promise<string> | null = null;
-  private meterStreamUnavailable = false;
+  private readonly policy: StripeCallPolicy;
+  private readonly meterEvents: MeterEventSender;
 
   constructor(options: StripeSdkGatewayOptions) {
     if (!options.secretKey) throw new TypeError('secretKey is required');
@@ -146,61 +118,22 @@ export class StripeSdkGateway implements StripeGateway {
     this.mode = stripeModeFor(options.secretKey, options.apiBase);
     this.webhookSecret = options.webhookSecret || undefined;
     this.webhookTolerance = options.webhookToleranceSeconds ?? 300;
-    this.maxRetries = options.maxNetworkRetries ?? 2;
-    this.logger = options.logger ?? noopLogger;
-    this.meterEventTransport = options.meterEventTransport ?? 'auto';
+    const maxRetries = options.maxNetworkRetries ?? 2;
+    const logger = (this.logger = options.logger ?? noopLogger);
     this.stripe = new Stripe(options.secretKey, {
-      maxNetworkRetries: this.maxRetries,
+      maxNetworkRetries: maxRetries,
       ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
       ...(options.apiBase ? sdkHostConfig(options.apiBase) : {}),
       telemetry: false,
       appInfo: { name: 'tollgate' },
     });
+    this.policy = new StripeCallPolicy({ secretKey: options.secretKey, maxRetries, logger });
+    this.meterEvents = new MeterEventSender(this.stripe, this.policy, { transport: options.meterEventTransport ?? 'auto', logger });
   }
 
-  /**
-   * Runs one SDK call and maps its failure to a BillingError. The SDK retries connection
-   * errors, 409 and 5xx itself; a 429 is retried by the SDK only when Stripe sends
-   * `Stripe-Should-Retry: true`, so other rate limits are retried here, with backoff and the
-   * same request (hence the same idempotency key).
-   */
-  private async call<T>(operation: string, fn: () => Promise<T>, context: StripeErrorContext = {}): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        if (this.isRateLimit(error) && attempt < this.maxRetries) {
-          const delay = this.rateLimitDelay(error, attempt);
-          this.logger.warn({ operation, attempt: attempt + 1, delayMs: delay, ...loggableStripeError(error) }, 'Stripe rate limit, retrying');
-          await sleep(delay);
-          continue;
-        }
-        const mapped = toBillingError(error, { ...context, secrets: [this.secretKey, ...(context.secrets ?? [])] });
-        if (mapped.code === ErrorCode.PAYMENT_PROVIDER_ERROR || mapped.code === ErrorCode.INTERNAL_SERVER_ERROR) {
-          this.logger.warn({ operation, code: mapped.code, ...loggableStripeError(error) }, 'Stripe request failed');
-        }
-        throw mapped;
-      }
-    }
-  }
-
-  /**
-   * A rate limit the SDK did not retry. With `Stripe-Should-Retry: true` the SDK has already
-   * spent its retries on it, and retrying again here would multiply the attempts.
-   */
-  private isRateLimit(error: unknown): boolean {
-    if (!isStripeSdkError(error)) return false;
-    const limited = error.type === 'StripeRateLimitError' || error.type === 'RateLimitError' || error.statusCode === 429;
-    const sdkRetried = (error as { headers?: Record<string, string> }).headers?.['stripe-should-retry'] === 'true';
-    return limited && !sdkRetried;
-  }
-
-  private rateLimitDelay(error: unknown, attempt: number): number {
-    const header = (error as { headers?: Record<string, string> }).headers?.['retry-after'];
-    const seconds = header !== undefined ? Number(header) : NaN;
-    if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, MAX_RATE_LIMIT_DELAY_MS);
-    const base = Math.min(250 * 2 ** attempt, MAX_RATE_LIMIT_DELAY_MS);
-    return base / 2 + Math.random() * (base / 2);
+  /** One SDK call under the call policy (rate-limit retries, errors mapped to BillingError). */
+  private call<T>(operation: string, fn: () => Promise<T>, context: StripeErrorContext = {}): Promise<T> {
+    return this.policy.run(operation, fn, context);
   }
 
   // Customers
@@ -592,169 +525,8 @@ export class StripeSdkGateway implements StripeGateway {
 
   // Usage
 
-  async sendMeterEvents(events: MeterEventInput[]): Promise<SendMeterEventsResult> {
-    for (const event of events) {
-      if (!Number.isFinite(event.value)) throw BillingError.badInput('Meter event value must be a finite number', 'value');
-      if (!event.identifier) throw BillingError.badInput('Meter event identifier is required', 'identifier');
-    }
-    if (events.length === 0) return { transport: this.useStream() ? 'v2_stream' : 'v1', outcomes: [] };
-    if (this.useStream()) {
-      const outcomes = await this.sendThroughStream(events);
-      if (outcomes) return { transport: 'v2_stream', outcomes };
-    }
-    return { transport: 'v1', outcomes: await this.sendThroughV1(events) };
-  }
-
-  private useStream(): boolean {
-    return this.meterEventTransport === 'auto' && !this.meterStreamUnavailable;
-  }
-
-  /** Null when the stream turned out to be unavailable (the caller falls back to v1). */
-  private async sendThroughStream(events: MeterEventInput[]): Promise<MeterEventOutcome[] | null> {
-    const outcomes: MeterEventOutcome[] = [];
-    for (const batch of chunk(events, METER_STREAM_BATCH_SIZE)) {
-      const result = await this.sendStreamBatch(batch);
-      if (result === 'unavailable') {
-        if (outcomes.length === 0) return null;
-        outcomes.push(...(await this.sendThroughV1(events.slice(outcomes.length))));
-        return outcomes;
-      }
-      outcomes.push(...result);
-    }
-    return outcomes;
-  }
-
-  private async sendStreamBatch(batch: MeterEventInput[]): Promise<MeterEventOutcome[] | 'unavailable'> {
-    const body: MeterEventStreamParams = {
-      events: batch.map((e) => ({
-        event_name: e.eventName,
-        identifier: e.identifier,
-        timestamp: e.timestamp.toISOString(),
-        payload: { stripe_customer_id: e.stripeCustomerId, value: String(e.value) },
-      })),
-    };
-    for (let attempt = 0; ; attempt++) {
-      let token: string;
-      try {
-        token = await this.meterSessionToken();
-      } catch (error) {
-        if (this.isEndpointMissing(error)) return this.markStreamUnavailable(error);
-        return this.failAll(batch, error);
-      }
-      try {
-        // The stream authenticates with the session token, not the secret key. The SDK sends it
-        // to meter-events.stripe.com, or to the configured custom host (emulator, stripe-mock).
-        await this.stripe.v2.billing.meterEventStream.create(body, { apiKey: token });
-        return batch.map((e) => ({ identifier: e.identifier, status: 'accepted', retryable: false }));
-      } catch (error) {
-        if (isStripeSdkError(error) && error.type === 'TemporarySessionExpiredError' && attempt === 0) {
-          this.meterSession = null;
-          continue;
-        }
-        if (this.isEndpointMissing(error)) return this.markStreamUnavailable(error);
-        if (this.isRateLimit(error) && attempt < this.maxRetries) {
-          await sleep(this.rateLimitDelay(error, attempt));
-          continue;
-        }
-        if (isStripeSdkError(error) && error.statusCode === 400) {
-          // One invalid event fails the whole batch; v1 validates each event on its own,
-          // which tells the caller which ones are at fault.
-          this.logger.warn({ count: batch.length, ...loggableStripeError(error) }, 'Meter event batch rejected, resending one by one');
-          return this.sendThroughV1(batch);
-        }
-        return this.failAll(batch, error);
-      }
-    }
-  }
-
-  private isEndpointMissing(error: unknown): boolean {
-    return isStripeSdkError(error) && error.statusCode === 404;
-  }
-
-  private markStreamUnavailable(error: unknown): 'unavailable' {
-    this.meterStreamUnavailable = true;
-    this.logger.warn(loggableStripeError(error), 'Meter event stream unavailable, using v1 meter events');
-    return 'unavailable';
-  }
-
-  private failAll(batch: MeterEventInput[], error: unknown): MeterEventOutcome[] {
-    const mapped = toBillingError(error, { secrets: [this.secretKey] });
-    this.logger.warn({ count: batch.length, ...loggableStripeError(error) }, 'Meter events not delivered');
-    return batch.map((e) => ({
-      identifier: e.identifier,
-      status: 'failed',
-      retryable: mapped.details.retryable === true,
-      error: { code: mapped.code, message: mapped.message },
-    }));
-  }
-
-  /** A valid session token, shared by concurrent callers and renewed before it expires. */
-  private async meterSessionToken(): Promise<string> {
-    const session = this.meterSession;
-    if (session && session.expiresAt - Date.now() > METER_SESSION_RENEW_MARGIN_MS) return session.token;
-    if (!this.meterSessionPending) {
-      this.meterSessionPending = (async () => {
-        try {
-          const created = await this.stripe.v2.billing.meterEventSession.create();
-          const expiresAt = Date.parse(created.expires_at);
-          this.meterSession = {
-            token: created.authentication_token,
-            // Stripe documents 15 minutes; trust its answer when it is readable.
-            expiresAt: Number.isFinite(expiresAt) ? expiresAt : Date.now() + 15 * 60_000,
-          };
-          return created.authentication_token;
-        } finally {
-          this.meterSessionPending = null;
-        }
-      })();
-    }
-    return this.meterSessionPending;
-  }
-
-  private async sendThroughV1(events: MeterEventInput[]): Promise<MeterEventOutcome[]> {
-    const outcomes = new Array<MeterEventOutcome>(events.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < events.length) {
-        const index = next++;
-        outcomes[index] = await this.sendOneV1(events[index]);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(V1_METER_EVENT_CONCURRENCY, events.length) }, worker));
-    return outcomes;
-  }
-
-  private async sendOneV1(event: MeterEventInput): Promise<MeterEventOutcome> {
-    try {
-      await this.call('billing.meter_events.create', () =>
-        this.stripe.billing.meterEvents.create(
-          {
-            event_name: event.eventName,
-            identifier: event.identifier,
-            timestamp: toUnixSeconds(event.timestamp),
-            payload: { stripe_customer_id: event.stripeCustomerId, value: String(event.value) },
-          },
-          { idempotencyKey: meterEventIdempotencyKey(event.identifier) },
-        ),
-      );
-      return { identifier: event.identifier, status: 'accepted', retryable: false };
-    } catch (error) {
-      const mapped = error instanceof BillingError ? error : toBillingError(error);
-      const cause = (mapped as { cause?: unknown }).cause;
-      // Stripe rejects a second event with an identifier it has seen: it was delivered before.
-      if (
-        mapped.code === ErrorCode.CONFLICT ||
-        (isStripeSdkError(cause) && /identifier/i.test(cause.message) && /already|duplicate|exists/i.test(cause.message))
-      ) {
-        return { identifier: event.identifier, status: 'duplicate', retryable: false };
-      }
-      return {
-        identifier: event.identifier,
-        status: 'failed',
-        retryable: mapped.details.retryable === true,
-        error: { code: mapped.code, message: mapped.message },
-      };
-    }
+  sendMeterEvents(events: MeterEventInput[]): Promise<SendMeterEventsResult> {
+    return this.meterEvents.send(events);
   }
 
   // Events and webhooks

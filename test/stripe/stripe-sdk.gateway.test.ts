@@ -421,7 +421,7 @@ describe(StripeSdkGateway.name, () => {
         await streaming.sendMeterEvents([event()]);
         expect(sessions()).toBe(2);
         // A session within a minute of its end is replaced before use.
-        const cached = (streaming as unknown as { meterSession: { expiresAt: number } }).meterSession;
+        const cached = (streaming as unknown as { meterEvents: { session: { expiresAt: number } } }).meterEvents.session;
         cached.expiresAt = Date.now() + 30_000;
         await streaming.sendMeterEvents([event()]);
         expect(sessions()).toBe(3);
