@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, type CatalogSyncOptions } from './catalog-change';
-import type { CatalogDefinition, CatalogPriceDefinition, CatalogProductDefinition } from './catalog-file';
+import type { CatalogDefinition, CatalogProductDefinition } from './catalog-file';
+import { digest, money, planPrice, planProduct, termsOf } from './catalog-sync.plan';
 import { Meter } from './meter.entity';
 import { Price, type PriceIntervalValue } from './price.entity';
 import { Product } from './product.entity';
@@ -29,53 +29,6 @@ export interface CatalogSyncResult {
   /** Entries left alone because they collide with Stripe objects Tollgate does not own. */
   conflicts: CatalogChange[];
   stripe: CatalogStripeState;
-}
-
-function digest(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 24);
-}
-
-/** The immutable terms of a Stripe price, as the catalog file states them. */
-interface PriceTerms {
-  productId: string | null;
-  currency: string;
-  unitAmount: number;
-  recurring: { interval: string; intervalCount: number; usageType: string; meterId: string | null } | null;
-}
-
-function termsOf(def: CatalogPriceDefinition, productId: string | null, meterId: string | null): PriceTerms {
-  return {
-    productId,
-    currency: def.currency,
-    unitAmount: def.unitAmount,
-    recurring: def.interval
-      ? {
-          interval: def.interval,
-          intervalCount: def.intervalCount ?? 1,
-          usageType: def.usageType ?? 'licensed',
-          meterId: def.usageType === 'metered' ? meterId : null,
-        }
-      : null,
-  };
-}
-
-function describeTermChanges(price: PriceSnapshot, want: PriceTerms): string[] {
-  const diffs: string[] = [];
-  if (price.productId !== want.productId) diffs.push(`product ${price.productId} → ${want.productId ?? '(new)'}`);
-  if (price.currency !== want.currency) diffs.push(`currency ${price.currency} → ${want.currency}`);
-  if (price.unitAmount !== want.unitAmount) diffs.push(`unit amount ${price.unitAmount ?? 'none'} → ${want.unitAmount}`);
-  const r = price.recurring;
-  const w = want.recurring;
-  const interval = (x: { interval: string; intervalCount: number } | null) => (x ? `${x.intervalCount > 1 ? `${x.intervalCount} ` : ''}${x.interval}` : 'one-time');
-  if (interval(r) !== interval(w)) diffs.push(`interval ${interval(r)} → ${interval(w)}`);
-  if ((r?.usageType ?? null) !== (w?.usageType ?? null) && r && w) diffs.push(`usage ${r.usageType} → ${w.usageType}`);
-  if (r && w && w.usageType === 'metered' && r.meterId !== w.meterId) diffs.push(`meter ${r.meterId ?? 'none'} → ${w.meterId ?? '(new)'}`);
-  return diffs;
-}
-
-function money(def: CatalogPriceDefinition): string {
-  const per = def.interval ? `/${(def.intervalCount ?? 1) > 1 ? `${def.intervalCount} ` : ''}${def.interval}` : ' once';
-  return `${def.unitAmount} ${def.currency}${per}${def.usageType === 'metered' ? ` per unit of ${def.meter}` : ''}`;
 }
 
 /**
@@ -154,16 +107,9 @@ export class CatalogSyncService {
         const meterId = p.meter ? state.meters[p.meter] ?? null : null;
         const want = termsOf(p, productId, meterId);
         const holder = allPrices.find((x) => x.lookupKey === p.lookupKey);
-        if (holder && !isOwned(holder)) {
-          changes.push({
-            where: 'stripe',
-            action: 'conflict',
-            object: 'price',
-            key: p.lookupKey,
-            detail: `lookup key held by ${holder.id}, which Tollgate does not manage; left alone`,
-          });
-          continue;
-        }
+        const decision = planPrice(p, holder, want, isOwned);
+        if (decision.kind !== 'keep') changes.push(decision.change);
+        if (decision.kind === 'conflict') continue;
         const metadata = { ...OWNER_METADATA, tollgate_code: def.code };
         const create = async (key: string, transfer: boolean) =>
           (
@@ -181,30 +127,29 @@ export class CatalogSyncService {
             })
           ).id;
 
-        if (!holder) {
-          changes.push({ where: 'stripe', action: 'create', object: 'price', key: p.lookupKey, detail: money(p) });
-          state.prices[p.lookupKey] = dryRun ? null : await create(idempotencyKey('catalog.price.create', p.lookupKey, digest(want)), false);
-        } else {
-          const diffs = describeTermChanges(holder, want);
-          if (diffs.length === 0) {
-            state.prices[p.lookupKey] = holder.id;
-            if (!holder.active) {
-              changes.push({ where: 'stripe', action: 'reactivate', object: 'price', key: p.lookupKey, detail: `${holder.id} (${money(p)})` });
-              if (!dryRun) {
-                await gw.updatePrice({ id: holder.id, active: true, idempotencyKey: idempotencyKey('catalog.price.activate', holder.id, catalogDigest) });
-              }
+        switch (decision.kind) {
+          case 'create':
+            state.prices[p.lookupKey] = dryRun ? null : await create(idempotencyKey('catalog.price.create', p.lookupKey, digest(want)), false);
+            break;
+          case 'keep':
+            state.prices[p.lookupKey] = decision.holder.id;
+            break;
+          case 'reactivate':
+            state.prices[p.lookupKey] = decision.holder.id;
+            if (!dryRun) {
+              await gw.updatePrice({ id: decision.holder.id, active: true, idempotencyKey: idempotencyKey('catalog.price.activate', decision.holder.id, catalogDigest) });
             }
-          } else {
-            // Stripe prices are immutable: the replacement takes the lookup key over first, so
-            // the key always names a price, then the old price is archived.
-            changes.push({ where: 'stripe', action: 'replace', object: 'price', key: p.lookupKey, detail: `${diffs.join(', ')}; archives ${holder.id}` });
-            state.prices[p.lookupKey] = dryRun
-              ? null
-              : await create(idempotencyKey('catalog.price.create', p.lookupKey, 'replaces', holder.id, digest(want)), true);
-            if (holder.active && !dryRun) {
-              await gw.updatePrice({ id: holder.id, active: false, idempotencyKey: idempotencyKey('catalog.price.archive', holder.id) });
+            break;
+          case 'replace': {
+            // The replacement takes the lookup key over first, so the key always names a price,
+            // then the old price is archived.
+            const old = decision.holder;
+            state.prices[p.lookupKey] = dryRun ? null : await create(idempotencyKey('catalog.price.create', p.lookupKey, 'replaces', old.id, digest(want)), true);
+            if (old.active && !dryRun) {
+              await gw.updatePrice({ id: old.id, active: false, idempotencyKey: idempotencyKey('catalog.price.archive', old.id) });
             }
-            state.archivedPriceIds.add(holder.id);
+            state.archivedPriceIds.add(old.id);
+            break;
           }
         }
         const id = state.prices[p.lookupKey];
@@ -243,48 +188,31 @@ export class CatalogSyncService {
   }
 
   private async syncProduct(def: CatalogProductDefinition, owned: ProductSnapshot[], changes: CatalogChange[], dryRun: boolean): Promise<string | null> {
-    const candidates = owned.filter((p) => p.metadata.tollgate_code === def.code);
-    const found = candidates.find((p) => p.active) ?? candidates[0];
-    const active = def.active ?? true;
-    if (!found) {
-      changes.push({ where: 'stripe', action: 'create', object: 'product', key: def.code, detail: def.name });
+    const decision = planProduct(def, owned);
+    if (decision.kind === 'keep') return decision.product.id;
+    changes.push(decision.change);
+    if (decision.kind === 'create') {
       if (dryRun) return null;
       const created = await this.gateway.createProduct({
         name: def.name,
         description: def.description,
-        active,
+        active: def.active ?? true,
         metadata: { ...OWNER_METADATA, tollgate_code: def.code },
         idempotencyKey: idempotencyKey('catalog.product.create', def.code),
       });
       return created.id;
     }
-    const diffs: string[] = [];
-    const update: { name?: string; description?: string; active?: boolean } = {};
-    if (found.name !== def.name) {
-      diffs.push(`name "${found.name}" → "${def.name}"`);
-      update.name = def.name;
+    const { product, update } = decision;
+    if (!dryRun) {
+      // `updated` moves with every change, so the key is stable for retries of this update
+      // and different for any later one.
+      await this.gateway.updateProduct({
+        id: product.id,
+        ...update,
+        idempotencyKey: idempotencyKey('catalog.product.update', product.id, product.updatedAt?.getTime() ?? 0, digest(update)),
+      });
     }
-    if ((found.description ?? null) !== (def.description ?? null)) {
-      diffs.push(def.description ? `description → "${def.description}"` : 'description removed');
-      update.description = def.description ?? '';
-    }
-    if (found.active !== active) {
-      diffs.push(active ? 'active again' : 'inactive');
-      update.active = active;
-    }
-    if (diffs.length) {
-      changes.push({ where: 'stripe', action: 'update', object: 'product', key: def.code, detail: `${found.id}: ${diffs.join(', ')}` });
-      if (!dryRun) {
-        // `updated` moves with every change, so the key is stable for retries of this update
-        // and different for any later one.
-        await this.gateway.updateProduct({
-          id: found.id,
-          ...update,
-          idempotencyKey: idempotencyKey('catalog.product.update', found.id, found.updatedAt?.getTime() ?? 0, digest(update)),
-        });
-      }
-    }
-    return found.id;
+    return product.id;
   }
 
   /**
