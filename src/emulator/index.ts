@@ -88,6 +88,30 @@ export interface RunningEmulator {
   events(): Record<string, any>[];
 }
 
+function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery): void {
+  registerCustomers(router, store);
+  registerPaymentMethods(router, store);
+  registerProducts(router, store);
+  registerPrices(router, store);
+  registerMeters(router, store);
+  registerSubscriptions(router, store);
+  registerInvoices(router, store);
+  registerPaymentIntents(router, store);
+  registerCheckout(router, store);
+  registerBillingPortal(router, store);
+  registerEvents(router, store, delivery);
+}
+
+/** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
+export function describeRoutes(): ReturnType<Router['describe']> {
+  const router = new Router();
+  const store = new Store();
+  const delivery = new WebhookDelivery([], () => undefined, () => 0);
+  registerRoutes(router, store, delivery);
+  delivery.close();
+  return router.describe();
+}
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '0:0:0:0:0:0:0:1']);
 
 export function isLoopback(host: string): boolean {
@@ -109,17 +133,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   store.countEndpointsFor = (type) => delivery.countFor(type);
 
   const router = new Router();
-  registerCustomers(router, store);
-  registerPaymentMethods(router, store);
-  registerProducts(router, store);
-  registerPrices(router, store);
-  registerMeters(router, store);
-  registerSubscriptions(router, store);
-  registerInvoices(router, store);
-  registerPaymentIntents(router, store);
-  registerCheckout(router, store);
-  registerBillingPortal(router, store);
-  registerEvents(router, store, delivery);
+  registerRoutes(router, store, delivery);
 
   const initialEndpoints: { id: string; secret: string }[] = [];
   const addWebhookEndpoint = (e: WebhookEndpointOption) => {

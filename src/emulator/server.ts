@@ -9,6 +9,7 @@ import { newId } from './ids';
 import { parseForm, type Params } from './params';
 import { isResult, type Ctx, type Router } from './router';
 import { DEFAULT_API_VERSION, type Store } from './store';
+import { validateParams } from './spec/validate';
 import type { FaultController } from './faults';
 
 export interface RawRequest {
@@ -216,6 +217,13 @@ export class ApiServer {
       return this.json(404, {
         error: { type: 'invalid_request_error', message: `Unrecognized request URL (${raw.method}: ${raw.path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.` },
       }, requestId);
+    }
+    if (match.spec) {
+      try {
+        validateParams(params, match.spec);
+      } catch (e) {
+        return this.errorResponse(e, requestId);
+      }
     }
     const ctx: Ctx = {
       store: this.store,

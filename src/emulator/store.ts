@@ -202,7 +202,7 @@ export function paginate(items: Obj[], p: Obj, url: string, render: (o: Obj) => 
   if (p.limit !== undefined && p.limit !== '') {
     limit = Number(p.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-      throw invalidRequest(`Invalid integer: ${p.limit}. This value must be between 1 and 100.`, 'limit');
+      throw invalidRequest(`Invalid integer: ${p.limit}. This value must be between 1 and 100.`, 'limit', 'parameter_invalid_integer');
     }
   }
   let start = 0;

@@ -214,7 +214,7 @@ export function registerMeters(router: Router, store: Store): void {
     const agg = obj(p, 'default_aggregation');
     const formula = agg ? str(agg, 'formula') : undefined;
     if (!formula) throw invalidRequest('Missing required param: default_aggregation.', 'default_aggregation', 'parameter_missing');
-    if (!['sum', 'count', 'last'].includes(formula)) throw invalidRequest(`Invalid default_aggregation[formula]: must be one of sum, count, or last`, 'default_aggregation[formula]');
+    if (!['sum', 'count', 'last'].includes(formula)) throw invalidRequest(`Invalid default_aggregation[formula]: must be one of count, last, or sum`, 'default_aggregation[formula]', 'parameter_invalid_string');
     if ([...store.table('billing.meter').values()].some((m) => m.event_name === eventName && m.status === 'active')) {
       throw invalidRequest(`An active meter with event_name \`${eventName}\` already exists.`, 'event_name', 'resource_already_exists');
     }
@@ -327,7 +327,7 @@ export function registerMeters(router: Router, store: Store): void {
     }
     const valueKey = meter?.value_settings.event_payload_key ?? 'value';
     if (payload[valueKey] !== undefined && !Number.isFinite(Number(payload[valueKey]))) {
-      throw invalidRequest(`Invalid payload[${valueKey}]: must be a number.`, `payload[${valueKey}]`);
+      throw invalidRequest(`Invalid payload[${valueKey}]: must be a number.`, `payload[${valueKey}]`, 'parameter_invalid_integer');
     }
     const identifier = str(p, 'identifier') ?? newId('', 32);
     const timestamp = int(p, 'timestamp') ?? store.now();

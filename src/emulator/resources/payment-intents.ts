@@ -4,7 +4,7 @@
  */
 import { ApiError, invalidRequest, noSuch } from '../errors';
 import { newId, randomToken } from '../ids';
-import { applyMetadata, bool, int, str } from '../params';
+import { applyMetadata, bool, int, obj, str } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
@@ -174,6 +174,10 @@ export function registerPaymentIntents(router: Router, store: Store): void {
       metadata: applyMetadata({}, p),
       setupFutureUsage: str(p, 'setup_future_usage'),
     });
+    const apm = obj(p, 'automatic_payment_methods');
+    if (apm) {
+      pi.automatic_payment_methods = { allow_redirects: str(apm, 'allow_redirects') ?? 'always', enabled: bool(apm, 'enabled') ?? false };
+    }
     const pm = str(p, 'payment_method');
     if (pm) {
       pi.payment_method = resolvePaymentMethod(store, pm).id;
