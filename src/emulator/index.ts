@@ -25,6 +25,7 @@ import { registerPaymentIntents } from './resources/payment-intents';
 import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
+import { registerSearch } from './resources/search';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -100,6 +101,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerCheckout(router, store);
   registerBillingPortal(router, store);
   registerEvents(router, store, delivery);
+  registerSearch(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */

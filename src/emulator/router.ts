@@ -46,6 +46,9 @@ export interface Match {
   spec: ParamNode | undefined;
 }
 
+/** Static sub-paths Stripe serves beside `/:id`: never taken for an object id. */
+const RESERVED_SEGMENTS = new Set(['search', 'create_preview', 'upcoming']);
+
 export class Router {
   private readonly routes: Route[] = [];
 
@@ -82,6 +85,7 @@ export class Router {
       if (!m) continue;
       pathMatched = true;
       if (r.method !== method) continue;
+      if (r.names.some((_n, i) => RESERVED_SEGMENTS.has(m[i + 1]))) continue;
       // The route with the most literal segments wins, so static sub-paths (`/search`,
       // `/create_preview`, `/upcoming`) are never taken for an `/:id`, whatever the order
       // the resources registered them in.

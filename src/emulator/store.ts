@@ -174,7 +174,7 @@ export function applyExpand(store: Store, root: Obj, paths: string[]): Obj {
 function expandAt(store: Store, node: any, parts: string[], full: string): void {
   if (node === null || typeof node !== 'object') return;
   const [head, ...rest] = parts;
-  if (node.object === 'list' && head === 'data') {
+  if ((node.object === 'list' || node.object === 'search_result') && head === 'data') {
     for (const item of node.data) if (rest.length) expandAt(store, item, rest, full);
     return;
   }

@@ -69,17 +69,6 @@ function applyPaymentSettings(store: Store, c: Obj, p: Obj): void {
 const SIMPLE_FIELDS = ['email', 'name', 'description', 'phone'] as const;
 
 export function registerCustomers(router: Router, store: Store): void {
-  router.add('GET', '/v1/customers/search', (ctx) => {
-    // Supports the common `email:'x'` and `metadata['k']:'v'` queries.
-    const q = str(ctx.params, 'query') ?? '';
-    let items = store.list('customer');
-    const email = /email:['"]([^'"]*)['"]/.exec(q);
-    if (email) items = items.filter((c) => c.email === email[1]);
-    const meta = /metadata\[['"]([^'"]+)['"]\]:['"]([^'"]*)['"]/.exec(q);
-    if (meta) items = items.filter((c) => c.metadata[meta[1]] === meta[2]);
-    const data = items.slice(0, Number(ctx.params.limit ?? 10)).map((c) => store.render(c));
-    return { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/customers/search' };
-  });
   router.add('POST', '/v1/customers', (ctx) => {
     const p = ctx.params;
     const c = createCustomer(store, { email: str(p, 'email'), name: str(p, 'name'), metadata: applyMetadata({}, p) });

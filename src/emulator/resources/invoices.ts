@@ -272,9 +272,16 @@ export function registerInvoices(router: Router, store: Store): void {
   });
   store.includables.set('invoice_payment', {});
 
-  router.add('GET', '/v1/invoices/upcoming', () => {
-    throw invalidRequest('The upcoming invoice endpoint was removed; use POST /v1/invoices/create_preview.', undefined, 'parameter_unknown');
-  });
+  // Removed in API version 2025-03-31.basil (this emulator speaks a later one), as on Stripe.
+  const upcomingRemoved = () => {
+    throw invalidRequest(
+      `The upcoming invoice endpoint was removed in API version 2025-03-31.basil; use POST /v1/invoices/create_preview instead.`,
+      undefined,
+      'parameter_unknown',
+    );
+  };
+  router.add('GET', '/v1/invoices/upcoming', upcomingRemoved);
+  router.add('GET', '/v1/invoices/upcoming/lines', upcomingRemoved);
 
   router.add('GET', '/v1/invoices/:id', (ctx) => out(ctx, getInvoice(store, ctx.pathParams.id)));
 
