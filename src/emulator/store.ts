@@ -207,6 +207,9 @@ export function paginate(items: Obj[], p: Obj, url: string, render: (o: Obj) => 
   }
   let start = 0;
   let end = items.length;
+  if (p.starting_after && p.ending_before) {
+    throw invalidRequest('You may only specify one of these parameters: ending_before, starting_after.', 'ending_before', 'parameters_exclusive');
+  }
   if (p.starting_after) {
     const i = items.findIndex((o) => o.id === p.starting_after);
     if (i < 0) throw invalidRequest(`No such object: '${p.starting_after}'`, 'starting_after', 'resource_missing');

@@ -180,9 +180,14 @@ export function registerPaymentMethods(router: Router, store: Store): void {
     if (type) items = items.filter((pm) => pm.type === type);
     return listOut(ctx, items);
   };
-  router.add('GET', '/v1/payment_methods', (ctx) => listFor(ctx, str(ctx.params, 'customer')));
+  router.add('GET', '/v1/payment_methods', (ctx) => {
+    const customer = str(ctx.params, 'customer');
+    // As the nested route does, a customer that does not exist is a 404, not an empty list.
+    if (customer && !store.get('customer', customer)) throw noSuch('customer', customer, 'customer');
+    return listFor(ctx, customer);
+  });
   router.add('GET', '/v1/customers/:id/payment_methods', (ctx) => {
-    if (!store.get('customer', ctx.pathParams.id)) throw noSuch('customer', ctx.pathParams.id);
+    if (!store.get('customer', ctx.pathParams.id)) throw noSuch('customer', ctx.pathParams.id, 'customer');
     return listFor(ctx, ctx.pathParams.id);
   });
 }
