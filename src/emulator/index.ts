@@ -26,6 +26,9 @@ import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
 import { registerSearch } from './resources/search';
+import { registerSubscriptionItems } from './resources/subscription-items';
+import { registerInvoiceItems } from './resources/invoice-items';
+import { registerCoupons } from './resources/coupons';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -102,6 +105,9 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerBillingPortal(router, store);
   registerEvents(router, store, delivery);
   registerSearch(router, store);
+  registerSubscriptionItems(router, store);
+  registerInvoiceItems(router, store);
+  registerCoupons(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */

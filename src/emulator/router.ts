@@ -76,6 +76,14 @@ export class Router {
     this.routes.push({ method, pattern, regex, names, literals, handler, spec });
   }
 
+  /** Replaces the handler of an existing route by one built around it (extra behaviour for a route another file owns). */
+  wrap(method: string, pattern: string, build: (original: Handler) => Handler): void {
+    const key = routeKey(method, pattern);
+    const route = this.routes.find((r) => routeKey(r.method, r.pattern) === key);
+    if (!route) throw new Error(`no route ${key} to wrap`);
+    route.handler = build(route.handler);
+  }
+
   /** Returns the handler and path params, `'method'` when the path exists with another method. */
   match(method: string, path: string): Match | 'method' | undefined {
     let pathMatched = false;

@@ -41,6 +41,8 @@ export class Store {
   /** Number of webhook endpoints an event would be delivered to (set by the delivery service). */
   countEndpointsFor: (type: string) => number = () => 0;
   invoiceSequence = 0;
+  /** Discount ids for the subscription being created in this request (its first invoice uses them). */
+  pendingSubscriptionDiscounts: string[] | null = null;
   /** Public base URL of this emulator (hosted pages). */
   baseUrl = "";
 
