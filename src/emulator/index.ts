@@ -29,6 +29,8 @@ import { registerSearch } from './resources/search';
 import { registerSubscriptionItems } from './resources/subscription-items';
 import { registerInvoiceItems } from './resources/invoice-items';
 import { registerCoupons } from './resources/coupons';
+import { registerSetupIntents } from './resources/setup-intents';
+import { registerRefunds } from './resources/refunds';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -108,6 +110,8 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerSubscriptionItems(router, store);
   registerInvoiceItems(router, store);
   registerCoupons(router, store);
+  registerSetupIntents(router, store);
+  registerRefunds(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
