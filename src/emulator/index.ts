@@ -31,6 +31,7 @@ import { registerInvoiceItems } from './resources/invoice-items';
 import { registerCoupons } from './resources/coupons';
 import { registerSetupIntents } from './resources/setup-intents';
 import { registerRefunds } from './resources/refunds';
+import { registerCustomerExtras } from './resources/customer-extras';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -112,6 +113,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerCoupons(router, store);
   registerSetupIntents(router, store);
   registerRefunds(router, store);
+  registerCustomerExtras(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */

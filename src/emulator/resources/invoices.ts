@@ -9,6 +9,7 @@ import { publicCopy } from '../store';
 import { missingParam } from '../errors';
 import { createInvoiceItem } from './invoice-items';
 import { afterInvoiced, discountIds } from './coupons';
+import { balanceTransaction } from './customer-extras';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
@@ -173,7 +174,7 @@ export function recomputeInvoice(store: Store, inv: Obj): void {
   inv.total_discount_amounts = totalDiscounts;
   inv.total = total;
   inv.total_excluding_tax = total;
-  inv.amount_due = Math.max(0, total - (inv.starting_balance < 0 ? Math.min(-inv.starting_balance, Math.max(0, total)) : 0));
+  inv.amount_due = Math.max(0, total + inv.starting_balance);
   inv.amount_remaining = inv.status === 'paid' ? 0 : inv.amount_due - inv.amount_paid;
   inv.lines.total_count = lines.length;
 }
@@ -316,7 +317,14 @@ export function finalizeInvoice(store: Store, inv: Obj): void {
   inv.status_transitions.finalized_at = store.now();
   inv.effective_at = store.now();
   if (inv.collection_method === 'send_invoice') inv.due_date = store.now() + (inv._days_until_due ?? 30) * 86400;
+  // The customer's balance (credit or debt) in the invoice's currency is applied now.
+  if (c && c.balance !== 0 && (c.currency ?? inv.currency) === inv.currency) inv.starting_balance = c.balance;
   recomputeInvoice(store, inv);
+  if (c && inv.starting_balance !== 0) {
+    const ending = inv.total + inv.starting_balance - inv.amount_due;
+    inv.ending_balance = ending;
+    balanceTransaction(store, c, { amount: ending - inv.starting_balance, currency: inv.currency, type: 'applied_to_invoice', invoice: inv.id });
+  } else inv.ending_balance = 0;
   if (inv.amount_due > 0) {
     const pi = createPaymentIntent(store, {
       amount: inv.amount_due,
