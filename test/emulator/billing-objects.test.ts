@@ -141,4 +141,32 @@ describe('subscription items, invoice items, draft invoices, coupons', () => {
     expect((await h.stripe.coupons.del('FIVE')).deleted).toBe(true);
     expect((await failure(h.stripe.coupons.retrieve('FIVE'))).statusCode).toBe(404);
   });
+
+  it('takes a promotion code on a Checkout page that allows them, and the subscription invoice is discounted', async () => {
+    const price = await recurringPrice(h.stripe, 4000);
+    const coupon = await h.stripe.coupons.create({ percent_off: 50, duration: 'once' });
+    await h.stripe.promotionCodes.create({ promotion: { type: 'coupon', coupon: coupon.id }, code: 'HALF' });
+    const session = await h.stripe.checkout.sessions.create({
+      mode: 'subscription',
+      line_items: [{ price: price.id, quantity: 1 }],
+      allow_promotion_codes: true,
+      success_url: 'https://example.com/ok',
+    });
+    expect(session.allow_promotion_codes).toBe(true);
+    const page = await (await fetch(session.url as string)).text();
+    expect(page).toContain('name="promotion_code"');
+    const res = await fetch(session.url as string, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ email: 'checkout-promo@example.com', card: 'pm_card_visa', promotion_code: 'half' }).toString(),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(303);
+    const done = await h.stripe.checkout.sessions.retrieve(session.id, { expand: ['subscription.latest_invoice'] });
+    const invoice = (done.subscription as Stripe.Subscription).latest_invoice as Stripe.Invoice;
+    expect([invoice.subtotal, invoice.total]).toEqual([4000, 2000]);
+    expect(done.total_details?.amount_discount).toBe(2000);
+    const both = await failure(h.stripe.checkout.sessions.create({ mode: 'subscription', line_items: [{ price: price.id, quantity: 1 }], allow_promotion_codes: true, discounts: [{ coupon: coupon.id }], success_url: 'https://example.com/ok' }));
+    expect(both.code).toBe('parameters_exclusive');
+  });
 });
