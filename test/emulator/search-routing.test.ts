@@ -1,4 +1,4 @@
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { startHarness, type Harness } from './helpers';
 
 async function failure(p: Promise<unknown>): Promise<Stripe.errors.StripeError> {

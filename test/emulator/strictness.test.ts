@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { describeRoutes } from '../../src/emulator';
 import { buildSpecs, GENERATED_FILE, render } from '../../src/emulator/spec/generate';
 import { startHarness, type Harness } from './helpers';

@@ -9,7 +9,7 @@ import { applyMetadata, bool, int, obj, str } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import { publicCopy, type Obj, type Store } from '../store';
-import { invoiceItemLine, lineObject, recomputeInvoice } from './invoices';
+import { invoiceItemLine, lineObject, recomputeInvoice } from './invoice-lines';
 
 /** Creates an invoice item from Stripe's parameters; `prefix` names params inside `lines[i]`. */
 export function createInvoiceItem(store: Store, p: Obj, prefix = ''): Obj {

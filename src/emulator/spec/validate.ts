@@ -10,7 +10,8 @@
  * required names and `'~'` says a scalar is accepted in place of the object. Arrays are
  * transparent: each element is checked against the node.
  */
-import { ApiError, invalidRequest, missingParam, unknownParam } from '../errors';
+import type { ApiError} from '../errors';
+import { invalidRequest, missingParam, unknownParam } from '../errors';
 
 export type ParamNode = string | readonly string[] | { readonly [k: string]: ParamNode };
 
