@@ -304,7 +304,8 @@ export function registerCoupons(router: Router, store: Store): void {
     sub.discounts = [];
     store.emit('customer.discount.deleted', d);
     store.emit('customer.subscription.updated', sub, diff(before, store.render(sub)));
-    return { ...publicCopy(d), deleted: true };
+    const { end: _end, ...rest } = publicCopy(d);
+    return { ...rest, deleted: true };
   });
 
   router.add('DELETE', '/v1/customers/:id/discount', (ctx) => {
@@ -316,6 +317,7 @@ export function registerCoupons(router: Router, store: Store): void {
     c.discount = null;
     store.emit('customer.discount.deleted', d);
     store.emit('customer.updated', c, diff(before, store.render(c)));
-    return { ...publicCopy(d), deleted: true };
+    const { end: _end, ...rest } = publicCopy(d) as Obj;
+    return { ...rest, deleted: true };
   });
 }

@@ -69,6 +69,7 @@ export function createInvoiceItem(store: Store, p: Obj, prefix = ''): Obj {
     pricing: price ? { price_details: { price: price.id, product: price.product }, type: 'price_details', unit_amount_decimal: price.unit_amount_decimal } : null,
     proration: false,
     quantity,
+    quantity_decimal: String(quantity),
     tax_rates: [],
     test_clock: null,
   };
@@ -118,6 +119,7 @@ export function registerInvoiceItems(router: Router, store: Store): void {
     if (quantity !== undefined) {
       const unit = ii.quantity ? ii.amount / ii.quantity : ii.amount;
       ii.quantity = quantity;
+      ii.quantity_decimal = String(quantity);
       if (amount === undefined) ii.amount = Math.round(unit * quantity);
     }
     if (amount !== undefined) ii.amount = amount;

@@ -75,6 +75,7 @@ export function lineObject(store: Store, invoiceId: string, currency: string, su
       ? { price_details: { price: l.price.id, product: l.price.product }, type: 'price_details', unit_amount_decimal: l.price.unit_amount_decimal }
       : null,
     quantity: l.quantity,
+    quantity_decimal: l.quantity === null ? null : String(l.quantity),
     subscription: subscriptionId,
     subtotal: l.amount,
     taxes: [],

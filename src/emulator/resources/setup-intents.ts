@@ -76,6 +76,7 @@ export function registerSetupIntents(router: Router, store: Store): void {
     const si: Obj = {
       id,
       object: 'setup_intent',
+      allowed_payment_method_types: strList(p, 'allowed_payment_method_types') ?? null,
       application: null,
       automatic_payment_methods: apm ? { allow_redirects: str(apm, 'allow_redirects') ?? 'always', enabled: bool(apm, 'enabled') ?? false } : null,
       cancellation_reason: null,
