@@ -102,4 +102,16 @@ describe('payment methods, SetupIntents, capture and refunds', () => {
     expect(refund.amount).toBe(1200);
     expect(h.emu.events().slice(mark).map((e) => e.type)).toEqual(['refund.created', 'charge.refunded']);
   });
+
+  it('asks for authentication on a 3-D Secure card and saves it once the customer authenticates', async () => {
+    const customer = await h.stripe.customers.create({ email: 'setup-3ds@example.com' });
+    const si = await h.stripe.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_authenticationRequired', confirm: true });
+    expect(si.status).toBe('requires_action');
+    expect(si.next_action?.type).toBe('use_stripe_sdk');
+    const res = await fetch(`${h.emu.url}/_emulator/setup_intents/${si.id}/authenticate`, { method: 'POST', body: JSON.stringify({ outcome: 'succeed' }) });
+    expect(res.status).toBe(200);
+    const done = await h.stripe.setupIntents.retrieve(si.id);
+    expect(done.status).toBe('succeeded');
+    expect((await h.stripe.paymentMethods.retrieve(done.payment_method as string)).customer).toBe(customer.id);
+  });
 });

@@ -37,7 +37,10 @@ function confirm(store: Store, si: Obj, pmParam: string | undefined): void {
   const outcome = chargeOutcome(pm);
   if (outcome === 'requires_action') {
     si.status = 'requires_action';
-    si.next_action = { type: 'use_stripe_sdk', use_stripe_sdk: { type: 'three_d_secure_redirect', source: pm.id } };
+    si.next_action = {
+      type: 'use_stripe_sdk',
+      use_stripe_sdk: { type: 'three_d_secure_redirect', stripe_js: `${store.baseUrl}/_emulator/setup_intents/${si.id}/authenticate`, source: pm.id },
+    };
     store.emit('setup_intent.requires_action', si);
     return;
   }
@@ -64,6 +67,25 @@ function confirm(store: Store, si: Obj, pmParam: string | undefined): void {
   si.next_action = null;
   si.last_setup_error = null;
   store.emit('setup_intent.succeeded', si);
+}
+
+/** Finishes (or fails) the 3-D Secure step of a `requires_action` SetupIntent; emulator-only. */
+export function authenticateSetupIntent(store: Store, id: string, succeed: boolean): Obj {
+  const si = store.get('setup_intent', id);
+  if (!si) throw noSuch('setup_intent', id);
+  if (si.status !== 'requires_action') throw invalidRequest(`SetupIntent ${id} does not require action (status ${si.status}).`);
+  si.next_action = null;
+  if (succeed) {
+    const pm = store.get('payment_method', si.payment_method);
+    if (pm && si.customer) attachPaymentMethod(store, pm, si.customer);
+    si.status = 'succeeded';
+    store.emit('setup_intent.succeeded', si);
+  } else {
+    si.status = 'requires_payment_method';
+    si.last_setup_error = { code: 'setup_intent_authentication_failure', message: 'The latest attempt to set up the payment method has failed because authentication failed.', type: 'invalid_request_error' };
+    store.emit('setup_intent.setup_failed', si);
+  }
+  return si;
 }
 
 export function registerSetupIntents(router: Router, store: Store): void {
