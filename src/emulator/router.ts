@@ -2,7 +2,7 @@
 import type { Params } from './params';
 import type { Obj, Store } from './store';
 import { applyExpand, paginate } from './store';
-import { expandList } from './params';
+import { expandList, rangeFilter } from './params';
 import { ROUTE_PARAM_TYPES, routeKey } from './spec/routes';
 import { STRIPE_PARAMS } from './spec/stripe-params.generated';
 import type { ParamNode } from './spec/validate';
@@ -118,6 +118,9 @@ export function isResult(x: unknown): x is HandlerResult {
 
 /** A Stripe list of the given newest-first objects, paginated, with `expand[]=data.*` applied. */
 export function listOut(ctx: Ctx, items: Obj[]): Obj {
+  // `created` (exact or `created[gt|gte|lt|lte]`) filters every list whose request type has it.
+  const created = rangeFilter(ctx.params, 'created');
+  if (created) items = items.filter((o) => typeof o.created === 'number' && created(o.created));
   const list = paginate(items, ctx.params, ctx.path, (o) => ctx.store.render(o));
   return applyExpand(ctx.store, list, expandList(ctx.params));
 }

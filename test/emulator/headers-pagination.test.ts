@@ -72,4 +72,15 @@ describe('headers and lists the SDK relies on', () => {
       expect([e.statusCode, e.code, e.message]).toEqual([404, 'resource_missing', "No such customer: 'cus_missing'"]);
     }
   });
+
+  it('filters lists by created ranges as Stripe does', async () => {
+    const a = await h.stripe.coupons.create({ percent_off: 5 });
+    h.emu.advanceClock(120);
+    const b = await h.stripe.coupons.create({ percent_off: 6 });
+    const after = await h.stripe.coupons.list({ created: { gt: a.created } });
+    expect(after.data.map((c) => c.id)).toEqual([b.id]);
+    const exact = await h.stripe.coupons.list({ created: a.created });
+    expect(exact.data.map((c) => c.id)).toContain(a.id);
+    expect(exact.data.map((c) => c.id)).not.toContain(b.id);
+  });
 });

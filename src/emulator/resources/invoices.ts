@@ -4,7 +4,7 @@
  */
 import { cardError, invalidRequest, noSuch } from '../errors';
 import { newId } from '../ids';
-import { applyMetadata, arr, bool, int, str } from '../params';
+import { applyMetadata, arr, bool, int, rangeFilter, str } from '../params';
 import { publicCopy } from '../store';
 import { missingParam } from '../errors';
 import { createInvoiceItem } from './invoice-items';
@@ -499,6 +499,10 @@ export function registerInvoices(router: Router, store: Store): void {
     if (subscription) items = items.filter((x) => x.parent?.subscription_details?.subscription === subscription);
     const status = str(ctx.params, 'status');
     if (status) items = items.filter((x) => x.status === status);
+    const method = str(ctx.params, 'collection_method');
+    if (method) items = items.filter((x) => x.collection_method === method);
+    const due = rangeFilter(ctx.params, 'due_date');
+    if (due) items = items.filter((x) => x.due_date !== null && due(x.due_date));
     return listOut(ctx, items);
   });
 
