@@ -105,4 +105,18 @@ describe('strict like Stripe', () => {
     const page = await h.stripe.customers.list({ limit: 1, email: 'ok@example.com', expand: ['data.invoice_settings.default_payment_method'] });
     expect(page.data.map((x) => x.id)).toEqual([c.id]);
   });
+
+  it('keeps the customer fields Stripe takes on create and update instead of dropping them', async () => {
+    const c = await h.stripe.customers.create({
+      email: 'profile@example.com',
+      balance: 250,
+      tax_exempt: 'reverse',
+      preferred_locales: ['fr', 'en'],
+      address: { line1: '1 Rue de la Paix', city: 'Paris', country: 'FR' },
+    });
+    expect([c.balance, c.tax_exempt, c.preferred_locales, c.address?.city]).toEqual([250, 'reverse', ['fr', 'en'], 'Paris']);
+    const u = await h.stripe.customers.update(c.id, { shipping: { name: 'Ada', address: { line1: '2 Main St', country: 'US' } }, address: '' as never });
+    expect(u.shipping?.address?.line1).toBe('2 Main St');
+    expect(u.address).toBeNull();
+  });
 });
