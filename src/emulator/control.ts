@@ -8,6 +8,7 @@ import type { FaultController, FaultSpec } from './faults';
 import type { WebhookDelivery } from './webhooks';
 import { meterLog } from './resources/meters';
 import { authenticateIntent } from './resources/payment-intents';
+import { authenticateSetupIntent } from './resources/setup-intents';
 
 export interface ControlDeps {
   store: Store;
@@ -79,6 +80,15 @@ export function controlRoutes(d: ControlDeps): (req: RawRequest) => RawResponse 
           pi = d.store.render(authenticateIntent(d.store, auth[1], outcome !== 'fail'));
         });
         return json(200, pi);
+      }
+      const setupAuth = /^\/setup_intents\/([^/]+)\/authenticate$/.exec(path);
+      if (setupAuth && m === 'POST') {
+        const outcome = body(req).outcome ?? 'succeed';
+        let si: unknown;
+        d.store.transaction(() => {
+          si = d.store.render(authenticateSetupIntent(d.store, setupAuth[1], outcome !== 'fail'));
+        });
+        return json(200, si);
       }
       return json(404, { error: { message: `Unknown emulator control route ${m} ${req.path}` } });
     } catch (e) {

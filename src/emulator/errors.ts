@@ -34,12 +34,26 @@ export class ApiError extends Error {
   }
 }
 
+/** Stripe's page for an error code (`parameter_missing` → .../parameter-missing). */
+export function docUrl(code: string): string {
+  return `https://stripe.com/docs/error-codes/${code.replace(/_/g, '-')}`;
+}
+
 export function invalidRequest(message: string, param?: string, code?: string): ApiError {
-  return new ApiError(400, { type: 'invalid_request_error', message, ...(param ? { param } : {}), ...(code ? { code } : {}) });
+  return new ApiError(400, {
+    type: 'invalid_request_error',
+    message,
+    ...(param ? { param } : {}),
+    ...(code ? { code, doc_url: docUrl(code) } : {}),
+  });
 }
 
 export function missingParam(param: string): ApiError {
   return invalidRequest(`Missing required param: ${param}.`, param, 'parameter_missing');
+}
+
+export function unknownParam(param: string): ApiError {
+  return invalidRequest(`Received unknown parameter: ${param}`, param, 'parameter_unknown');
 }
 
 export function noSuch(kind: string, id: string, param?: string): ApiError {

@@ -59,6 +59,7 @@ ${trial}
 ${needsEmail ? '<label>Email <input type="email" name="email" value="customer@example.com" required></label>' : `<p>Email: ${esc(s.customer_email ?? store.get('customer', s.customer)?.email ?? '')}</p>`}
 <label>Name on card <input type="text" name="name" value="Test Customer"></label>
 <label>Test card <select name="card">${cards}</select></label>
+${s.allow_promotion_codes ? '<label>Promotion code <input type="text" name="promotion_code" value=""></label>' : ''}
 <p><button type="submit">Pay</button></p>
 </form>
 ${s.cancel_url ? `<p><a href="${esc(s.cancel_url)}">Cancel</a></p>` : ''}`;
@@ -126,7 +127,7 @@ export function hostedPages(store: Store): (req: RawRequest) => RawResponse | un
       if (req.method === 'POST') {
         if (s.status !== 'open') return checkoutPage(store, s);
         const form = parseForm(req.body.toString('utf8'));
-        const error = completeCheckoutSession(store, s, { email: form.email, card: form.card, name: form.name });
+        const error = completeCheckoutSession(store, s, { email: form.email, card: form.card, name: form.name, promotionCode: form.promotion_code });
         if (error) return { ...checkoutPage(store, s, error), status: 402 };
         if (s.success_url) return redirect(String(s.success_url).split('{CHECKOUT_SESSION_ID}').join(s.id));
         return page('Payment complete', '<h1>Thanks!</h1><p>Your payment is complete.</p>');

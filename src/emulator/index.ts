@@ -25,6 +25,13 @@ import { registerPaymentIntents } from './resources/payment-intents';
 import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
+import { registerSearch } from './resources/search';
+import { registerSubscriptionItems } from './resources/subscription-items';
+import { registerInvoiceItems } from './resources/invoice-items';
+import { registerCoupons } from './resources/coupons';
+import { registerSetupIntents } from './resources/setup-intents';
+import { registerRefunds } from './resources/refunds';
+import { registerCustomerExtras } from './resources/customer-extras';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -88,6 +95,37 @@ export interface RunningEmulator {
   events(): Record<string, any>[];
 }
 
+function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery): void {
+  registerCustomers(router, store);
+  registerPaymentMethods(router, store);
+  registerProducts(router, store);
+  registerPrices(router, store);
+  registerMeters(router, store);
+  registerSubscriptions(router, store);
+  registerInvoices(router, store);
+  registerPaymentIntents(router, store);
+  registerCheckout(router, store);
+  registerBillingPortal(router, store);
+  registerEvents(router, store, delivery);
+  registerSearch(router, store);
+  registerSubscriptionItems(router, store);
+  registerInvoiceItems(router, store);
+  registerCoupons(router, store);
+  registerSetupIntents(router, store);
+  registerRefunds(router, store);
+  registerCustomerExtras(router, store);
+}
+
+/** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
+export function describeRoutes(): ReturnType<Router['describe']> {
+  const router = new Router();
+  const store = new Store();
+  const delivery = new WebhookDelivery([], () => undefined, () => 0);
+  registerRoutes(router, store, delivery);
+  delivery.close();
+  return router.describe();
+}
+
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '0:0:0:0:0:0:0:1']);
 
 export function isLoopback(host: string): boolean {
@@ -109,17 +147,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   store.countEndpointsFor = (type) => delivery.countFor(type);
 
   const router = new Router();
-  registerCustomers(router, store);
-  registerPaymentMethods(router, store);
-  registerProducts(router, store);
-  registerPrices(router, store);
-  registerMeters(router, store);
-  registerSubscriptions(router, store);
-  registerInvoices(router, store);
-  registerPaymentIntents(router, store);
-  registerCheckout(router, store);
-  registerBillingPortal(router, store);
-  registerEvents(router, store, delivery);
+  registerRoutes(router, store, delivery);
 
   const initialEndpoints: { id: string; secret: string }[] = [];
   const addWebhookEndpoint = (e: WebhookEndpointOption) => {

@@ -77,7 +77,7 @@ export function parseForm(body: string): Params {
 export function str(p: Params, key: string): string | undefined {
   const v = p[key];
   if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v === 'object') throw invalidRequest(`Invalid string: ${JSON.stringify(v)}`, key);
+  if (typeof v === 'object') throw invalidRequest(`Invalid string: ${JSON.stringify(v)}`, key, 'parameter_invalid_string');
   return String(v);
 }
 
@@ -85,7 +85,7 @@ export function int(p: Params, key: string, param = key): number | undefined {
   const v = p[key];
   if (v === undefined || v === null || v === '') return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n)) throw invalidRequest(`Invalid integer: ${v}`, param);
+  if (!Number.isInteger(n)) throw invalidRequest(`Invalid integer: ${v}`, param, 'parameter_invalid_integer');
   return n;
 }
 
@@ -93,7 +93,7 @@ export function num(p: Params, key: string, param = key): number | undefined {
   const v = p[key];
   if (v === undefined || v === null || v === '') return undefined;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isFinite(n)) throw invalidRequest(`Invalid decimal: ${v}`, param);
+  if (!Number.isFinite(n)) throw invalidRequest(`Invalid decimal: ${v}`, param, 'parameter_invalid_integer');
   return n;
 }
 
@@ -102,13 +102,13 @@ export function bool(p: Params, key: string, param = key): boolean | undefined {
   if (v === undefined || v === null || v === '') return undefined;
   if (v === true || v === 'true') return true;
   if (v === false || v === 'false') return false;
-  throw invalidRequest(`Invalid boolean: ${v}`, param);
+  throw invalidRequest(`Invalid boolean: ${v}`, param, 'parameter_invalid_string');
 }
 
 export function obj(p: Params, key: string): Params | undefined {
   const v = p[key];
   if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw invalidRequest(`Invalid object`, key);
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalidRequest(`Invalid object`, key, 'parameter_invalid_string');
   return v;
 }
 
@@ -130,7 +130,7 @@ export function applyMetadata(current: Record<string, string>, p: Params): Recor
   if (!('metadata' in p)) return current;
   const m = p.metadata;
   if (m === '' || m === null) return {};
-  if (typeof m !== 'object') throw invalidRequest('Invalid object', 'metadata');
+  if (typeof m !== 'object') throw invalidRequest('Invalid object', 'metadata', 'parameter_invalid_string');
   const next = { ...current };
   for (const [k, v] of Object.entries(m)) {
     if (v === '' || v === null) delete next[k];

@@ -9,6 +9,7 @@ import { newId } from './ids';
 import { parseForm, type Params } from './params';
 import { isResult, type Ctx, type Router } from './router';
 import { DEFAULT_API_VERSION, type Store } from './store';
+import { validateParams } from './spec/validate';
 import type { FaultController } from './faults';
 
 export interface RawRequest {
@@ -160,7 +161,9 @@ export class ApiServer {
         await this.sleep(fault.delayMs);
       }
     }
-    this.write(res, this.api(raw, requestId));
+    const apiVersion = (raw.headers['stripe-version'] as string | undefined) ?? DEFAULT_API_VERSION;
+    const idemKey = (raw.headers['idempotency-key'] as string | undefined) ?? null;
+    this.write(res, this.echo(this.api(raw, requestId), raw.method === 'POST' || raw.method === 'DELETE' ? idemKey : null, apiVersion));
   }
 
   /** Runs one API request synchronously, so each request is atomic with respect to the state. */
@@ -217,6 +220,13 @@ export class ApiServer {
         error: { type: 'invalid_request_error', message: `Unrecognized request URL (${raw.method}: ${raw.path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.` },
       }, requestId);
     }
+    if (match.spec) {
+      try {
+        validateParams(params, match.spec);
+      } catch (e) {
+        return this.errorResponse(e, requestId);
+      }
+    }
     const ctx: Ctx = {
       store: this.store,
       method: raw.method,
@@ -245,6 +255,13 @@ export class ApiServer {
     }
     if (storeIdem && save) this.idempotency.set(scope, { fingerprint, response });
     return response;
+  }
+
+  /** Headers the SDK reads back: the idempotency key it sent and the API version that answered. */
+  private echo(response: RawResponse, idemKey: string | null, apiVersion: string): RawResponse {
+    const headers: Record<string, string> = { ...response.headers, 'Stripe-Version': apiVersion };
+    if (idemKey !== null) headers['Idempotency-Key'] = idemKey;
+    return { ...response, headers };
   }
 
   private errorResponse(e: unknown, requestId: string): RawResponse {

@@ -41,6 +41,8 @@ export class Store {
   /** Number of webhook endpoints an event would be delivered to (set by the delivery service). */
   countEndpointsFor: (type: string) => number = () => 0;
   invoiceSequence = 0;
+  /** Discount ids for the subscription being created in this request (its first invoice uses them). */
+  pendingSubscriptionDiscounts: string[] | null = null;
   /** Public base URL of this emulator (hosted pages). */
   baseUrl = "";
 
@@ -174,7 +176,7 @@ export function applyExpand(store: Store, root: Obj, paths: string[]): Obj {
 function expandAt(store: Store, node: any, parts: string[], full: string): void {
   if (node === null || typeof node !== 'object') return;
   const [head, ...rest] = parts;
-  if (node.object === 'list' && head === 'data') {
+  if ((node.object === 'list' || node.object === 'search_result') && head === 'data') {
     for (const item of node.data) if (rest.length) expandAt(store, item, rest, full);
     return;
   }
@@ -202,11 +204,14 @@ export function paginate(items: Obj[], p: Obj, url: string, render: (o: Obj) => 
   if (p.limit !== undefined && p.limit !== '') {
     limit = Number(p.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-      throw invalidRequest(`Invalid integer: ${p.limit}. This value must be between 1 and 100.`, 'limit');
+      throw invalidRequest(`Invalid integer: ${p.limit}. This value must be between 1 and 100.`, 'limit', 'parameter_invalid_integer');
     }
   }
   let start = 0;
   let end = items.length;
+  if (p.starting_after && p.ending_before) {
+    throw invalidRequest('You may only specify one of these parameters: ending_before, starting_after.', 'ending_before', 'parameters_exclusive');
+  }
   if (p.starting_after) {
     const i = items.findIndex((o) => o.id === p.starting_after);
     if (i < 0) throw invalidRequest(`No such object: '${p.starting_after}'`, 'starting_after', 'resource_missing');

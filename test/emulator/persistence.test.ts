@@ -204,3 +204,44 @@ test('API-created webhook endpoints persist with their secret; option endpoints 
     await new Promise<void>((r) => receiver.close(() => r()));
   }
 });
+
+test('coupons, discounts, invoice items, draft invoices, setup intents, refunds, tax ids and portal configurations survive a restart', async () => {
+  const file = path.join(dir, 'billing-objects.json');
+  const a = await start(file);
+  const s1 = sdk(a.emu);
+  const customer = await s1.customers.create({ email: 'objects@x.io', payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } });
+  const product = await s1.products.create({ name: 'Kept' });
+  const price = await s1.prices.create({ product: product.id, currency: 'usd', unit_amount: 1000, recurring: { interval: 'month' } });
+  const coupon = await s1.coupons.create({ percent_off: 20, duration: 'forever' });
+  const promo = await s1.promotionCodes.create({ promotion: { type: 'coupon', coupon: coupon.id }, code: 'KEEP20' });
+  const sub = await s1.subscriptions.create({ customer: customer.id, items: [{ price: price.id }], discounts: [{ promotion_code: promo.id }] });
+  const pending = await s1.invoiceItems.create({ customer: customer.id, amount: 400, currency: 'usd' });
+  const draft = await s1.invoices.create({ customer: customer.id });
+  const si = await s1.setupIntents.create({ customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+  const paid = await s1.paymentIntents.create({ amount: 900, currency: 'usd', customer: customer.id, payment_method: 'pm_card_visa', confirm: true });
+  const refund = await s1.refunds.create({ payment_intent: paid.id, amount: 300 });
+  const tax = await s1.customers.createTaxId(customer.id, { type: 'eu_vat', value: 'DE123456789' });
+  const conf = await s1.billingPortal.configurations.create({ features: { invoice_history: { enabled: true } } });
+  await a.emu.close();
+
+  const b = await start(file);
+  const s2 = sdk(b.emu);
+  try {
+    expect(plain(await s2.coupons.retrieve(coupon.id))).toEqual(expect.objectContaining({ id: coupon.id, percent_off: 20, times_redeemed: 1 }));
+    expect((await s2.promotionCodes.retrieve(promo.id)).times_redeemed).toBe(1);
+    expect((await s2.subscriptions.retrieve(sub.id)).discounts).toEqual(sub.discounts);
+    expect((await s2.invoiceItems.retrieve(pending.id)).invoice).toBeNull();
+    expect((await s2.invoices.retrieve(draft.id)).status).toBe('draft');
+    expect((await s2.setupIntents.retrieve(si.id)).status).toBe('succeeded');
+    expect((await s2.refunds.retrieve(refund.id)).amount).toBe(300);
+    expect((await s2.charges.retrieve(refund.charge as string)).amount_refunded).toBe(300);
+    expect((await s2.customers.retrieveTaxId(customer.id, tax.id)).value).toBe('DE123456789');
+    expect((await s2.billingPortal.configurations.retrieve(conf.id)).features.invoice_history.enabled).toBe(true);
+    // The discount still applies after the restart: the renewal is 20% off, the pending item included.
+    b.emu.advanceClock(32 * 86400);
+    const renewal = await s2.invoices.retrieve((await s2.subscriptions.retrieve(sub.id)).latest_invoice as string);
+    expect([renewal.subtotal, renewal.total]).toEqual([1400, 1120]);
+  } finally {
+    await b.emu.close();
+  }
+});

@@ -4,7 +4,8 @@
  */
 import { invalidRequest, noSuch } from '../errors';
 import { newId, randomToken } from '../ids';
-import { applyMetadata, arr, int, obj, str } from '../params';
+import { applyMetadata, arr, bool, int, obj, str } from '../params';
+import { discountIds, findPromotionCode } from './coupons';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
@@ -58,10 +59,17 @@ export function expireDueSessions(store: Store): void {
  * charges the card, creates the subscription (mode=subscription) or a paid PaymentIntent
  * (mode=payment), then emits checkout.session.completed. Returns an error message on decline.
  */
-export function completeCheckoutSession(store: Store, s: Obj, form: { email?: string; card?: string; name?: string }): string | null {
+export function completeCheckoutSession(store: Store, s: Obj, form: { email?: string; card?: string; name?: string; promotionCode?: string }): string | null {
   if (s.status !== 'open') return `This Checkout Session is ${s.status}.`;
   try {
     store.transaction(() => {
+      let discounts: Obj[] = s._discounts ?? [];
+      if (form.promotionCode && form.promotionCode.trim()) {
+        if (!s.allow_promotion_codes) throw invalidRequest('This Checkout Session does not accept promotion codes.');
+        const pc = findPromotionCode(store, form.promotionCode);
+        if (!pc || !pc.active) throw invalidRequest(`The promotion code ${form.promotionCode.trim()} is not valid.`, 'promotion_code');
+        discounts = [{ promotion_code: pc.id }];
+      }
       const card = form.card && form.card.startsWith('pm_card_') ? form.card : 'pm_card_visa';
       const pm = resolvePaymentMethod(store, card);
       if (chargeOutcome(pm) !== 'succeeded') throw declineError(pm);
@@ -76,7 +84,11 @@ export function completeCheckoutSession(store: Store, s: Obj, form: { email?: st
         const sd = s._subscription_data as Obj;
         const days = sd.trial_period_days ? Number(sd.trial_period_days) : 0;
         const trialEnd = sd.trial_end ? Number(sd.trial_end) : days > 0 ? store.now() + days * 86400 : null;
-        const sub = createSubscription(store, {
+        const ids = discountIds(store, discounts, customer.id, 'discounts');
+        store.pendingSubscriptionDiscounts = ids;
+        let sub: Obj;
+        try {
+          sub = createSubscription(store, {
           customer: customer.id,
           items: (s._lines as Obj[]).map((l) => ({ price: store.get('price', l.price) as Obj, quantity: l.quantity, metadata: {} })),
           trialEnd,
@@ -84,12 +96,30 @@ export function completeCheckoutSession(store: Store, s: Obj, form: { email?: st
           defaultPaymentMethod: pm.id,
           metadata: { ...(sd.metadata ?? {}) },
           description: sd.description ?? null,
-        });
+          });
+        } finally {
+          store.pendingSubscriptionDiscounts = null;
+        }
+        const first = store.get('invoice', sub.latest_invoice);
+        s.discounts = ids.map((id) => ({ coupon: null, discount: id, promotion_code: null }));
+        if (first) {
+          s.amount_total = first.total;
+          s.total_details = { ...s.total_details, amount_discount: first.subtotal - first.total };
+        }
         s.subscription = sub.id;
         s.invoice = sub.latest_invoice;
         s.payment_status = sub.status === 'trialing' ? 'no_payment_required' : 'paid';
       } else {
         if (customer) attachPaymentMethod(store, pm, customer.id);
+        const ids = discountIds(store, discounts, customer?.id ?? null, 'discounts', { checkoutSession: s.id } as Obj);
+        const off = ids.reduce((sum, id) => {
+          const coupon = store.get('coupon', store.get('discount', id)?.source.coupon);
+          if (!coupon) return sum;
+          return sum + (coupon.percent_off != null ? Math.round(((s.amount_subtotal - sum) * coupon.percent_off) / 100) : Math.min(s.amount_subtotal - sum, coupon.amount_off ?? 0));
+        }, 0);
+        s.discounts = ids.map((id) => ({ coupon: null, discount: id, promotion_code: null }));
+        s.amount_total = s.amount_subtotal - off;
+        s.total_details = { ...s.total_details, amount_discount: off };
         const pi = createPaymentIntent(store, {
           amount: s.amount_total,
           currency: s.currency,
@@ -161,6 +191,18 @@ export function registerCheckout(router: Router, store: Store): void {
       throw invalidRequest('The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.', 'expires_at');
     }
     const sd = obj(p, 'subscription_data') ?? {};
+    const allowPromotionCodes = bool(p, 'allow_promotion_codes');
+    const discountsParam = arr(p, 'discounts');
+    if (allowPromotionCodes && discountsParam) {
+      throw invalidRequest('You may only specify one of these parameters: allow_promotion_codes, discounts.', 'discounts', 'parameters_exclusive');
+    }
+    // Checked now so a missing coupon or code fails the session creation, as on Stripe.
+    for (const [i, d] of (discountsParam ?? []).entries()) {
+      const coupon = str(d as Obj, 'coupon');
+      const pc = str(d as Obj, 'promotion_code');
+      if (coupon && !store.get('coupon', coupon)) throw noSuch('coupon', coupon, `discounts[${i}][coupon]`);
+      if (pc && !store.get('promotion_code', pc)) throw noSuch('promotion_code', pc, `discounts[${i}][promotion_code]`);
+    }
     const total = lines.reduce((s, l) => s + l._amount, 0);
     const id = `cs_test_${randomToken(58)}`;
     const session: Obj = {
@@ -168,7 +210,8 @@ export function registerCheckout(router: Router, store: Store): void {
       object: 'checkout.session',
       adaptive_pricing: { enabled: false },
       after_expiration: null,
-      allow_promotion_codes: null,
+      allowed_payment_method_types: null,
+      allow_promotion_codes: allowPromotionCodes ?? null,
       amount_subtotal: total,
       amount_total: total,
       automatic_tax: { enabled: false, liability: null, provider: null, status: null },
@@ -196,6 +239,7 @@ export function registerCheckout(router: Router, store: Store): void {
       invoice_creation: mode === 'payment' ? { enabled: false, invoice_data: { account_tax_ids: null, custom_fields: null, description: null, footer: null, issuer: null, metadata: {}, rendering_options: null } } : null,
       livemode: false,
       locale: str(p, 'locale') ?? null,
+      managed_payments: null,
       metadata: applyMetadata({}, p),
       mode,
       origin_context: null,
@@ -225,6 +269,7 @@ export function registerCheckout(router: Router, store: Store): void {
       _lines: lines.map((l) => ({ id: l.id, price: l.price, quantity: l.quantity })),
       _subscription_data: { trial_period_days: int(sd, 'trial_period_days'), trial_end: int(sd, 'trial_end'), metadata: applyMetadata({}, sd), description: str(sd, 'description') },
       _payment_intent_data: obj(p, 'payment_intent_data') ?? null,
+      _discounts: discountsParam ?? [],
     };
     store.insert('checkout.session', session);
     return out(ctx, session);

@@ -1,7 +1,7 @@
 /** Customers: create, retrieve, update, list (email filter), delete. */
 import { invalidRequest, noSuch } from '../errors';
 import { newId, randomToken } from '../ids';
-import { applyMetadata, obj, str } from '../params';
+import { applyMetadata, int, obj, str, strList } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
@@ -68,22 +68,37 @@ function applyPaymentSettings(store: Store, c: Obj, p: Obj): void {
 
 const SIMPLE_FIELDS = ['email', 'name', 'description', 'phone'] as const;
 
+const ADDRESS_KEYS = ['city', 'country', 'line1', 'line2', 'postal_code', 'state'] as const;
+
+function address(a: Obj): Obj {
+  const o: Obj = {};
+  for (const k of ADDRESS_KEYS) o[k] = str(a, k) ?? null;
+  return o;
+}
+
+/** Fields both create and update take as given: balance, tax status, locales, addresses. */
+function applyProfile(c: Obj, p: Obj): void {
+  const balance = int(p, 'balance');
+  if (balance !== undefined) c.balance = balance;
+  if ('tax_exempt' in p) c.tax_exempt = str(p, 'tax_exempt') ?? 'none';
+  if ('preferred_locales' in p) c.preferred_locales = strList(p, 'preferred_locales') ?? [];
+  if ('invoice_prefix' in p && str(p, 'invoice_prefix')) c.invoice_prefix = str(p, 'invoice_prefix');
+  if ('address' in p) {
+    const a = obj(p, 'address');
+    c.address = a ? address(a) : null;
+  }
+  if ('shipping' in p) {
+    const s = obj(p, 'shipping');
+    c.shipping = s ? { address: address(obj(s, 'address') ?? {}), name: str(s, 'name') ?? null, phone: str(s, 'phone') ?? null } : null;
+  }
+}
+
 export function registerCustomers(router: Router, store: Store): void {
-  router.add('GET', '/v1/customers/search', (ctx) => {
-    // Supports the common `email:'x'` and `metadata['k']:'v'` queries.
-    const q = str(ctx.params, 'query') ?? '';
-    let items = store.list('customer');
-    const email = /email:['"]([^'"]*)['"]/.exec(q);
-    if (email) items = items.filter((c) => c.email === email[1]);
-    const meta = /metadata\[['"]([^'"]+)['"]\]:['"]([^'"]*)['"]/.exec(q);
-    if (meta) items = items.filter((c) => c.metadata[meta[1]] === meta[2]);
-    const data = items.slice(0, Number(ctx.params.limit ?? 10)).map((c) => store.render(c));
-    return { object: 'search_result', data, has_more: false, next_page: null, url: '/v1/customers/search' };
-  });
   router.add('POST', '/v1/customers', (ctx) => {
     const p = ctx.params;
     const c = createCustomer(store, { email: str(p, 'email'), name: str(p, 'name'), metadata: applyMetadata({}, p) });
     for (const f of ['description', 'phone'] as const) if (str(p, f)) c[f] = str(p, f);
+    applyProfile(c, p);
     try {
       applyPaymentSettings(store, c, p);
     } catch (e) {
@@ -109,6 +124,7 @@ export function registerCustomers(router: Router, store: Store): void {
     const p = ctx.params;
     const before = store.render(c);
     for (const f of SIMPLE_FIELDS) if (f in p) c[f] = str(p, f) ?? null;
+    applyProfile(c, p);
     c.metadata = applyMetadata(c.metadata, p);
     applyPaymentSettings(store, c, p);
     const prev = diff(before, store.render(c));

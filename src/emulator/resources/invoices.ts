@@ -4,23 +4,21 @@
  */
 import { cardError, invalidRequest, noSuch } from '../errors';
 import { newId } from '../ids';
-import { applyMetadata, bool, str } from '../params';
+import { applyMetadata, arr, bool, int, rangeFilter, str } from '../params';
+import { publicCopy } from '../store';
+import { missingParam } from '../errors';
+import { createInvoiceItem } from './invoice-items';
+import { afterInvoiced, discountIds } from './coupons';
+import { balanceTransaction } from './customer-extras';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
 import { createPaymentIntent, confirmIntent } from './payment-intents';
 import { resolvePaymentMethod } from './payment-methods';
 import { settlements } from './settlements';
+import { invoiceItemLine, lineObject, recomputeInvoice, type LineSpec } from './invoice-lines';
 
-export interface LineSpec {
-  amount: number;
-  description: string;
-  price: Obj | null;
-  quantity: number | null;
-  period: { start: number; end: number };
-  subscriptionItem?: string | null;
-  proration?: boolean;
-}
+export type { LineSpec } from './invoice-lines';
 
 export interface InvoiceSpec {
   customer: Obj;
@@ -31,58 +29,56 @@ export interface InvoiceSpec {
   periodStart: number;
   periodEnd: number;
   description?: string | null;
+  /** Bill the customer's pending invoice items on this invoice (default: for subscription invoices). */
+  includePending?: boolean;
+  collectionMethod?: string;
+  daysUntilDue?: number | null;
+  autoAdvance?: boolean;
+  metadata?: Obj;
+  /** Discount ids applying to the whole invoice. */
+  discounts?: string[];
+}
+
+/** The customer's invoice items not yet on an invoice, as lines (oldest first); marks them taken by the invoice. */
+function takePendingItems(store: Store, invoiceId: string, customer: string, currency: string, subscriptionId: string | null): LineSpec[] {
+  const lines: LineSpec[] = [];
+  for (const ii of store.table('invoiceitem').values()) {
+    if (ii.invoice || ii.customer !== customer || ii.currency !== currency) continue;
+    const itemSub = ii.parent?.subscription_details?.subscription ?? null;
+    if (itemSub && itemSub !== subscriptionId) continue;
+    ii.invoice = invoiceId;
+    lines.push(invoiceItemLine(store, ii));
+  }
+  return lines;
+}
+
+/** The discounts an invoice for this customer (and subscription) gets: the subscription's, else the customer's. */
+function discountsFor(store: Store, customer: Obj, subscription: Obj | null): string[] {
+  const now = store.now();
+  const live = (id: string) => {
+    const d = store.get('discount', id);
+    return !!d && (d.end === null || d.end > now);
+  };
+  if (subscription && subscription._creating && store.pendingSubscriptionDiscounts) {
+    subscription.discounts = [...store.pendingSubscriptionDiscounts];
+    for (const id of subscription.discounts as string[]) {
+      const d = store.get('discount', id);
+      if (d) d.subscription = subscription.id;
+    }
+  }
+  const fromSub = ((subscription?.discounts ?? []) as string[]).filter(live);
+  if (fromSub.length) return fromSub;
+  const cd: string | undefined = customer.discount?.id;
+  return cd && live(cd) ? [cd] : [];
 }
 
 export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
   const id = newId('in_');
   const now = store.now();
-  const lines = spec.lines.map((l) => ({
-    id: newId('il_'),
-    object: 'line_item',
-    amount: l.amount,
-    currency: spec.currency,
-    description: l.description,
-    discount_amounts: [],
-    discountable: true,
-    discounts: [],
-    invoice: id,
-    livemode: false,
-    metadata: {},
-    parent: l.proration
-      ? {
-          invoice_item_details: null,
-          subscription_item_details: {
-            invoice_item: newId('ii_'),
-            proration: true,
-            proration_details: { credited_items: null },
-            subscription: spec.subscription?.id ?? null,
-            subscription_item: l.subscriptionItem ?? null,
-          },
-          type: 'subscription_item_details',
-        }
-      : spec.subscription
-        ? {
-            invoice_item_details: null,
-            subscription_item_details: {
-              invoice_item: null,
-              proration: false,
-              proration_details: { credited_items: null },
-              subscription: spec.subscription.id,
-              subscription_item: l.subscriptionItem ?? null,
-            },
-            type: 'subscription_item_details',
-          }
-        : null,
-    period: l.period,
-    pretax_credit_amounts: [],
-    pricing: l.price
-      ? { price_details: { price: l.price.id, product: l.price.product }, type: 'price_details', unit_amount_decimal: l.price.unit_amount_decimal }
-      : null,
-    quantity: l.quantity,
-    subscription: spec.subscription?.id ?? null,
-    subtotal: l.amount,
-    taxes: [],
-  }));
+  const subId = spec.subscription?.id ?? null;
+  const pending = spec.includePending ?? !!spec.subscription;
+  const specs = [...spec.lines, ...(pending ? takePendingItems(store, id, spec.customer.id, spec.currency, subId) : [])];
+  const lines = specs.map((l) => lineObject(store, id, spec.currency, subId, l));
   const total = lines.reduce((s, l) => s + l.amount, 0);
   const c = spec.customer;
   const inv: Obj = {
@@ -99,11 +95,11 @@ export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
     application: null,
     attempt_count: 0,
     attempted: false,
-    auto_advance: true,
+    auto_advance: spec.autoAdvance ?? true,
     automatic_tax: { disabled_reason: null, enabled: false, liability: null, provider: null, status: null },
     automatically_finalizes_at: null,
     billing_reason: spec.billingReason,
-    collection_method: 'charge_automatically',
+    collection_method: spec.collectionMethod ?? 'charge_automatically',
     created: now,
     currency: spec.currency,
     custom_fields: null,
@@ -120,7 +116,7 @@ export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
     default_source: null,
     default_tax_rates: [],
     description: spec.description ?? null,
-    discounts: [],
+    discounts: spec.discounts ?? discountsFor(store, c, spec.subscription),
     due_date: null,
     effective_at: null,
     ending_balance: null,
@@ -133,7 +129,7 @@ export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
     latest_revision: null,
     lines: { object: 'list', data: lines, has_more: false, total_count: lines.length, url: `/v1/invoices/${id}/lines` },
     livemode: false,
-    metadata: {},
+    metadata: { ...(spec.metadata ?? {}) },
     next_payment_attempt: null,
     number: null,
     on_behalf_of: null,
@@ -167,7 +163,9 @@ export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
     total_taxes: [],
     webhooks_delivered_at: now,
     _payment_intent: null,
+    _days_until_due: spec.daysUntilDue ?? null,
   };
+  recomputeInvoice(store, inv);
   store.insert('invoice', inv);
   store.emit('invoice.created', inv);
   return inv;
@@ -183,6 +181,15 @@ export function finalizeInvoice(store: Store, inv: Obj): void {
   inv.invoice_pdf = `${store.baseUrl}/invoice/${inv.id}/pdf`;
   inv.status_transitions.finalized_at = store.now();
   inv.effective_at = store.now();
+  if (inv.collection_method === 'send_invoice') inv.due_date = store.now() + (inv._days_until_due ?? 30) * 86400;
+  // The customer's balance (credit or debt) in the invoice's currency is applied now.
+  if (c && c.balance !== 0 && (c.currency ?? inv.currency) === inv.currency) inv.starting_balance = c.balance;
+  recomputeInvoice(store, inv);
+  if (c && inv.starting_balance !== 0) {
+    const ending = inv.total + inv.starting_balance - inv.amount_due;
+    inv.ending_balance = ending;
+    balanceTransaction(store, c, { amount: ending - inv.starting_balance, currency: inv.currency, type: 'applied_to_invoice', invoice: inv.id });
+  } else inv.ending_balance = 0;
   if (inv.amount_due > 0) {
     const pi = createPaymentIntent(store, {
       amount: inv.amount_due,
@@ -194,6 +201,7 @@ export function finalizeInvoice(store: Store, inv: Obj): void {
     });
     inv._payment_intent = pi.id;
   }
+  afterInvoiced(store, inv);
   store.emit('invoice.finalized', inv);
   if (inv.amount_due === 0) markInvoicePaid(store, inv, null);
 }
@@ -262,6 +270,12 @@ export function invoicePaymentsList(store: Store, inv: Obj): Obj {
   return { object: 'list', data, has_more: false, total_count: data.length, url: `/v1/invoice_payments?invoice=${inv.id}` };
 }
 
+function requireDraft(inv: Obj): void {
+  if (inv.status !== 'draft') {
+    throw invalidRequest(`You can only add lines to a draft invoice. This invoice is ${inv.status}.`, undefined, 'invoice_not_editable');
+  }
+}
+
 settlements.invoicePaid = markInvoicePaid;
 settlements.invoicePaymentFailed = onInvoicePaymentFailed;
 
@@ -275,11 +289,118 @@ export function registerInvoices(router: Router, store: Store): void {
   });
   store.includables.set('invoice_payment', {});
 
-  router.add('GET', '/v1/invoices/upcoming', () => {
-    throw invalidRequest('The upcoming invoice endpoint was removed; use POST /v1/invoices/create_preview.', undefined, 'parameter_unknown');
-  });
+  // Removed in API version 2025-03-31.basil (this emulator speaks a later one), as on Stripe.
+  const upcomingRemoved = () => {
+    throw invalidRequest(
+      `The upcoming invoice endpoint was removed in API version 2025-03-31.basil; use POST /v1/invoices/create_preview instead.`,
+      undefined,
+      'parameter_unknown',
+    );
+  };
+  router.add('GET', '/v1/invoices/upcoming', upcomingRemoved);
+  router.add('GET', '/v1/invoices/upcoming/lines', upcomingRemoved);
 
   router.add('GET', '/v1/invoices/:id', (ctx) => out(ctx, getInvoice(store, ctx.pathParams.id)));
+
+  router.add('POST', '/v1/invoices', (ctx) => {
+    const p = ctx.params;
+    const customerId = str(p, 'customer');
+    if (!customerId) throw missingParam('customer');
+    const customer = store.get('customer', customerId);
+    if (!customer) throw noSuch('customer', customerId, 'customer');
+    const subId = str(p, 'subscription');
+    const subscription = subId ? store.get('subscription', subId) : null;
+    if (subId && !subscription) throw noSuch('subscription', subId, 'subscription');
+    const collectionMethod = str(p, 'collection_method') ?? 'charge_automatically';
+    const daysUntilDue = int(p, 'days_until_due');
+    if (collectionMethod === 'send_invoice' && daysUntilDue === undefined && int(p, 'due_date') === undefined) {
+      throw invalidRequest('Missing required param: days_until_due.', 'days_until_due', 'parameter_missing');
+    }
+    if (collectionMethod === 'charge_automatically' && daysUntilDue !== undefined) {
+      throw invalidRequest('You can only set `days_until_due` if `collection_method` is `send_invoice`.', 'days_until_due', 'parameter_invalid_integer');
+    }
+    const behavior = str(p, 'pending_invoice_items_behavior') ?? 'exclude';
+    const currency = str(p, 'currency')?.toLowerCase() ?? subscription?.currency ?? customer.currency ?? 'usd';
+    const discounts = arr(p, 'discounts');
+    const inv = createInvoice(store, {
+      customer,
+      subscription: subscription ?? null,
+      currency,
+      lines: [],
+      billingReason: 'manual',
+      periodStart: store.now(),
+      periodEnd: store.now(),
+      description: str(p, 'description') ?? null,
+      includePending: behavior === 'include',
+      collectionMethod,
+      daysUntilDue: daysUntilDue ?? null,
+      // A manual invoice stays a draft until finalized unless told to advance by itself.
+      autoAdvance: bool(p, 'auto_advance') ?? false,
+      metadata: applyMetadata({}, p),
+      discounts: discounts ? discountIds(store, discounts, customer.id, 'discounts') : [],
+    });
+    const due = int(p, 'due_date');
+    if (due !== undefined) inv.due_date = due;
+    recomputeInvoice(store, inv);
+    return out(ctx, inv);
+  });
+
+  router.add('POST', '/v1/invoices/:id/add_lines', (ctx) => {
+    const inv = getInvoice(store, ctx.pathParams.id);
+    requireDraft(inv);
+    const lines = arr(ctx.params, 'lines') ?? [];
+    if (lines.length === 0) throw missingParam('lines');
+    const before = { lines: publicCopy(inv.lines), total: inv.total };
+    lines.forEach((raw: Obj, i) => {
+      const param = (k: string) => `lines[${i}][${k}]`;
+      const iiId = str(raw, 'invoice_item');
+      let spec: LineSpec;
+      if (iiId) {
+        const ii = store.get('invoiceitem', iiId);
+        if (!ii) throw noSuch('invoiceitem', iiId, param('invoice_item'));
+        if (ii.invoice && ii.invoice !== inv.id) throw invalidRequest(`The invoice item ${iiId} is already on another invoice.`, param('invoice_item'), 'invoice_not_editable');
+        ii.invoice = inv.id;
+        spec = invoiceItemLine(store, ii);
+      } else {
+        const item = createInvoiceItem(store, { ...raw, customer: inv.customer, currency: inv.currency, invoice: inv.id }, `lines[${i}]`);
+        spec = invoiceItemLine(store, item);
+      }
+      inv.lines.data.push(lineObject(store, inv.id, inv.currency, inv.parent?.subscription_details?.subscription ?? null, spec));
+    });
+    recomputeInvoice(store, inv);
+    store.emit('invoice.updated', inv, before);
+    return out(ctx, inv);
+  });
+
+  router.add('POST', '/v1/invoices/:id/send', (ctx) => {
+    const inv = getInvoice(store, ctx.pathParams.id);
+    if (inv.collection_method !== 'send_invoice') {
+      throw invalidRequest("You can only manually send an invoice if its collection method is 'send_invoice'.", undefined, 'invoice_not_editable');
+    }
+    if (inv.status === 'draft') finalizeInvoice(store, inv);
+    if (inv.status !== 'open') throw invalidRequest(`You can only send an open invoice. This invoice is ${inv.status}.`, undefined, 'invoice_not_editable');
+    store.emit('invoice.sent', inv);
+    return out(ctx, inv);
+  });
+
+  router.add('DELETE', '/v1/invoices/:id', (ctx) => {
+    const inv = getInvoice(store, ctx.pathParams.id);
+    if (inv.status !== 'draft') {
+      throw invalidRequest('You can only delete draft invoices. Try voiding it instead.', undefined, 'invoice_not_editable');
+    }
+    // The invoice items it held are deleted with it, as on Stripe.
+    for (const line of inv.lines.data as Obj[]) {
+      const iiId = line.parent?.invoice_item_details?.invoice_item;
+      const ii = iiId ? store.get('invoiceitem', iiId) : undefined;
+      if (ii) {
+        store.remove('invoiceitem', ii.id);
+        store.emit('invoiceitem.deleted', ii);
+      }
+    }
+    store.remove('invoice', inv.id);
+    store.emit('invoice.deleted', inv);
+    return { id: inv.id, object: 'invoice', deleted: true };
+  });
 
   router.add('GET', '/v1/invoices/:id/lines', (ctx) => {
     const inv = getInvoice(store, ctx.pathParams.id);
@@ -288,9 +409,24 @@ export function registerInvoices(router: Router, store: Store): void {
 
   router.add('POST', '/v1/invoices/:id', (ctx) => {
     const inv = getInvoice(store, ctx.pathParams.id);
-    const before = { metadata: { ...inv.metadata } };
-    inv.metadata = applyMetadata(inv.metadata, ctx.params);
-    if ('description' in ctx.params) inv.description = str(ctx.params, 'description') ?? null;
+    const p = ctx.params;
+    const before = publicCopy({ metadata: inv.metadata, description: inv.description, auto_advance: inv.auto_advance, collection_method: inv.collection_method, discounts: inv.discounts });
+    const draftOnly = ['collection_method', 'days_until_due', 'discounts', 'due_date'].filter((k) => k in p);
+    if (draftOnly.length && inv.status !== 'draft') {
+      throw invalidRequest(`You can only update ${draftOnly[0]} on a draft invoice.`, draftOnly[0], 'invoice_not_editable');
+    }
+    inv.metadata = applyMetadata(inv.metadata, p);
+    if ('description' in p) inv.description = str(p, 'description') ?? null;
+    const aa = bool(p, 'auto_advance');
+    if (aa !== undefined) inv.auto_advance = aa;
+    if ('collection_method' in p) inv.collection_method = str(p, 'collection_method');
+    const dud = int(p, 'days_until_due');
+    if (dud !== undefined) inv._days_until_due = dud;
+    if ('discounts' in p) {
+      const d = arr(p, 'discounts');
+      inv.discounts = d ? discountIds(store, d, inv.customer, 'discounts') : [];
+      recomputeInvoice(store, inv);
+    }
     store.emit('invoice.updated', inv, before);
     return out(ctx, inv);
   });
@@ -298,6 +434,8 @@ export function registerInvoices(router: Router, store: Store): void {
   router.add('POST', '/v1/invoices/:id/finalize', (ctx) => {
     const inv = getInvoice(store, ctx.pathParams.id);
     if (inv.status !== 'draft') throw invalidRequest('This invoice is already finalized, you can\'t re-finalize a non-draft invoice.', undefined, 'invoice_not_editable');
+    const aa = bool(ctx.params, 'auto_advance');
+    if (aa !== undefined) inv.auto_advance = aa;
     finalizeInvoice(store, inv);
     return out(ctx, inv);
   });
@@ -361,6 +499,10 @@ export function registerInvoices(router: Router, store: Store): void {
     if (subscription) items = items.filter((x) => x.parent?.subscription_details?.subscription === subscription);
     const status = str(ctx.params, 'status');
     if (status) items = items.filter((x) => x.status === status);
+    const method = str(ctx.params, 'collection_method');
+    if (method) items = items.filter((x) => x.collection_method === method);
+    const due = rangeFilter(ctx.params, 'due_date');
+    if (due) items = items.filter((x) => x.due_date !== null && due(x.due_date));
     return listOut(ctx, items);
   });
 

@@ -16,6 +16,8 @@ import { IdentifierLog } from '../identifier-log';
 const DEDUPE_WINDOW = 24 * 3600;
 const SESSION_TTL_MS = 15 * 60 * 1000;
 const MAX_STREAM_EVENTS = 100;
+/** Accepted events kept by identifier for cancel adjustments. */
+const RECENT_LIMIT = 10_000;
 
 /** Accepted usage of one customer in one second of event time, for one event name. */
 export interface UsageBucket {
@@ -48,8 +50,14 @@ export class MeterEventLog {
   totalReceived = 0;
   duplicates = 0;
   readonly sessions = new Map<string, { id: string; expiresAtMs: number }>();
+  /**
+   * The most recent accepted events by identifier, what a cancel adjustment needs to take one
+   * back out of the usage. Bounded (RECENT_LIMIT): older events cannot be canceled here.
+   */
+  readonly recent = new Map<string, { eventName: string; customer: string; timestamp: number; value: number }>();
 
   clear(): void {
+    this.recent.clear();
     this.seen.clear();
     this.repeats.clear();
     this.reaccepted.clear();
@@ -80,7 +88,21 @@ export class MeterEventLog {
       this.reaccepted.set(identifier, (this.reaccepted.get(identifier) ?? 0) + 1);
     }
     this.totalAccepted++;
-    this.addUsage(eventName, customer, timestamp, Number.isFinite(value) ? value : 0);
+    const v = Number.isFinite(value) ? value : 0;
+    this.addUsage(eventName, customer, timestamp, v);
+    this.recent.delete(identifier);
+    this.recent.set(identifier, { eventName, customer, timestamp, value: v });
+    if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.keys().next().value as string);
+    return true;
+  }
+
+  /** Takes an accepted event back out of the usage (a cancel adjustment); false when it is unknown. */
+  cancel(eventName: string, identifier: string): boolean {
+    const e = this.recent.get(identifier);
+    if (!e || e.eventName !== eventName) return false;
+    this.recent.delete(identifier);
+    this.addUsage(e.eventName, e.customer, e.timestamp, -e.value, -1, 0);
+    this.totalAccepted--;
     return true;
   }
 
@@ -214,7 +236,7 @@ export function registerMeters(router: Router, store: Store): void {
     const agg = obj(p, 'default_aggregation');
     const formula = agg ? str(agg, 'formula') : undefined;
     if (!formula) throw invalidRequest('Missing required param: default_aggregation.', 'default_aggregation', 'parameter_missing');
-    if (!['sum', 'count', 'last'].includes(formula)) throw invalidRequest(`Invalid default_aggregation[formula]: must be one of sum, count, or last`, 'default_aggregation[formula]');
+    if (!['sum', 'count', 'last'].includes(formula)) throw invalidRequest(`Invalid default_aggregation[formula]: must be one of count, last, or sum`, 'default_aggregation[formula]', 'parameter_invalid_string');
     if ([...store.table('billing.meter').values()].some((m) => m.event_name === eventName && m.status === 'active')) {
       throw invalidRequest(`An active meter with event_name \`${eventName}\` already exists.`, 'event_name', 'resource_already_exists');
     }
@@ -327,7 +349,7 @@ export function registerMeters(router: Router, store: Store): void {
     }
     const valueKey = meter?.value_settings.event_payload_key ?? 'value';
     if (payload[valueKey] !== undefined && !Number.isFinite(Number(payload[valueKey]))) {
-      throw invalidRequest(`Invalid payload[${valueKey}]: must be a number.`, `payload[${valueKey}]`);
+      throw invalidRequest(`Invalid payload[${valueKey}]: must be a number.`, `payload[${valueKey}]`, 'parameter_invalid_integer');
     }
     const identifier = str(p, 'identifier') ?? newId('', 32);
     const timestamp = int(p, 'timestamp') ?? store.now();
@@ -350,6 +372,65 @@ export function registerMeters(router: Router, store: Store): void {
       livemode: false,
       payload: stringPayload,
       timestamp,
+    };
+  });
+
+  router.add('POST', '/v1/billing/meter_event_adjustments', (ctx) => {
+    const p = ctx.params;
+    const eventName = str(p, 'event_name') as string;
+    const cancel = obj(p, 'cancel');
+    const identifier = cancel ? str(cancel, 'identifier') : undefined;
+    if (!identifier) throw invalidRequest('Missing required param: cancel[identifier].', 'cancel[identifier]', 'parameter_missing');
+    // Stripe validates adjustments asynchronously: an unknown identifier is still accepted here.
+    log().cancel(eventName, identifier);
+    return { object: 'billing.meter_event_adjustment', cancel: { identifier }, event_name: eventName, livemode: false, status: 'pending', type: 'cancel' };
+  });
+
+  router.add('POST', '/v2/billing/meter_events', (ctx) => {
+    const p = ctx.params;
+    const eventName = typeof p.event_name === 'string' ? p.event_name : '';
+    const payload = p.payload && typeof p.payload === 'object' ? (p.payload as Obj) : undefined;
+    if (!eventName || !payload) throw v2Error(400, 'invalid_request_error', 'event_name and payload are required.', 'invalid_request');
+    const keys = payloadKeys(findMeterByEvent(store, eventName));
+    if (payload[keys.customerKey] === undefined) {
+      throw v2Error(400, 'invalid_request_error', `The payload is missing ${keys.customerKey}.`, 'invalid_request');
+    }
+    const identifier = typeof p.identifier === 'string' && p.identifier ? p.identifier : newId('', 32);
+    const parsed = typeof p.timestamp === 'string' ? Date.parse(p.timestamp) : NaN;
+    const timestamp = Number.isFinite(parsed) ? Math.floor(parsed / 1000) : store.now();
+    const stringPayload: Record<string, string> = {};
+    for (const [k, v] of Object.entries(payload)) stringPayload[k] = String(v);
+    const raw = payload[keys.valueKey];
+    if (!log().record(store.now(), identifier, eventName, stringPayload[keys.customerKey], eventValue(raw === undefined ? undefined : String(raw)), timestamp)) {
+      throw v2Error(400, 'invalid_request_error', `An event already exists with identifier ${identifier}.`, 'duplicate_meter_event');
+    }
+    return {
+      object: 'v2.billing.meter_event',
+      created: new Date(store.nowMs()).toISOString(),
+      event_name: eventName,
+      identifier,
+      livemode: false,
+      payload: stringPayload,
+      timestamp: new Date(timestamp * 1000).toISOString(),
+    };
+  });
+
+  router.add('POST', '/v2/billing/meter_event_adjustments', (ctx) => {
+    const p = ctx.params;
+    const identifier = p.cancel && typeof p.cancel === 'object' ? (p.cancel as Obj).identifier : undefined;
+    if (typeof p.event_name !== 'string' || typeof identifier !== 'string') {
+      throw v2Error(400, 'invalid_request_error', 'event_name, type and cancel.identifier are required.', 'invalid_request');
+    }
+    log().cancel(p.event_name, identifier);
+    return {
+      id: newId('mtr_adj_'),
+      object: 'v2.billing.meter_event_adjustment',
+      cancel: { identifier },
+      created: new Date(store.nowMs()).toISOString(),
+      event_name: p.event_name,
+      livemode: false,
+      status: 'pending',
+      type: 'cancel',
     };
   });
 

@@ -4,7 +4,7 @@
  */
 import { ApiError, invalidRequest, noSuch } from '../errors';
 import { newId, randomToken } from '../ids';
-import { applyMetadata, bool, int, str } from '../params';
+import { applyMetadata, bool, int, obj, str } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
@@ -13,7 +13,7 @@ import { settlements } from './settlements';
 
 export function createPaymentIntent(
   store: Store,
-  f: { amount: number; currency: string; customer: string | null; description?: string | null; metadata?: Obj; invoice?: string; setupFutureUsage?: string | null },
+  f: { amount: number; currency: string; customer: string | null; description?: string | null; metadata?: Obj; invoice?: string; setupFutureUsage?: string | null; captureMethod?: string },
 ): Obj {
   const id = newId('pi_');
   const pi: Obj = {
@@ -29,7 +29,7 @@ export function createPaymentIntent(
     automatic_payment_methods: null,
     canceled_at: null,
     cancellation_reason: null,
-    capture_method: 'automatic',
+    capture_method: f.captureMethod ?? 'automatic',
     client_secret: `${id}_secret_${randomToken(25)}`,
     confirmation_method: 'automatic',
     created: store.now(),
@@ -41,6 +41,7 @@ export function createPaymentIntent(
     last_payment_error: null,
     latest_charge: null,
     livemode: false,
+    managed_payments: null,
     metadata: f.metadata ?? {},
     next_action: null,
     on_behalf_of: null,
@@ -48,6 +49,7 @@ export function createPaymentIntent(
     payment_method_configuration_details: null,
     payment_method_options: { card: { installments: null, mandate_options: null, network: null, request_three_d_secure: 'automatic' } },
     payment_method_types: ['card'],
+    payment_record: null,
     processing: null,
     receipt_email: null,
     review: null,
@@ -68,11 +70,74 @@ export function createPaymentIntent(
 
 export type ConfirmResult = 'succeeded' | 'requires_action' | 'declined';
 
+/** The charge a successful (or authorized, for manual capture) payment leaves behind. */
+function createCharge(store: Store, pi: Obj, captured: boolean): Obj {
+  const pm = pi.payment_method ? store.get('payment_method', pi.payment_method) : undefined;
+  const id = newId('ch_');
+  const charge: Obj = {
+    id,
+    object: 'charge',
+    amount: pi.amount,
+    amount_captured: captured ? pi.amount : 0,
+    amount_refunded: 0,
+    application: null,
+    application_fee: null,
+    application_fee_amount: null,
+    balance_transaction: null,
+    billing_details: pm ? { ...pm.billing_details } : { address: null, email: null, name: null, phone: null, tax_id: null },
+    calculated_statement_descriptor: 'TOLLGATE EMULATOR',
+    captured,
+    created: store.now(),
+    currency: pi.currency,
+    customer: pi.customer,
+    description: pi.description,
+    disputed: false,
+    failure_balance_transaction: null,
+    failure_code: null,
+    failure_message: null,
+    fraud_details: {},
+    livemode: false,
+    metadata: { ...pi.metadata },
+    on_behalf_of: null,
+    outcome: { advice_code: null, network_advice_code: null, network_decline_code: null, network_status: 'approved_by_network', reason: null, risk_level: 'normal', seller_message: 'Payment complete.', type: 'authorized' },
+    paid: true,
+    payment_intent: pi.id,
+    payment_method: pm?.id ?? null,
+    payment_method_details: pm ? { card: { brand: pm.card.brand, country: pm.card.country, exp_month: pm.card.exp_month, exp_year: pm.card.exp_year, funding: pm.card.funding, last4: pm.card.last4 }, type: 'card' } : null,
+    receipt_email: null,
+    receipt_number: null,
+    receipt_url: `${store.baseUrl}/receipts/${id}`,
+    refunded: false,
+    review: null,
+    shipping: null,
+    source: null,
+    source_transfer: null,
+    statement_descriptor: null,
+    statement_descriptor_suffix: null,
+    status: 'succeeded',
+    transfer_data: null,
+    transfer_group: null,
+  };
+  store.insert('charge', charge);
+  store.emit('charge.succeeded', charge);
+  return charge;
+}
+
 export function succeedIntent(store: Store, pi: Obj): void {
   const prev = { status: pi.status };
+  if (pi.capture_method === 'manual' && !pi._invoice) {
+    // Authorized only: the amount waits for `capture`.
+    pi.status = 'requires_capture';
+    pi.amount_capturable = pi.amount;
+    pi.latest_charge = createCharge(store, pi, false).id;
+    pi.last_payment_error = null;
+    pi.next_action = null;
+    store.emit('payment_intent.amount_capturable_updated', pi, prev);
+    return;
+  }
   pi.status = 'succeeded';
   pi.amount_received = pi.amount;
-  pi.latest_charge = newId('ch_');
+  pi.latest_charge = createCharge(store, pi, true).id;
   pi.last_payment_error = null;
   pi.next_action = null;
   if (pi.customer && pi.setup_future_usage && pi.payment_method) {
@@ -173,7 +238,12 @@ export function registerPaymentIntents(router: Router, store: Store): void {
       description: str(p, 'description'),
       metadata: applyMetadata({}, p),
       setupFutureUsage: str(p, 'setup_future_usage'),
+      captureMethod: str(p, 'capture_method'),
     });
+    const apm = obj(p, 'automatic_payment_methods');
+    if (apm) {
+      pi.automatic_payment_methods = { allow_redirects: str(apm, 'allow_redirects') ?? 'always', enabled: bool(apm, 'enabled') ?? false };
+    }
     const pm = str(p, 'payment_method');
     if (pm) {
       pi.payment_method = resolvePaymentMethod(store, pm).id;
@@ -188,6 +258,36 @@ export function registerPaymentIntents(router: Router, store: Store): void {
   router.add('POST', '/v1/payment_intents/:id/confirm', (ctx) => {
     const pi = getPaymentIntent(store, ctx.pathParams.id);
     return out(ctx, confirmRoute(store, pi, str(ctx.params, 'payment_method')));
+  });
+
+  router.add('POST', '/v1/payment_intents/:id/capture', (ctx) => {
+    const pi = getPaymentIntent(store, ctx.pathParams.id);
+    if (pi.status !== 'requires_capture') {
+      throw invalidRequest(
+        `This PaymentIntent could not be captured because it has a status of ${pi.status}. Only a PaymentIntent with one of the following statuses may be captured: requires_capture.`,
+        undefined,
+        'payment_intent_unexpected_state',
+      );
+    }
+    const amount = int(ctx.params, 'amount_to_capture') ?? pi.amount_capturable;
+    if (amount > pi.amount_capturable || amount <= 0) {
+      throw invalidRequest(`The amount to capture must be at most the amount capturable (${pi.amount_capturable}).`, 'amount_to_capture', 'amount_too_large');
+    }
+    const prev = { status: pi.status, amount_capturable: pi.amount_capturable };
+    pi.status = 'succeeded';
+    pi.amount_received = amount;
+    pi.amount_capturable = 0;
+    pi.metadata = applyMetadata(pi.metadata, ctx.params);
+    const charge = store.get('charge', pi.latest_charge);
+    if (charge) {
+      charge.captured = true;
+      charge.amount_captured = amount;
+      // What is not captured goes back to the card, as on Stripe.
+      charge.amount_refunded = charge.amount - amount;
+      store.emit('charge.captured', charge, { captured: false, amount_captured: 0 });
+    }
+    store.emit('payment_intent.succeeded', pi, prev);
+    return out(ctx, pi);
   });
 
   router.add('POST', '/v1/payment_intents/:id/cancel', (ctx) => {

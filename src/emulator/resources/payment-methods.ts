@@ -8,7 +8,7 @@ import type { Obj, Store } from '../store';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Ctx } from '../router';
-import { applyMetadata, str } from '../params';
+import { applyMetadata, obj, str } from '../params';
 
 export type ChargeBehavior = 'succeed' | 'decline' | 'insufficient_funds' | 'customer_fail' | 'authenticate';
 
@@ -36,6 +36,29 @@ export function isTestToken(id: string): boolean {
 export function testTokens(): string[] {
   return Object.keys(TEST_CARDS);
 }
+
+/** Stripe's test card numbers and card tokens, by the test payment method they behave like. */
+const TEST_NUMBERS: Record<string, string> = {
+  '4242424242424242': 'pm_card_visa',
+  '4000056655665556': 'pm_card_visa_debit',
+  '5555555555554444': 'pm_card_mastercard',
+  '378282246310005': 'pm_card_amex',
+  '4000000000000002': 'pm_card_chargeDeclined',
+  '4000000000009995': 'pm_card_chargeDeclinedInsufficientFunds',
+  '4000000000000341': 'pm_card_chargeCustomerFail',
+  '4000002760003184': 'pm_card_authenticationRequired',
+  '4000002500003155': 'pm_card_authenticationRequired',
+};
+const TEST_CARD_TOKENS: Record<string, string> = {
+  tok_visa: 'pm_card_visa',
+  tok_visa_debit: 'pm_card_visa_debit',
+  tok_mastercard: 'pm_card_mastercard',
+  tok_amex: 'pm_card_amex',
+  tok_chargeDeclined: 'pm_card_chargeDeclined',
+  tok_chargeDeclinedInsufficientFunds: 'pm_card_chargeDeclinedInsufficientFunds',
+  tok_chargeCustomerFail: 'pm_card_chargeCustomerFail',
+  tok_authenticationRequired: 'pm_card_authenticationRequired',
+};
 
 function createFromToken(store: Store, token: string): Obj {
   const card = TEST_CARDS[token];
@@ -136,7 +159,48 @@ export function chargeOutcome(pm: Obj): ChargeOutcome {
   }
 }
 
+/** `POST /v1/payment_methods` with `type=card` and a test card number or card token. */
+function createCardPaymentMethod(store: Store, p: Obj): Obj {
+  const type = str(p, 'type');
+  if (!type) throw invalidRequest('Missing required param: type.', 'type', 'parameter_missing');
+  if (type !== 'card') {
+    throw invalidRequest(`The emulator creates card payment methods only; type \`${type}\` is not available here.`, 'type', 'parameter_invalid_string');
+  }
+  const card = obj(p, 'card');
+  if (!card) throw invalidRequest('Missing required param: card.', 'card', 'parameter_missing');
+  let template: string | undefined;
+  const token = str(card, 'token');
+  if (token) {
+    template = TEST_CARD_TOKENS[token];
+    if (!template) throw noSuch('token', token, 'card[token]');
+  } else {
+    const number = str(card, 'number')?.replace(/\s+/g, '');
+    if (!number) throw invalidRequest('Missing required param: card[number].', 'card[number]', 'parameter_missing');
+    template = TEST_NUMBERS[number];
+    if (!template) throw cardError('Your card number is incorrect.', 'incorrect_number', undefined, { param: 'card[number]' });
+    const month = Number(card.exp_month);
+    const year = Number(card.exp_year);
+    if (!Number.isInteger(month) || month < 1 || month > 12) throw cardError("Your card's expiration month is invalid.", 'invalid_expiry_month', undefined, { param: 'card[exp_month]' });
+    if (!Number.isInteger(year) || year < new Date().getUTCFullYear()) throw cardError("Your card's expiration year is invalid.", 'invalid_expiry_year', undefined, { param: 'card[exp_year]' });
+  }
+  const pm = createFromToken(store, template);
+  if (card.exp_month) pm.card.exp_month = Number(card.exp_month);
+  if (card.exp_year) pm.card.exp_year = Number(card.exp_year);
+  const bd = obj(p, 'billing_details');
+  if (bd) {
+    for (const k of ['email', 'name', 'phone'] as const) if (k in bd) pm.billing_details[k] = str(bd, k) ?? null;
+    const addr = obj(bd, 'address');
+    if (addr) for (const k of Object.keys(pm.billing_details.address)) if (k in addr) pm.billing_details.address[k] = str(addr, k) ?? null;
+  }
+  pm.metadata = applyMetadata({}, p);
+  const redisplay = str(p, 'allow_redisplay');
+  if (redisplay) pm.allow_redisplay = redisplay;
+  return pm;
+}
+
 export function registerPaymentMethods(router: Router, store: Store): void {
+  router.add('POST', '/v1/payment_methods', (ctx) => out(ctx, createCardPaymentMethod(store, ctx.params)));
+
   router.add('POST', '/v1/payment_methods/:id/attach', (ctx) => {
     const customer = str(ctx.params, 'customer');
     if (!customer) throw invalidRequest('Missing required param: customer.', 'customer', 'parameter_missing');
@@ -180,9 +244,14 @@ export function registerPaymentMethods(router: Router, store: Store): void {
     if (type) items = items.filter((pm) => pm.type === type);
     return listOut(ctx, items);
   };
-  router.add('GET', '/v1/payment_methods', (ctx) => listFor(ctx, str(ctx.params, 'customer')));
+  router.add('GET', '/v1/payment_methods', (ctx) => {
+    const customer = str(ctx.params, 'customer');
+    // As the nested route does, a customer that does not exist is a 404, not an empty list.
+    if (customer && !store.get('customer', customer)) throw noSuch('customer', customer, 'customer');
+    return listFor(ctx, customer);
+  });
   router.add('GET', '/v1/customers/:id/payment_methods', (ctx) => {
-    if (!store.get('customer', ctx.pathParams.id)) throw noSuch('customer', ctx.pathParams.id);
+    if (!store.get('customer', ctx.pathParams.id)) throw noSuch('customer', ctx.pathParams.id, 'customer');
     return listFor(ctx, ctx.pathParams.id);
   });
 }

@@ -56,7 +56,7 @@ export function createPrice(store: Store, p: Obj, paramPrefix = ''): Obj {
   if (rec) {
     const interval = str(rec, 'interval');
     if (!interval || !['day', 'week', 'month', 'year'].includes(interval)) {
-      throw invalidRequest('Invalid recurring[interval]: must be one of day, week, month, or year', param('recurring[interval]'));
+      throw invalidRequest(`Invalid ${param('recurring[interval]')}: must be one of day, week, month, or year`, param('recurring[interval]'), 'parameter_invalid_string');
     }
     const usageType = str(rec, 'usage_type') ?? 'licensed';
     const meter = str(rec, 'meter') ?? null;
@@ -128,7 +128,20 @@ export function planOf(price: Obj): Obj | null {
   };
 }
 
+/** `currency_options`, included on request (`expand[]=currency_options`): the price's own currency. */
+function currencyOptions(price: Obj): Obj {
+  return {
+    [price.currency]: {
+      custom_unit_amount: null,
+      tax_behavior: price.tax_behavior,
+      unit_amount: price.unit_amount,
+      unit_amount_decimal: price.unit_amount_decimal,
+    },
+  };
+}
+
 export function registerPrices(router: Router, store: Store): void {
+  store.includables.set('price', { currency_options: (price) => currencyOptions(price) });
   router.add('POST', '/v1/prices', (ctx) => out(ctx, createPrice(store, ctx.params)));
 
   router.add('GET', '/v1/prices/:id', (ctx) => out(ctx, getPrice(store, ctx.pathParams.id, 'id')));
