@@ -60,7 +60,9 @@ export async function startJobRunner(deps: {
   const log = deps.log.child({ component: 'jobs' });
   const { worker } = config;
   const pool = new Pool({ connectionString: databaseUrl, max: worker.poolMax });
+  // A dropped connection (database restart) must not crash the process: the pool makes a new one.
   pool.on('error', (error) => log.warn({ err: error }, 'job queue connection error'));
+  pool.on('connect', (client) => client.on('error', (error) => log.warn({ err: error }, 'job queue connection error')));
   let orm: MikroORM | undefined;
   try {
     orm = await initORM({ url: databaseUrl, poolMax: worker.poolMax, log });
