@@ -59,6 +59,8 @@ export interface AppConfig {
     catchUpMinutes: number;
     /** A recorded event still unapplied after this long is enqueued again by the catch-up. */
     staleAfterSeconds: number;
+    /** A worker silent this long is dead: the jobs it had locked run again. */
+    deadAfterSeconds: number;
   };
   /**
    * How far V8 lets the old generation grow past what is live before it collects, in percent
@@ -171,6 +173,7 @@ const schema = z.object({
   STRIPE_REQUESTS_PER_SECOND: int(20, 1, 10000),
   WEBHOOK_CATCH_UP_MINUTES: int(5, 1, 1440),
   WEBHOOK_STALE_AFTER_SECONDS: int(120, 1, 86400),
+  WORKER_DEAD_AFTER_SECONDS: int(60, 3, 86400),
   USAGE_FORWARDER_INTERVAL_MS: int(1000, 10, 600000),
   USAGE_FORWARDER_BATCH_SIZE: int(2000, 1, 10000),
   HEAP_GROWING_PERCENT: int(50, 0, 400),
@@ -328,6 +331,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       stripeRequestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
       catchUpMinutes: e.WEBHOOK_CATCH_UP_MINUTES,
       staleAfterSeconds: e.WEBHOOK_STALE_AFTER_SECONDS,
+      deadAfterSeconds: e.WORKER_DEAD_AFTER_SECONDS,
     },
     security: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,

@@ -50,9 +50,9 @@ export function ormConfig(options: OrmOptions): Options {
       },
     },
     // The mutation rate limiter keeps its own table in its own schema (created at start-up, no
-    // entity), and so does the job engine (graphile_worker); without this the schema diff would
+    // entity), and so does the job engine (graphile_worker, tollgate_jobs); without this the schema diff would
     // offer to drop them.
-    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA, 'graphile_worker'] },
+    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA, 'graphile_worker', 'tollgate_jobs'] },
   };
 }
 

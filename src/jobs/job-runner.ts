@@ -12,6 +12,9 @@ import { StripeEventRepository } from '../webhooks/stripe-event.repository';
 import { StripeObjectApplier } from '../webhooks/stripe-object.applier';
 import { JobQueueRepository, TASKS, type StripeObjectJob } from './job-queue.repository';
 import { RateBudget } from './rate-budget';
+import { WorkerLivenessRepository } from './worker-liveness.repository';
+import { EventEmitter } from 'node:events';
+import type { WorkerEvents } from 'graphile-worker';
 
 /** graphile-worker's log lines into ours. */
 function workerLogger(log: Logger): WorkerLogger {
@@ -31,6 +34,12 @@ function workerLogger(log: Logger): WorkerLogger {
  */
 export async function installJobQueue(databaseUrl: string, log: Logger): Promise<void> {
   await runMigrations({ connectionString: databaseUrl, logger: workerLogger(log.child({ component: 'jobs' })) });
+  const pool = new Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    await new WorkerLivenessRepository(pool).ensureSchema();
+  } finally {
+    await pool.end();
+  }
 }
 
 /** `*\/N` minutes as a crontab line (hours past 59 minutes). */
@@ -76,6 +85,7 @@ export async function startJobRunner(deps: {
       budget: new RateBudget(worker.stripeRequestsPerSecond),
       onApplied: deps.onApplied,
     });
+    const liveness = new WorkerLivenessRepository(pool);
     const catchUp = new EventCatchUpService({
       pool,
       gateway,
@@ -100,8 +110,22 @@ export async function startJobRunner(deps: {
       };
     const taskList: TaskList = {
       [TASKS.stripeObject]: timed(TASKS.stripeObject, (payload) => applier.apply(payload as StripeObjectJob)),
-      [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, () => catchUp.run()),
+      [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, async () => {
+        const dead = await liveness.unlockDead(worker.deadAfterSeconds);
+        if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
+        await catchUp.run();
+      }),
     };
+
+    // The ids of this process's graphile workers, heartbeaten so that other processes can tell
+    // it is alive (see WorkerLivenessRepository).
+    const workerIds: string[] = [];
+    const workerEvents: WorkerEvents = new EventEmitter();
+    workerEvents.on('worker:create', ({ worker: w }) => workerIds.push(w.workerId));
+    const beat = () =>
+      liveness.heartbeat(workerIds).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    const heartbeat = setInterval(beat, Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
+    heartbeat.unref();
 
     const runner: Runner = await run({
       pgPool: pool,
@@ -110,16 +134,20 @@ export async function startJobRunner(deps: {
       pollInterval: worker.pollIntervalMs,
       noHandleSignals: true,
       logger: workerLogger(log),
+      events: workerEvents,
       parsedCronItems: parseCronItems([
         { task: TASKS.eventsCatchUp, match: everyMinutes(worker.catchUpMinutes), identifier: TASKS.eventsCatchUp, options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 } },
       ]),
     });
+    await beat();
     // Catch up at start too: an outage of the endpoint heals as soon as a worker is back.
     await pool.query(`select graphile_worker.add_job($1::text, '{}'::json, job_key => $1::text, max_attempts => 1)`, [TASKS.eventsCatchUp]);
     const ormOfRunner = orm;
     return {
       stop: async () => {
+        clearInterval(heartbeat);
         await runner.stop();
+        await liveness.forget(workerIds).catch(() => undefined);
         await ormOfRunner.close();
         await pool.end();
       },
