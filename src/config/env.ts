@@ -254,7 +254,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
   const webhookSecrets = (e.STRIPE_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (e.STRIPE_WEBHOOK_SECRET && !placeholder('STRIPE_WEBHOOK_SECRET', e.STRIPE_WEBHOOK_SECRET)) {
     if (!webhookSecrets.length || webhookSecrets.some((s) => !/^whsec_[A-Za-z0-9_+/=]+$/.test(s))) {
-      problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_ (several secrets: comma-separated, each starting with whsec_)');
+      problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
     }
   }
   if (e.DATABASE_URL && !placeholder('DATABASE_URL', e.DATABASE_URL)) {

@@ -42,9 +42,42 @@ export async function installJobQueue(databaseUrl: string, log: Logger): Promise
   }
 }
 
+/** Pause before a worker stopped by a database outage is started again. */
+const RESTART_DELAY_MS = 5_000;
+
 /** `*\/N` minutes as a crontab line (hours past 59 minutes). */
 function everyMinutes(minutes: number): string {
   return minutes < 60 ? `*/${minutes} * * * *` : `0 */${Math.min(23, Math.floor(minutes / 60))} * * *`;
+}
+
+/**
+ * graphile-worker 0.17 records a job's end in the background and, when it cannot (the database
+ * went away), shuts its pool down with a promise nobody awaits: unhandled, that rejection would
+ * end the whole process. Batching the records (delay 0) routes the failure to the pool's own
+ * handler, and these middlewares keep the shutdown's own rejection from escaping; the runner is
+ * then started again (see startJobRunner).
+ */
+function survivableShutdown(log: Logger): GraphileConfig.Preset {
+  const logged = (what: string) => (error: unknown) => log.warn({ err: error }, `job worker ${what} shutdown failed`);
+  return {
+    worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+    plugins: [
+      {
+        name: 'TollgateSurvivableShutdown',
+        version: '1.0.0',
+        worker: {
+          middleware: {
+            poolGracefulShutdown: (next) => Promise.resolve(next()).catch(logged('graceful')),
+            poolForcefulShutdown: (next) =>
+              Promise.resolve(next()).catch((error: unknown) => {
+                logged('forceful')(error);
+                return { forceFailedJobs: [] };
+              }),
+          },
+        },
+      },
+    ],
+  };
 }
 
 export interface RunningJobs {
@@ -117,17 +150,21 @@ export async function startJobRunner(deps: {
       }),
     };
 
-    // The ids of this process's graphile workers, heartbeaten so that other processes can tell
-    // it is alive (see WorkerLivenessRepository).
-    const workerIds: string[] = [];
+    // The id of this process's worker pool (graphile-worker locks jobs and queues under it),
+    // heartbeaten so that other processes can tell it is alive (see WorkerLivenessRepository).
+    let poolId: string | null = null;
     const workerEvents: WorkerEvents = new EventEmitter();
-    workerEvents.on('worker:create', ({ worker: w }) => workerIds.push(w.workerId));
+    workerEvents.on('pool:create', ({ workerPool }) => {
+      poolId = workerPool.id;
+    });
+    const liveIds = () => (poolId ? [poolId] : []);
     const beat = () =>
-      liveness.heartbeat(workerIds).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+      liveness.heartbeat(liveIds()).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
     const heartbeat = setInterval(beat, Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
     heartbeat.unref();
 
-    const runner: Runner = await run({
+    const options = {
+      preset: survivableShutdown(log),
       pgPool: pool,
       taskList,
       concurrency: worker.concurrency,
@@ -136,18 +173,66 @@ export async function startJobRunner(deps: {
       logger: workerLogger(log),
       events: workerEvents,
       parsedCronItems: parseCronItems([
-        { task: TASKS.eventsCatchUp, match: everyMinutes(worker.catchUpMinutes), identifier: TASKS.eventsCatchUp, options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 } },
+        {
+          task: TASKS.eventsCatchUp,
+          match: everyMinutes(worker.catchUpMinutes),
+          identifier: TASKS.eventsCatchUp,
+          options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 },
+        },
       ]),
-    });
+    };
+
+    // graphile-worker stops its pool when it cannot record a job's end (the database went away):
+    // the runner is started again after a pause, for as long as this process runs, and the jobs
+    // it held are released by the liveness check.
+    let runner: Runner | null = null;
+    let stopping = false;
+    let restartTimer: NodeJS.Timeout | null = null;
+    /** Pools of this process that stopped: what they still lock is released before a new one starts. */
+    const deadPools: string[] = [];
+    const launch = async (): Promise<void> => {
+      if (deadPools.length) {
+        await pool.query(`select graphile_worker.force_unlock_workers($1::text[])`, [deadPools]);
+        await liveness.forget(deadPools.splice(0));
+      }
+      const started = await run(options);
+      runner = started;
+      const startedPool = poolId;
+      const ended = (error?: unknown) => {
+        if (runner === started) runner = null;
+        if (stopping) return;
+        if (startedPool) deadPools.push(startedPool);
+        log.error({ err: error }, 'job worker stopped; starting it again');
+        scheduleRestart();
+      };
+      started.promise.then(() => ended(), ended);
+    };
+    const scheduleRestart = () => {
+      if (stopping || restartTimer) return;
+      restartTimer = setTimeout(() => {
+        restartTimer = null;
+        if (stopping) return;
+        launch().catch((error: unknown) => {
+          log.warn({ err: error }, 'job worker could not start; trying again');
+          scheduleRestart();
+        });
+      }, RESTART_DELAY_MS);
+      restartTimer.unref();
+    };
+
+    await launch();
     await beat();
     // Catch up at start too: an outage of the endpoint heals as soon as a worker is back.
     await pool.query(`select graphile_worker.add_job($1::text, '{}'::json, job_key => $1::text, max_attempts => 1)`, [TASKS.eventsCatchUp]);
     const ormOfRunner = orm;
     return {
       stop: async () => {
+        stopping = true;
         clearInterval(heartbeat);
-        await runner.stop();
-        await liveness.forget(workerIds).catch(() => undefined);
+        if (restartTimer) clearTimeout(restartTimer);
+        const current = runner as Runner | null;
+        if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
+        await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
         await ormOfRunner.close();
         await pool.end();
       },

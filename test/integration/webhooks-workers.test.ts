@@ -99,7 +99,7 @@ async function sql<T = any>(query: string, params: unknown[] = []): Promise<T[]>
   }
 }
 
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -163,7 +163,7 @@ describe('the job engine across processes', () => {
     expect(applied).toEqual(recorded.map((e) => ({ ...e, status: 'processed', attempts: 1 })));
     const stripeNow = await apps[0].gateway!.retrieveSubscription(id);
     expect(await sql(`select status from subscriptions where stripe_subscription_id = $1`, [id])).toEqual([{ status: stripeNow.status }]);
-  }, 90_000);
+  }, 120_000);
 
   it('applies each event once with two app instances and a standalone worker on one database', async () => {
     // The second instance runs a worker inside, beside the standalone one started above.
@@ -195,5 +195,5 @@ describe('the job engine across processes', () => {
     expect(rows).toHaveLength(events.length);
     expect(rows.filter((r) => r.status !== 'processed' || r.attempts !== 1)).toEqual([]);
     expect(await sql(`select count(*)::int as n from subscriptions where stripe_subscription_id = any($1::text[])`, [ids])).toEqual([{ n: 6 }]);
-  }, 90_000);
+  }, 120_000);
 });
