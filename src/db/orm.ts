@@ -4,7 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import path from 'node:path';
 import { Client } from 'pg';
 import { migrationsList } from '../../migrations';
-import { RATE_LIMIT_SCHEMA } from '../security/mutation-rate-limiter';
+import { JOB_QUEUE_SCHEMA, JOBS_SCHEMA, RATE_LIMIT_SCHEMA } from './schemas';
 import { entities } from './entities';
 
 export interface OrmOptions {
@@ -52,7 +52,7 @@ export function ormConfig(options: OrmOptions): Options {
     // The mutation rate limiter keeps its own table in its own schema (created at start-up, no
     // entity), and so does the job engine (graphile_worker, tollgate_jobs); without this the schema diff would
     // offer to drop them.
-    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA, 'graphile_worker', 'tollgate_jobs'] },
+    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA, JOB_QUEUE_SCHEMA, JOBS_SCHEMA] },
   };
 }
 

@@ -160,7 +160,7 @@ export async function startJobRunner(deps: {
     const liveIds = () => (poolId ? [poolId] : []);
     const beat = () =>
       liveness.heartbeat(liveIds()).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
-    const heartbeat = setInterval(beat, Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
+    const heartbeat = setInterval(() => void beat(), Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
     heartbeat.unref();
 
     const options = {

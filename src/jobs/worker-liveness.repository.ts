@@ -1,7 +1,5 @@
 import type { Pool } from 'pg';
-
-/** Our own small schema beside graphile-worker's (no entity: the ORM's schema diff ignores it). */
-export const JOBS_SCHEMA = 'tollgate_jobs';
+import { JOBS_SCHEMA } from '../db/schemas';
 
 /**
  * Which workers of the job engine are alive, so that the jobs and queues a killed worker had

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ClientBase } from 'pg';
 import type { StripeEventSnapshot } from '../stripe/stripe.gateway';
-import { JobQueueRepository, type StripeObjectJob, type StripeObjectRef } from '../jobs/job-queue.repository';
+import type { JobQueueRepository, StripeObjectJob, StripeObjectRef } from '../jobs/job-queue.repository';
 import type { StripeEventStatus } from './stripe-event.entity';
 
 /** A ledger row as the job engine reads it. */
