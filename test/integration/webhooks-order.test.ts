@@ -102,7 +102,7 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
       expect({ ...row, canceled_at: row.canceled_at ? new Date(row.canceled_at).toISOString() : null }).toEqual(expected);
     }
     expect(orders).toHaveLength(24);
-  });
+  }, 120_000);
 
   it('acknowledges a failing event, keeps it failed with its error, and replays it once the cause is fixed', async () => {
     const user = await authHeader('peggy');
@@ -204,5 +204,5 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
     const again = await replay([inProcess.id]);
     expect(again).toEqual([{ eventId: inProcess.id, type: 'customer.subscription.updated', outcome: 'not_replayable' }]);
     expect((await deliver(inProcess)).status).toBe(200);
-  });
+  }, 120_000);
 });
