@@ -46,11 +46,21 @@ export class JobQueueRepository {
   constructor(private readonly maxAttempts: number) {}
 
   async addStripeObjectJob(client: ClientBase, ref: StripeObjectRef): Promise<void> {
+    const call = this.stripeObjectJobCall(ref, 1);
+    await client.query(`select ${call.sql}`, call.values);
+  }
+
+  /**
+   * The `add_job` call of a `stripe_object` job as an SQL expression, its parameters numbered from
+   * `first`: for a caller that enqueues within a statement of its own (see StripeEventRepository).
+   */
+  stripeObjectJobCall(ref: StripeObjectRef, first: number): { sql: string; values: unknown[] } {
     const payload: StripeObjectJob = { objectType: ref.objectType, objectId: ref.objectId };
-    await client.query(
-      `select graphile_worker.add_job($1::text, $2::json, queue_name => $3::text, job_key => $4::text, max_attempts => $5::int, job_key_mode => 'replace')`,
-      [TASKS.stripeObject, JSON.stringify(payload), stripeObjectQueue(ref), stripeObjectJobKey(ref), this.maxAttempts],
-    );
+    const p = (i: number) => `$${first + i}`;
+    return {
+      sql: `graphile_worker.add_job(${p(0)}::text, ${p(1)}::json, queue_name => ${p(2)}::text, job_key => ${p(3)}::text, max_attempts => ${p(4)}::int, job_key_mode => 'replace')`,
+      values: [TASKS.stripeObject, JSON.stringify(payload), stripeObjectQueue(ref), stripeObjectJobKey(ref), this.maxAttempts],
+    };
   }
 
   /**

@@ -56,8 +56,10 @@ export class StripeEventRepository {
 
   /**
    * Inserts the event unless its id is known and, when it is to be applied, enqueues the job of
-   * its object, both in one transaction: either both exist or neither. A delivery racing another
-   * of the same event waits for the first insert to commit and then does nothing.
+   * its object, in ONE statement (a data-modifying CTE): one round trip, atomic like any
+   * statement, so either both exist or neither, and the job is enqueued only by the delivery that
+   * inserted the row. A delivery racing another of the same event waits for the first insert to
+   * commit and then does nothing.
    */
   async recordAndEnqueue(
     client: ClientBase,
@@ -66,37 +68,32 @@ export class StripeEventRepository {
     apply: boolean,
   ): Promise<'recorded' | 'ignored' | 'duplicate'> {
     const status: StripeEventStatus = apply && ref ? 'received' : 'ignored';
-    await client.query('begin');
-    try {
-      const inserted = await client.query(
-        `insert into stripe_events (id, stripe_event_id, type, livemode, api_version, payload, stripe_created_at, received_at,
+    const values: unknown[] = [
+      randomUUID(),
+      withoutNul(event.id),
+      withoutNul(event.type),
+      event.livemode,
+      event.apiVersion === null ? null : withoutNul(event.apiVersion),
+      storableJson(event.payload),
+      event.createdAt,
+      status,
+      ref?.objectType ?? null,
+      ref?.objectId ?? null,
+    ];
+    const job = status === 'received' && ref ? this.jobs.stripeObjectJobCall(ref, values.length + 1) : null;
+    const { rows } = await client.query<{ inserted: number }>(
+      `with inserted as (
+         insert into stripe_events (id, stripe_event_id, type, livemode, api_version, payload, stripe_created_at, received_at,
                                     processed_at, status, attempts, object_type, object_id)
          values ($1, $2, $3, $4, $5, $6::jsonb, $7, now(), case when $8 = 'ignored' then now() end, $8, 0, $9, $10)
-         on conflict (stripe_event_id) do nothing`,
-        [
-          randomUUID(),
-          withoutNul(event.id),
-          withoutNul(event.type),
-          event.livemode,
-          event.apiVersion === null ? null : withoutNul(event.apiVersion),
-          storableJson(event.payload),
-          event.createdAt,
-          status,
-          ref?.objectType ?? null,
-          ref?.objectId ?? null,
-        ],
-      );
-      if (!inserted.rowCount) {
-        await client.query('commit');
-        return 'duplicate';
-      }
-      if (status === 'received' && ref) await this.jobs.addStripeObjectJob(client, ref);
-      await client.query('commit');
-      return status === 'received' ? 'recorded' : 'ignored';
-    } catch (error) {
-      await client.query('rollback').catch(() => undefined);
-      throw error;
-    }
+         on conflict (stripe_event_id) do nothing
+         returning id
+       )${job ? `, queued as (select ${job.sql} from inserted)` : ''}
+       select (select count(*)::int from inserted) as inserted${job ? ', (select count(*)::int from queued) as queued' : ''}`,
+      job ? [...values, ...job.values] : values,
+    );
+    if (!rows[0].inserted) return 'duplicate';
+    return status === 'received' ? 'recorded' : 'ignored';
   }
 
   /** The events of one object still to apply (received, or failed and being retried), oldest first. */

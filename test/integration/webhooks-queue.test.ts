@@ -185,11 +185,18 @@ describe('Stripe webhooks on the job engine', () => {
   });
 
   it('shows the queue and the applied events in /metrics', async () => {
+    const id = await subscribe('metrics');
+    await server.emulator!.waitForWebhooks();
+    const object = await emulator('GET', `/v1/subscriptions/${id}`);
+    // Stripe answers slowly: the job is still in the queue when /metrics is read.
+    server.emulator!.faults.add({ delayMs: 2_000, count: 5, path: `/v1/subscriptions/${id}`, method: 'GET' });
+    expect((await deliver(stripeEvent('customer.subscription.updated', object))).status).toBe(200);
     const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/tollgate_job_queue_depth\{task="stripe_object",state="(waiting|running)"\} [1-9]/);
     expect(text).toMatch(/tollgate_stripe_events_applied_total\{type="customer.subscription.updated",outcome="processed"\} \d+/);
     expect(text).toMatch(/tollgate_stripe_events_applied_total\{type="customer.subscription.updated",outcome="failed"\} [1-9]/);
-    expect(text).toMatch(/tollgate_job_queue_depth\{task="stripe_events_catch_up",state="(waiting|running)"\} \d+/);
     expect(text).toMatch(/tollgate_job_wait_seconds_count\{task="stripe_object"\} [1-9]/);
     expect(text).toMatch(/tollgate_webhook_deliveries_total\{type="customer.subscription.updated",outcome="recorded"\} [1-9]/);
+    await server.waitForJobs();
   });
 });
