@@ -1,5 +1,14 @@
+import { EventEmitter } from 'node:events';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Logger as WorkerLogger, parseCronItems, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
+import {
+  Logger as WorkerLogger,
+  parseCronItems,
+  run,
+  runMigrations,
+  type Runner,
+  type TaskList,
+  type WorkerEvents,
+} from 'graphile-worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { jobRunSeconds, jobWaitSeconds } from '../common/metrics';
@@ -13,8 +22,6 @@ import { StripeObjectApplier } from '../webhooks/stripe-object.applier';
 import { JobQueueRepository, TASKS, type StripeObjectJob } from './job-queue.repository';
 import { RateBudget } from './rate-budget';
 import { WorkerLivenessRepository } from './worker-liveness.repository';
-import { EventEmitter } from 'node:events';
-import type { WorkerEvents } from 'graphile-worker';
 
 /** graphile-worker's log lines into ours. */
 function workerLogger(log: Logger): WorkerLogger {
