@@ -18,6 +18,7 @@ import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
 import { Client } from 'pg';
 import { seedUsers, type SeededUser } from './lib/seed';
+import { runWebhookBench } from './webhooks.bench';
 
 interface Args extends LoadOptions {
   only: string[] | null;
@@ -128,6 +129,8 @@ const SUBSCRIPTIONS = `{ subscriptions { id status quantity currentPeriodStart c
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const want = (name: string) => !args.only || args.only.includes(name);
+  // Webhook ingest against its own floor, with servers of its own: only when named.
+  if (args.only?.includes('webhook-ingest')) return runWebhookBench({ duration: args.duration, connections: args.connections });
   const root = path.join(__dirname, '..');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const resultsDir = path.join(root, 'bench', 'results');

@@ -17,6 +17,15 @@ import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator';
 import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
 import { createWebhookHandler } from './webhooks/webhook.router';
+import { WebhookIngestService } from './webhooks/webhook.service';
+import { StripeEventRepository } from './webhooks/stripe-event.repository';
+import { eventHandlers } from './webhooks/handlers/handler-registry';
+import { StripeWebhookVerifier } from './stripe/webhook-verifier';
+import { installJobQueue, startJobRunner, type RunningJobs } from './jobs/job-runner';
+import { JobQueueRepository, TASKS } from './jobs/job-queue.repository';
+import { setQueueDepthSource } from './common/metrics';
+import { withPoolConnection } from './db/raw-query';
+import { catalogCacheFor } from './billing/catalog/catalog-cache';
 import { UsageForwarder } from './billing/usage/usage-forwarder';
 
 /** How long requests in flight may take to finish when the server stops. */
@@ -37,6 +46,13 @@ export interface RunningServer {
   devToken?: string;
   /** Sends recorded usage to Stripe; absent when billing or USAGE_FORWARDER_ENABLED is off. */
   usageForwarder?: UsageForwarder;
+  /** The job engine's worker in this process; absent when WORKER_ENABLED is off or billing is. */
+  jobs?: RunningJobs;
+  /**
+   * Resolves when the shared queue has no job running or due (jobs waiting for a later retry
+   * aside), whichever process works it; rejects after `timeoutMs`.
+   */
+  waitForJobs(timeoutMs?: number): Promise<void>;
   /** What the start-up banner prints. */
   banner: string;
   close(): Promise<void>;
@@ -81,9 +97,11 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     let gateway: StripeGateway | null = null;
     let emulator: RunningEmulator | undefined;
     let webhookSecret: string | undefined;
+    let webhookSecrets: string[] = [];
     if (config.billingEnabled) {
       if (config.stripe.secretKey) {
         webhookSecret = config.stripe.webhookSecret;
+        webhookSecrets = config.stripe.webhookSecrets;
         gateway = gatewayFromConfig(config, { log });
       } else {
         // Local mode: the built-in emulator stands in for Stripe, reached through the same SDK.
@@ -95,6 +113,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         });
         closers.push({ name: 'emulator', close: () => emulator!.close() });
         webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
+        webhookSecrets = config.stripe.webhookSecrets.length ? config.stripe.webhookSecrets : [webhookSecret];
         gateway = gatewayFromConfig(config, { log, secretKey: 'sk_test_tollgate_local_emulator', apiBase: emulator.url, webhookSecret });
       }
     }
@@ -119,7 +138,19 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         ? await signToken(jwtSecret, 'dev-user', { email: 'dev@example.com', issuer: config.auth.issuer, audience: config.auth.audience })
         : undefined;
 
-    const webhookHandler = gateway ? createWebhookHandler({ orm, gateway, log: log.child({ component: 'webhooks' }) }) : undefined;
+    // The route records and enqueues with graphile_worker.add_job, so the queue's schema must
+    // exist even when no worker runs in this process.
+    const jobQueue = new JobQueueRepository(config.worker.maxAttempts);
+    if (gateway) await installJobQueue(database.url, log);
+    const webhookHandler =
+      gateway && webhookSecrets.length
+        ? createWebhookHandler({
+            verifier: new StripeWebhookVerifier(webhookSecrets),
+            ingest: new WebhookIngestService(orm, new StripeEventRepository(jobQueue), eventHandlers),
+            mode: gateway.mode,
+            log: log.child({ component: 'webhooks' }),
+          })
+        : undefined;
     const app = await createApp({ config, orm, log, gateway, authenticate, devToken, webhookHandler });
     closers.push({ name: 'apollo', close: () => app.stop() });
 
@@ -156,6 +187,36 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       emulator.addWebhookEndpoint({ url: `http://${hookHost.includes(':') ? `[${hookHost}]` : hookHost}:${port}/webhooks/stripe`, secret: webhookSecret });
     }
 
+    // The worker starts after listen and stops before the database closes (closers run in reverse).
+    let jobs: RunningJobs | undefined;
+    if (gateway && config.worker.enabled) {
+      // Catalog writes of the worker go through its own ORM: this process's catalog cache is told
+      // here (other instances see them within the cache's time-to-live).
+      const catalogObjects = new Set(['product', 'price']);
+      jobs = await startJobRunner({
+        config,
+        databaseUrl: database.url,
+        gateway,
+        log,
+        onApplied: (job) => {
+          if (catalogObjects.has(job.objectType)) catalogCacheFor(orm.em).invalidate();
+        },
+      });
+      closers.push({ name: 'jobs', close: () => jobs!.stop() });
+    }
+    if (gateway) {
+      setQueueDepthSource(() => withPoolConnection(orm, (client) => jobQueue.depth(client)));
+      closers.push({ name: 'queue-metrics', close: async () => setQueueDepthSource(null) });
+    }
+    const waitForJobs = async (timeoutMs = 20_000) => {
+      if (!gateway) return;
+      const deadline = Date.now() + timeoutMs;
+      while (!(await withPoolConnection(orm, (client) => jobQueue.idle(client, [TASKS.stripeObject])))) {
+        if (Date.now() > deadline) throw new Error(`jobs still running after ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+
     // Started after listen and closed before it (closers run in reverse): no round is cut off
     // by the ORM closing under it.
     let usageForwarder: UsageForwarder | undefined;
@@ -174,7 +235,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       `  Stripe      ${emulator ? `the built-in Stripe emulator at ${emulator.url}` : describeStripe(config)}`,
     ].join('\n');
 
-    return { url, port, config, orm, app, database, gateway, emulator, devToken, usageForwarder, banner, close: closeAll };
+    return { url, port, config, orm, app, database, gateway, emulator, devToken, usageForwarder, jobs, waitForJobs, banner, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

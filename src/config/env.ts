@@ -23,7 +23,10 @@ export interface AppConfig {
   billingEnabled: boolean;
   stripe: {
     secretKey?: string;
+    /** The first of `webhookSecrets`: what the local emulator signs with. */
     webhookSecret?: string;
+    /** Every accepted signing secret, tried in turn (a secret being rolled and its successor). */
+    webhookSecrets: string[];
     apiBase?: string;
     priceMap: Record<string, string>;
     timeoutMs: number;
@@ -37,6 +40,27 @@ export interface AppConfig {
   catalogFile: string;
   limits: { graphqlBody: string; webhookBody: string };
   usageForwarder: { enabled: boolean; intervalMs: number; batchSize: number };
+  /** The job engine (graphile-worker) that applies webhook events in the background. */
+  worker: {
+    /** Run a worker inside this process (`npm run worker` runs one alone). */
+    enabled: boolean;
+    /** Jobs run at once by one worker process. */
+    concurrency: number;
+    /** Hard limit of each of the worker's two pools (queue and apply), apart from the API's pool. */
+    poolMax: number;
+    /** How often the worker looks for jobs that fall due (retries); new jobs arrive by NOTIFY. */
+    pollIntervalMs: number;
+    /** Attempts of one job before it stays failed for `npm run events:replay`. */
+    maxAttempts: number;
+    /** Stripe reads per second one worker process allows itself. */
+    stripeRequestsPerSecond: number;
+    /** Minutes between two catch-up runs (listing `/v1/events` for missed deliveries). */
+    catchUpMinutes: number;
+    /** A recorded event still unapplied after this long is enqueued again by the catch-up. */
+    staleAfterSeconds: number;
+    /** A worker silent this long is dead: the jobs it had locked run again. */
+    deadAfterSeconds: number;
+  };
   /**
    * How far V8 lets the old generation grow past what is live before it collects, in percent
    * (V8's own `--heap-growing-percent`); 0 leaves V8's default, which under load lets a heap of
@@ -140,6 +164,15 @@ const schema = z.object({
   GRAPHQL_BODY_LIMIT: optionalText,
   WEBHOOK_BODY_LIMIT: optionalText,
   USAGE_FORWARDER_ENABLED: bool(true),
+  WORKER_ENABLED: bool(true),
+  WORKER_CONCURRENCY: int(4, 1, 100),
+  WORKER_DB_POOL_MAX: int(4, 1, 100),
+  WORKER_POLL_INTERVAL_MS: int(1000, 50, 60000),
+  WORKER_MAX_ATTEMPTS: int(12, 1, 100),
+  STRIPE_REQUESTS_PER_SECOND: int(20, 1, 10000),
+  WEBHOOK_CATCH_UP_MINUTES: int(5, 1, 1440),
+  WEBHOOK_STALE_AFTER_SECONDS: int(120, 1, 86400),
+  WORKER_DEAD_AFTER_SECONDS: int(60, 3, 86400),
   USAGE_FORWARDER_INTERVAL_MS: int(1000, 10, 600000),
   USAGE_FORWARDER_BATCH_SIZE: int(2000, 1, 10000),
   HEAP_GROWING_PERCENT: int(50, 0, 400),
@@ -225,8 +258,13 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       problems.push(`${keyName}: a live key outside NODE_ENV=production is refused; set ALLOW_LIVE_KEYS=true to allow it`);
     }
   }
+  // Several secrets, comma-separated, are each tried in turn: a secret rolled in Stripe keeps
+  // signing deliveries already under way while the new one takes over.
+  const webhookSecrets = (e.STRIPE_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (e.STRIPE_WEBHOOK_SECRET && !placeholder('STRIPE_WEBHOOK_SECRET', e.STRIPE_WEBHOOK_SECRET)) {
-    if (!WEBHOOK_SECRET_PATTERN.test(e.STRIPE_WEBHOOK_SECRET)) problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
+    if (!webhookSecrets.length || webhookSecrets.some((s) => !WEBHOOK_SECRET_PATTERN.test(s))) {
+      problems.push('STRIPE_WEBHOOK_SECRET: must start with whsec_');
+    }
   }
   if (e.DATABASE_URL && !placeholder('DATABASE_URL', e.DATABASE_URL)) {
     if (!isUrl(e.DATABASE_URL, ['postgres:', 'postgresql:'])) problems.push('DATABASE_URL: must be a postgres:// URL');
@@ -273,7 +311,8 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
     billingEnabled: e.ENABLE_BILLING,
     stripe: {
       secretKey,
-      webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+      webhookSecret: webhookSecrets[0],
+      webhookSecrets,
       apiBase: e.STRIPE_API_BASE,
       priceMap: priceMap.ok ? priceMap.map : {},
       timeoutMs: e.STRIPE_TIMEOUT_MS,
@@ -291,6 +330,17 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       enabled: e.USAGE_FORWARDER_ENABLED,
       intervalMs: e.USAGE_FORWARDER_INTERVAL_MS,
       batchSize: e.USAGE_FORWARDER_BATCH_SIZE,
+    },
+    worker: {
+      enabled: e.WORKER_ENABLED,
+      concurrency: e.WORKER_CONCURRENCY,
+      poolMax: e.WORKER_DB_POOL_MAX,
+      pollIntervalMs: e.WORKER_POLL_INTERVAL_MS,
+      maxAttempts: e.WORKER_MAX_ATTEMPTS,
+      stripeRequestsPerSecond: e.STRIPE_REQUESTS_PER_SECOND,
+      catchUpMinutes: e.WEBHOOK_CATCH_UP_MINUTES,
+      staleAfterSeconds: e.WEBHOOK_STALE_AFTER_SECONDS,
+      deadAfterSeconds: e.WORKER_DEAD_AFTER_SECONDS,
     },
     security: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,

@@ -4,7 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import path from 'node:path';
 import { Client } from 'pg';
 import { migrationsList } from '../../migrations';
-import { RATE_LIMIT_SCHEMA } from './schemas';
+import { JOB_QUEUE_SCHEMA, JOBS_SCHEMA, RATE_LIMIT_SCHEMA } from './schemas';
 import { entities } from './entities';
 
 export interface OrmOptions {
@@ -50,8 +50,9 @@ export function ormConfig(options: OrmOptions): Options {
       },
     },
     // The mutation rate limiter keeps its own table in its own schema (created at start-up, no
-    // entity); without this the schema diff would offer to drop it.
-    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA] },
+    // entity), and so does the job engine (graphile_worker, tollgate_jobs); without this the schema diff would
+    // offer to drop them.
+    schemaGenerator: { ignoreSchema: [RATE_LIMIT_SCHEMA, JOB_QUEUE_SCHEMA, JOBS_SCHEMA] },
   };
 }
 

@@ -536,6 +536,22 @@ export class StripeSdkGateway implements StripeGateway {
     return toEventSnapshot(event);
   }
 
+  async listEvents(input: { createdAfter?: Date; startingAfter?: string; limit?: number }): Promise<Page<StripeEventSnapshot>> {
+    const limit = Math.min(Math.max(Math.trunc(input.limit ?? 100), 1), 100);
+    const page = await this.call(
+      'events.list',
+      () =>
+        this.stripe.events.list({
+          limit,
+          ...(input.createdAfter ? { created: { gt: toUnixSeconds(input.createdAfter) } } : {}),
+          ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
+        }),
+      { resource: 'Event' },
+    );
+    const data = page.data.map(toEventSnapshot);
+    return { data, hasMore: page.has_more, nextCursor: page.has_more && data.length ? data[data.length - 1].id : null };
+  }
+
   constructWebhookEvent(rawBody: Buffer | string, signatureHeader: string | undefined): StripeEventSnapshot {
     if (!this.webhookSecret) {
       throw new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Webhook secret is not configured');

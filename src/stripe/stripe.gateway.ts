@@ -489,6 +489,11 @@ export interface StripeGateway {
   /** Reads an event (for replays and to re-check a delivery). */
   retrieveEvent(id: string): Promise<StripeEventSnapshot>;
   /**
+   * One page of events, newest first (Stripe keeps 30 days), created after `createdAfter` when
+   * given; `startingAfter` (the previous page's `nextCursor`) reads the next, older page.
+   */
+  listEvents(input: { createdAfter?: Date; startingAfter?: string; limit?: number }): Promise<Page<StripeEventSnapshot>>;
+  /**
    * Verifies a webhook delivery: the `Stripe-Signature` header against the exact raw bytes and
    * the webhook secret, with the timestamp tolerance. Throws `WebhookSignatureError`
    * (answer 400) when the signature, the timestamp or the payload is bad, and a

@@ -3,9 +3,14 @@ import { Entity, Index, OptionalProps, PrimaryKey, Property } from '@mikro-orm/c
 
 export type StripeEventStatus = 'received' | 'processed' | 'failed' | 'ignored';
 
-/** The ledger of Stripe events: a unique event id makes every delivery after the first a no-op. */
+/**
+ * The ledger of Stripe events: a unique event id makes every delivery after the first a no-op.
+ * The job engine applies the events of one Stripe object together (`objectType`, `objectId`).
+ */
 @Entity({ tableName: 'stripe_events' })
 @Index({ properties: ['status'] })
+@Index({ properties: ['objectType', 'objectId'] })
+@Index({ properties: ['stripeCreatedAt'] })
 export class StripeEvent {
   [OptionalProps]?: 'status' | 'attempts' | 'receivedAt';
 
@@ -23,6 +28,13 @@ export class StripeEvent {
 
   @Property({ type: 'text', nullable: true })
   apiVersion?: string | null;
+
+  /** `data.object.object` (subscription, invoice, ...): with `objectId`, what the event is about. */
+  @Property({ type: 'text', nullable: true })
+  objectType?: string | null;
+
+  @Property({ type: 'text', nullable: true })
+  objectId?: string | null;
 
   @Property({ type: 'jsonb' })
   payload!: Record<string, unknown>;

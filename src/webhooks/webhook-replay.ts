@@ -1,50 +1,34 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Logger } from 'pino';
-import { toEventSnapshot } from '../stripe/stripe.mappers';
-import type { StripeGateway } from '../stripe/stripe.gateway';
-import { WebhookService, type ReceiveResult } from './webhook.service';
+import type { ClientBase } from 'pg';
+import type { StripeEventRepository } from './stripe-event.repository';
+import { stripeObjectRefOfPayload } from './stripe-object-ref';
 
 export interface ReplayResult {
   eventId: string;
   type: string;
-  outcome: ReceiveResult['outcome'] | 'not_found' | 'not_replayable';
-  error?: string;
+  outcome: 'enqueued' | 'not_found' | 'not_replayable';
 }
 
 /**
- * Re-applies stored events: every `failed` one (oldest first), or the ones named. The payload
- * in the ledger is the event exactly as Stripe signed it, so replaying goes through the same
- * handlers and the same one-apply-per-event claim as a delivery. Processed and ignored events
- * are left alone: applying them again is never needed, and a claim would refuse it anyway.
+ * Enqueues stored events on the job engine again: every `failed` one (oldest first), or the ones
+ * named. They are marked `received` and their objects' jobs are added (a job that used up its
+ * attempts starts over), in one transaction; a worker then applies them through the same
+ * handlers and the same one-apply-per-event claim as a delivery. Processed and ignored events are
+ * left alone: applying them again is never needed.
  */
 export async function replayEvents(
-  deps: { orm: MikroORM; gateway: StripeGateway; log: Logger },
+  client: ClientBase,
+  events: StripeEventRepository,
   options: { eventIds?: string[]; limit?: number } = {},
 ): Promise<ReplayResult[]> {
-  const service = new WebhookService(deps.orm, deps.gateway, deps.log);
-  const em = deps.orm.em.fork();
   const named = options.eventIds?.length ? options.eventIds : undefined;
-  const rows: { stripe_event_id: string; type: string; status: string; payload: Record<string, unknown> }[] = named
-    ? await em.execute(`select stripe_event_id, type, status, payload from stripe_events where stripe_event_id in (?)`, [named])
-    : await em.execute(
-        `select stripe_event_id, type, status, payload from stripe_events where status = 'failed' order by stripe_created_at, received_at limit ?`,
-        [options.limit ?? 1000],
-      );
-
+  const rows = await events.find(client, { eventIds: named, limit: options.limit });
   const results: ReplayResult[] = [];
+  const replayable = rows.filter((r) => (r.status === 'failed' || r.status === 'received') && stripeObjectRefOfPayload(r.payload));
   for (const id of named ?? rows.map((r) => r.stripe_event_id)) {
     const row = rows.find((r) => r.stripe_event_id === id);
-    if (!row) {
-      results.push({ eventId: id, type: '', outcome: 'not_found' });
-      continue;
-    }
-    if (row.status !== 'failed' && row.status !== 'received') {
-      results.push({ eventId: id, type: row.type, outcome: 'not_replayable' });
-      continue;
-    }
-    const event = toEventSnapshot(row.payload as unknown as Parameters<typeof toEventSnapshot>[0]);
-    const result = await service.apply(event);
-    results.push({ eventId: id, type: row.type, outcome: result.outcome, ...('error' in result ? { error: result.error } : {}) });
+    if (!row) results.push({ eventId: id, type: '', outcome: 'not_found' });
+    else results.push({ eventId: id, type: row.type, outcome: replayable.includes(row) ? 'enqueued' : 'not_replayable' });
   }
+  if (replayable.length) await events.requeue(client, replayable, (e) => stripeObjectRefOfPayload(e.payload));
   return results;
 }

@@ -1,34 +1,38 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { webhookDeliveries } from '../common/metrics';
 import { WebhookSignatureError } from '../stripe/stripe-errors';
-import type { StripeEventSnapshot, StripeGateway } from '../stripe/stripe.gateway';
-import { WebhookService } from './webhook.service';
+import type { StripeEventSnapshot, StripeMode } from '../stripe/stripe.gateway';
+import type { StripeWebhookVerifier } from '../stripe/webhook-verifier';
+import type { WebhookIngestService } from './webhook.service';
 
 export interface WebhookHandlerDeps {
-  orm: MikroORM;
-  gateway: StripeGateway;
+  verifier: StripeWebhookVerifier;
+  ingest: WebhookIngestService;
+  /** The gateway's mode: only `live` expects events with `livemode: true`. */
+  mode: StripeMode;
   log: Logger;
 }
 
 /**
  * `POST /webhooks/stripe`, mounted behind `express.raw`: `req.body` is the Buffer Stripe signed.
- * Verify the signature, check livemode, record the event once, apply it in one transaction.
- * Answers: 400 for anything unverified (nothing stored), 200 for applied, ignored and duplicate
- * events, 500 when applying failed so that Stripe delivers it again.
+ * Verify the signature, check livemode, record the event and enqueue its job, answer. Stripe's
+ * rule is to answer 2xx quickly, before any complex logic: applying happens on the job engine.
+ * Answers: 400 for anything unverified (nothing stored), 200 for recorded, ignored and duplicate
+ * events, 500 only when the database could not record it (Stripe delivers it again).
  */
-export function createWebhookHandler({ orm, gateway, log }: WebhookHandlerDeps): RequestHandler {
-  const service = new WebhookService(orm, gateway, log);
-  const expectLive = gateway.mode === 'live';
+export function createWebhookHandler({ verifier, ingest, mode, log }: WebhookHandlerDeps): RequestHandler {
+  const expectLive = mode === 'live';
 
   return async (req, res) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     let event: StripeEventSnapshot;
     try {
-      event = gateway.constructWebhookEvent(raw, req.get('stripe-signature'));
+      event = verifier.verify(raw, req.get('stripe-signature'));
     } catch (error) {
       if (error instanceof WebhookSignatureError) {
         log.warn({ reason: error.reason }, 'stripe webhook rejected');
+        webhookDeliveries.inc({ type: 'unverified', outcome: 'rejected' });
         res.status(400).json({ error: error.message });
         return;
       }
@@ -39,23 +43,21 @@ export function createWebhookHandler({ orm, gateway, log }: WebhookHandlerDeps):
 
     if (event.livemode !== expectLive) {
       log.warn({ eventId: event.id, livemode: event.livemode }, 'stripe webhook livemode does not match the key');
-      res.status(400).json({ error: `Event livemode ${event.livemode} does not match this ${gateway.mode} key.` });
+      webhookDeliveries.inc({ type: 'unverified', outcome: 'rejected' });
+      res.status(400).json({ error: `Event livemode ${event.livemode} does not match this ${mode} key.` });
       return;
     }
 
     try {
-      const result = await service.receive(event);
-      if (result.outcome === 'failed') {
-        res.status(500).json({ error: 'Event could not be applied; it will be retried.' });
-        return;
-      }
-      if (result.outcome === 'duplicate') {
+      const outcome = await ingest.receive(event);
+      webhookDeliveries.inc({ type: event.type, outcome });
+      if (outcome === 'duplicate') {
         res.status(200).json({ received: true, duplicate: true });
         return;
       }
-      res.status(200).json({ received: true, status: result.outcome });
+      res.status(200).json({ received: true, status: outcome === 'recorded' ? 'received' : 'ignored' });
     } catch (error) {
-      // Recording failed (database down): nothing applied, Stripe retries.
+      // Recording failed (database down): nothing stored, Stripe retries.
       log.error({ err: error, eventId: event.id }, 'stripe webhook could not be recorded');
       res.status(500).json({ error: 'Event could not be recorded; it will be retried.' });
     }

@@ -52,6 +52,16 @@ export async function startTestServer(env: Env = {}): Promise<TestServer> {
     throw error;
   }
   const url = `http://127.0.0.1:${server.port}`;
+  // Deliveries are acknowledged once recorded and applied by the job engine afterwards: a test
+  // waiting for the emulator's webhooks waits for the jobs they enqueued as well.
+  const emulator = server.emulator;
+  if (emulator) {
+    const waitForDeliveries = emulator.waitForWebhooks.bind(emulator);
+    emulator.waitForWebhooks = async (timeoutMs) => {
+      await waitForDeliveries(timeoutMs);
+      await server.waitForJobs(timeoutMs === undefined ? undefined : Math.max(timeoutMs, 20_000));
+    };
+  }
   return {
     ...server,
     url,

@@ -136,6 +136,8 @@ describe('fault matrix: PostgreSQL unavailable under a running server', () => {
     await databaseBack();
     // Stripe's (the emulator's) own retry schedule brings the event again.
     await server.emulator!.waitForWebhooks(20_000);
+    // Acknowledged once recorded; the job engine applies it next.
+    await server.waitForJobs(20_000);
     const rows = await sql(`select status, attempts from stripe_events where type = 'customer.subscription.updated' and stripe_event_id = ?`, [
       server.emulator!.events().slice(eventsBefore).find((e) => e.type === 'customer.subscription.updated')!.id,
     ]);

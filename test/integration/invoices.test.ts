@@ -157,7 +157,8 @@ describe(InvoiceService.name, () => {
     it('ignores invoices of Stripe customers we do not know', async () => {
       const res = await deliver('invoice.paid', { id: 'in_unknown_1', object: 'invoice', customer: 'cus_not_ours', status: 'paid', currency: 'usd', amount_due: 100, amount_paid: 100, amount_remaining: 0, total: 100, created: 1 });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ status: 'ignored' });
+      await server.waitForJobs();
+      expect(await sql(`select status from stripe_events where object_id = ?`, ['in_unknown_1'])).toEqual([{ status: 'ignored' }]);
       expect(await sql('select id from invoices where stripe_invoice_id = ?', ['in_unknown_1'])).toEqual([]);
     });
 
@@ -166,7 +167,10 @@ describe(InvoiceService.name, () => {
       const [invoice] = (await stripe(`/v1/invoices?customer=${stripeCustomer}`)).data;
       const res = await deliver('invoice.payment_failed', { ...invoice, status: 'open', amount_paid: 0, amount_remaining: 1900 });
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ status: 'processed' });
+      await server.waitForJobs();
+      expect(await sql(`select status from stripe_events where object_id = ? and type = 'invoice.payment_failed'`, [invoice.id])).toEqual([
+        { status: 'processed' },
+      ]);
       const [row] = await sql('select status, amount_paid, amount_remaining from invoices where stripe_invoice_id = ?', [invoice.id]);
       expect(row).toEqual({ status: 'paid', amount_paid: 1900, amount_remaining: 0 });
     });

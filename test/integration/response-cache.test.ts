@@ -105,6 +105,7 @@ describe('whole answers of catalog queries are kept per catalog snapshot', () =>
     const object = await renamed.json();
     const delivered = await deliverSignedEvent(server.url, stripeEvent('product.updated', object), SECRET);
     expect(delivered.status).toBe(200);
+    await server.waitForJobs();
 
     const after = await server.gql(PRODUCTS);
     expect(after.data.products.find((p: any) => p.code === 'starter').name).toBe('Starter (cache test)');

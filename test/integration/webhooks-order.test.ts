@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { createLogger } from '../../src/common/logger';
+import { Client } from 'pg';
+import { JobQueueRepository } from '../../src/jobs/job-queue.repository';
+import { StripeEventRepository } from '../../src/webhooks/stripe-event.repository';
 import { replayEvents } from '../../src/webhooks/webhook-replay';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 import { stripeSignature } from '../helpers/stripe-signature';
@@ -37,8 +39,19 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
   };
   const sql = (query: string, params: unknown[] = []) => server.orm.em.fork().getConnection().execute(query, params);
 
+  const replay = async (eventIds: string[]) => {
+    const client = new Client({ connectionString: server.db.url });
+    await client.connect();
+    try {
+      return await replayEvents(client, new StripeEventRepository(new JobQueueRepository(1)), { eventIds });
+    } finally {
+      await client.end();
+    }
+  };
+
   beforeAll(async () => {
-    server = await startTestServer({ STRIPE_WEBHOOK_SECRET: SECRET });
+    // One attempt per job: a failed event waits for the replay instead of the engine's own retry.
+    server = await startTestServer({ STRIPE_WEBHOOK_SECRET: SECRET, WORKER_MAX_ATTEMPTS: '1' });
   });
   afterAll(() => server.stop());
 
@@ -77,7 +90,11 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
     for (const order of orders) {
       await sql(`delete from subscriptions where stripe_subscription_id = ?`, [stripeId]);
       await sql(`delete from stripe_events where stripe_event_id in (?)`, [order.map((e) => e.id)]);
-      for (const event of order) expect((await deliver(event)).status).toBe(200);
+      // Each delivery is applied by the job engine before the next arrives: the order is the order applied.
+      for (const event of order) {
+        expect((await deliver(event)).status).toBe(200);
+        await server.waitForJobs();
+      }
       const [row] = await sql(
         `select status, quantity, cancel_at_period_end, canceled_at from subscriptions where stripe_subscription_id = ?`,
         [stripeId],
@@ -85,9 +102,9 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
       expect({ ...row, canceled_at: row.canceled_at ? new Date(row.canceled_at).toISOString() : null }).toEqual(expected);
     }
     expect(orders).toHaveLength(24);
-  });
+  }, 120_000);
 
-  it('keeps a failing event as failed with its error, answers 500, and replays it once the cause is fixed', async () => {
+  it('acknowledges a failing event, keeps it failed with its error, and replays it once the cause is fixed', async () => {
     const user = await authHeader('peggy');
     await server.gql(`mutation { startSubscription(input: { plan: "starter" }) { subscription { id } } }`, {}, user);
     const [{ stripe_customer_id: customerId }] = await sql(`select stripe_customer_id from customers where user_id = 'peggy'`);
@@ -130,8 +147,9 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
     const byCli = eventFor('sub_legacy_2', 'price_legacy_2');
     for (const event of [inProcess, byCli]) {
       const res = await deliver(event);
-      expect(res.status).toBe(500);
+      expect(res.status).toBe(200);
     }
+    await server.waitForJobs();
     const failed = await sql(`select stripe_event_id, status, attempts, error from stripe_events where stripe_event_id in (?)`, [
       [inProcess.id, byCli.id],
     ]);
@@ -151,24 +169,20 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
         [randomUUID(), productId, price],
       );
     }
-    const results = await replayEvents(
-      { orm: server.orm, gateway: server.gateway!, log: createLogger({ level: 'silent' }) },
-      { eventIds: [inProcess.id] },
-    );
-    expect(results).toEqual([{ eventId: inProcess.id, type: 'customer.subscription.updated', outcome: 'processed' }]);
+    const results = await replay([inProcess.id]);
+    expect(results).toEqual([{ eventId: inProcess.id, type: 'customer.subscription.updated', outcome: 'enqueued' }]);
+    await server.waitForJobs();
+    expect(await sql(`select status from stripe_events where stripe_event_id = ?`, [inProcess.id])).toEqual([{ status: 'processed' }]);
 
     const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(STRIPE_|DATABASE_URL|AUTH_|NODE_ENV)/.test(k)));
       // Without ids the command replays every failed event: here, the one left.
-      const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), 'src/cli/events-replay.ts'], {
+      // The command only enqueues; the app's worker applies, and --wait prints what became of it.
+      const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), 'src/cli/events-replay.ts', '--wait'], {
         cwd: ROOT,
         env: {
           ...env,
           DATABASE_URL: server.db.url,
-          STRIPE_SECRET_KEY: 'sk_test_tollgate_local_emulator',
-          STRIPE_API_BASE: server.emulator!.url,
-          STRIPE_WEBHOOK_SECRET: SECRET,
-          AUTH_JWT_SECRET: 'replay-cli-secret-0123456789abcdefghijkl',
           LOG_LEVEL: 'silent',
         },
       });
@@ -187,8 +201,8 @@ describe('Stripe webhooks: delivery order, failures and replay', () => {
     expect(await sql(`select 1 from subscriptions where stripe_subscription_id like 'sub_legacy_%'`)).toHaveLength(2);
 
     // A processed event is not applied again by a replay or a redelivery.
-    const again = await replayEvents({ orm: server.orm, gateway: server.gateway!, log: createLogger({ level: 'silent' }) }, { eventIds: [inProcess.id] });
+    const again = await replay([inProcess.id]);
     expect(again).toEqual([{ eventId: inProcess.id, type: 'customer.subscription.updated', outcome: 'not_replayable' }]);
     expect((await deliver(inProcess)).status).toBe(200);
-  });
+  }, 120_000);
 });

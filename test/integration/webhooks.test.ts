@@ -97,6 +97,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));
     const bodies = await Promise.all(responses.map((r) => r.json()));
     expect(bodies.filter((b) => b.duplicate !== true)).toHaveLength(1);
+    await server.waitForJobs();
     const rows = await eventRows(event.id);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: 'processed', attempts: 1, error: null });
@@ -122,6 +123,7 @@ describe('Stripe webhooks (HTTP, PostgreSQL, the Stripe emulator)', () => {
     });
     const res = await deliver(event);
     expect(res.status).toBe(200);
+    await server.waitForJobs();
     expect(await eventRows(event.id)).toEqual([expect.objectContaining({ status: 'ignored' })]);
   });
 

@@ -1,36 +1,86 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 
-// No Docker engine runs where the tests run, so the file is checked as data.
-describe('docker-compose.yml', () => {
-  const compose = parse(readFileSync(path.resolve(__dirname, '../../docker-compose.yml'), 'utf8'));
+const ROOT = path.resolve(__dirname, '../..');
+const SECRETS = { STRIPE_SECRET_KEY: 'sk_test_compose', STRIPE_WEBHOOK_SECRET: 'whsec_compose', AUTH_JWT_SECRET: 'compose-secret-0123456789abcdefghijkl' };
 
-  it('runs PostgreSQL and the app, wired through DATABASE_URL', () => {
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgres', 'app']));
+/**
+ * Debian's `docker-compose` validates the file offline (`docker-compose config` needs no engine)
+ * and prints it resolved; without it the file is read as YAML with anchors and merge keys.
+ */
+function resolvedCompose(): { compose: any; validatedBy: 'docker-compose' | 'yaml' } {
+  const probe = spawnSync('docker-compose', ['version'], { encoding: 'utf8' });
+  if (probe.status === 0) {
+    const out = execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...SECRETS },
+    });
+    return { compose: parse(out), validatedBy: 'docker-compose' };
+  }
+  return { compose: parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }), validatedBy: 'yaml' };
+}
+
+/** `"4000:4000"` as written, or `{published: 4000, target: 4000}` as docker-compose resolves it. */
+const portsOf = (service: { ports: unknown[] }) =>
+  service.ports.map((p) => (typeof p === 'string' ? p : `${(p as { published: number }).published}:${(p as { target: number }).target}`));
+
+describe('docker-compose.yml', () => {
+  const { compose, validatedBy } = resolvedCompose();
+  // Before `docker-compose config` substitutes them, secrets read `${NAME:?...}`.
+  const secret = (value: string, name: keyof typeof SECRETS) =>
+    validatedBy === 'docker-compose' ? expect(value).toBe(SECRETS[name]) : expect(value).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
+
+  it(`is valid (checked by ${validatedBy})`, () => {
+    expect(compose.services).toBeDefined();
+  });
+
+  it('runs PostgreSQL, the app and a worker, the last two built from the Dockerfile and wired through DATABASE_URL', () => {
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgres', 'app', 'worker']));
     const pg = compose.services.postgres;
-    expect(pg.ports).toContain('5432:5432');
-    const app = compose.services.app;
-    expect(app.ports).toContain('4000:4000');
-    const url = new URL(app.environment.DATABASE_URL);
-    expect(url.hostname).toBe('postgres');
-    expect(url.username).toBe(pg.environment.POSTGRES_USER);
-    expect(url.password).toBe(pg.environment.POSTGRES_PASSWORD);
-    expect(url.pathname).toBe(`/${pg.environment.POSTGRES_DB}`);
-    expect(app.depends_on.postgres.condition).toBe('service_healthy');
+    expect(portsOf(pg)).toContain('5432:5432');
+    const { app, worker } = compose.services;
+    expect(portsOf(app)).toContain('4000:4000');
+    for (const service of [app, worker]) {
+      expect(service.build).toBeDefined();
+      const url = new URL(service.environment.DATABASE_URL);
+      expect(url.hostname).toBe('postgres');
+      expect(url.username).toBe(pg.environment.POSTGRES_USER);
+      expect(url.password).toBe(pg.environment.POSTGRES_PASSWORD);
+      expect(url.pathname).toBe(`/${pg.environment.POSTGRES_DB}`);
+      expect(service.depends_on.postgres.condition).toBe('service_healthy');
+    }
+    expect(app.command).toEqual(['node', 'dist/src/main.js']);
+    expect(worker.command).toEqual(['node', 'dist/src/cli/worker.js']);
+    // The worker service applies the events; app instances only record them.
+    expect(app.environment.WORKER_ENABLED).toBe('false');
   });
 
   it('requires the Stripe and auth secrets from the environment instead of shipping any', () => {
-    const env = compose.services.app.environment;
-    expect(env.NODE_ENV).toBe('production');
-    for (const name of ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'AUTH_JWT_SECRET']) {
-      expect(env[name]).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
+    for (const service of [compose.services.app, compose.services.worker]) {
+      const env = service.environment;
+      expect(env.NODE_ENV).toBe('production');
+      for (const name of Object.keys(SECRETS) as (keyof typeof SECRETS)[]) secret(env[name], name);
     }
   });
 
   it('offers stripe-mock as an optional profile', () => {
     expect(compose.services['stripe-mock'].profiles).toEqual(['stripe-mock']);
-    expect(compose.services['stripe-mock'].ports).toContain('12111:12111');
+    expect(portsOf(compose.services['stripe-mock'])).toContain('12111:12111');
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+
+  it('builds in stages, ships production dependencies only, and runs node as a non-root user', () => {
+    expect(text.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/npm ci --omit=dev/);
+    expect(text).toMatch(/RUN npm run build/);
+    expect(text).toMatch(/^USER node$/m);
+    expect(text).toMatch(/^CMD \["node", "dist\/src\/main\.js"\]$/m);
   });
 });
 

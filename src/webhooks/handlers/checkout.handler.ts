@@ -1,9 +1,8 @@
-import { BillingError, ErrorCode } from '../../common/errors';
 import { CheckoutSession } from '../../billing/checkout/checkout-session.entity';
 import { CheckoutService } from '../../billing/checkout/checkout.service';
 import type { CheckoutSessionSnapshot } from '../../stripe/stripe.gateway';
 import { toObjectSnapshot } from '../../stripe/stripe.mappers';
-import type { EventHandler } from './types';
+import { refetchOrEventCopy, type EventHandler } from './types';
 
 /**
  * `checkout.session.completed|expired`: the same sync `checkoutSession(id)` does on demand. The
@@ -11,20 +10,19 @@ import type { EventHandler } from './types';
  * writes Stripe's current state; a session only moves forward, so nothing is undone. Sessions
  * Tollgate did not create are ignored.
  */
-export const handleCheckoutSessionEvent: EventHandler = async (event, { em, gateway }) => {
-  const mapped = toObjectSnapshot(event.object);
-  if (mapped.kind !== 'checkout.session') return 'ignored';
-  if (!(await em.count(CheckoutSession, { stripeSessionId: mapped.session.id }))) return 'ignored';
+export const checkoutSessionHandler: EventHandler<CheckoutSessionSnapshot> = {
+  types: ['checkout.session.completed', 'checkout.session.expired'],
 
-  let snapshot: CheckoutSessionSnapshot = mapped.session;
-  let fetchedAt = event.createdAt;
-  try {
-    const startedAt = new Date();
-    snapshot = await gateway.retrieveCheckoutSession(mapped.session.id);
-    fetchedAt = startedAt;
-  } catch (error) {
-    if (!(error instanceof BillingError && error.code === ErrorCode.NOT_FOUND)) throw error;
-  }
-  const row = await new CheckoutService(em, gateway).applySnapshot(em, snapshot, fetchedAt);
-  return row ? 'processed' : 'ignored';
+  async refetch(event, { gateway, em }) {
+    const mapped = toObjectSnapshot(event.object);
+    if (mapped.kind !== 'checkout.session') return null;
+    if (!(await em.count(CheckoutSession, { stripeSessionId: mapped.session.id }))) return null;
+    return refetchOrEventCopy(event, mapped.session, () => gateway.retrieveCheckoutSession(mapped.session.id));
+  },
+
+  async apply(_event, fetched, { em, gateway }) {
+    if (!fetched) return 'ignored';
+    const row = await new CheckoutService(em, gateway).applySnapshot(em, fetched.snapshot, fetched.syncedAt);
+    return row ? 'processed' : 'ignored';
+  },
 };

@@ -1,46 +1,43 @@
-import { BillingError, ErrorCode } from '../../common/errors';
 import { Customer } from '../../billing/customers/customer.entity';
 import { lockCustomerSubscriptions, SubscriptionService } from '../../billing/subscriptions/subscription.service';
 import type { SubscriptionSnapshot } from '../../stripe/stripe.gateway';
 import { toObjectSnapshot } from '../../stripe/stripe.mappers';
-import type { EventHandler } from './types';
+import { refetchOrEventCopy, type EventHandler } from './types';
 
 /**
  * `customer.subscription.created|updated|deleted`.
  *
  * Ordering: Stripe does not guarantee delivery order, and several events of one subscription
  * often share the same `created` second, so comparing event timestamps cannot tell which is
- * newer. Instead the subscription is refetched from Stripe and that current state is applied
- * with syncedAt = now. Whatever order the events arrive in, each one writes Stripe's latest
- * state, so the row converges to it. Only when the refetch finds nothing (the object is gone)
- * is the event's own copy applied, dated by the event, which `applySnapshot` never lets
- * overwrite anything newer.
+ * newer. Instead the subscription is refetched from Stripe and that current state is applied,
+ * dated by when the read started. Whatever order the events arrive in, each application writes
+ * Stripe's latest state, so the row converges to it. Only when the refetch finds nothing (the
+ * object is gone) is the event's own copy applied, dated by the event, which `applySnapshot`
+ * never lets overwrite anything newer.
  */
-export const handleSubscriptionEvent: EventHandler = async (event, { em, gateway, log }) => {
-  const mapped = toObjectSnapshot(event.object);
-  if (mapped.kind !== 'subscription') return 'ignored';
-  const fromEvent = mapped.subscription;
+export const subscriptionHandler: EventHandler<SubscriptionSnapshot> = {
+  types: ['customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted'],
 
-  // A subscription of a Stripe customer we do not know is not ours (another app on the account).
-  const customer = await em.findOne(Customer, { stripeCustomerId: fromEvent.customerId });
-  if (!customer) {
-    log.debug({ eventId: event.id, customer: fromEvent.customerId }, 'subscription event for an unknown customer');
-    return 'ignored';
-  }
+  async refetch(event, { gateway, em }) {
+    const mapped = toObjectSnapshot(event.object);
+    if (mapped.kind !== 'subscription') return null;
+    // A subscription of a Stripe customer we do not know is not ours (another app on the account).
+    if (!(await em.count(Customer, { stripeCustomerId: mapped.subscription.customerId }))) return null;
+    return refetchOrEventCopy(event, mapped.subscription, () => gateway.retrieveSubscription(mapped.subscription.id));
+  },
 
-  // startSubscription holds this lock from its Stripe call until its row is committed.
-  await lockCustomerSubscriptions(em, customer.id);
-
-  let snapshot: SubscriptionSnapshot = fromEvent;
-  let syncedAt = event.createdAt;
-  try {
-    snapshot = await gateway.retrieveSubscription(fromEvent.id);
-    syncedAt = new Date();
-  } catch (error) {
-    if (!(error instanceof BillingError && error.code === ErrorCode.NOT_FOUND)) throw error;
-  }
-
-  const service = new SubscriptionService(em, gateway, { priceMap: {} });
-  await service.applySnapshot(em, snapshot, { customer, syncedAt });
-  return 'processed';
+  async apply(event, fetched, { em, gateway, log }) {
+    if (!fetched) return 'ignored';
+    const customer = await em.findOne(Customer, { stripeCustomerId: fetched.snapshot.customerId });
+    if (!customer) {
+      log.debug({ eventId: event.id, customer: fetched.snapshot.customerId }, 'subscription event for an unknown customer');
+      return 'ignored';
+    }
+    // startSubscription holds this lock from its Stripe call until its row is committed: waiting
+    // here keeps the row it inserts from racing ours (a worker connection waits, never the API's).
+    await lockCustomerSubscriptions(em, customer.id);
+    const service = new SubscriptionService(em, gateway, { priceMap: {} });
+    await service.applySnapshot(em, fetched.snapshot, { customer, syncedAt: fetched.syncedAt });
+    return 'processed';
+  },
 };

@@ -1,0 +1,252 @@
+import { EventEmitter } from 'node:events';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import {
+  Logger as WorkerLogger,
+  parseCronItems,
+  run,
+  runMigrations,
+  type Runner,
+  type TaskList,
+  type WorkerEvents,
+} from 'graphile-worker';
+import { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { jobRunSeconds, jobWaitSeconds } from '../common/metrics';
+import type { AppConfig } from '../config/env';
+import { initORM } from '../db/orm';
+import type { StripeGateway } from '../stripe/stripe.gateway';
+import { EventCatchUpService } from '../webhooks/event-catch-up.service';
+import { eventHandlers } from '../webhooks/handlers/handler-registry';
+import { StripeEventRepository } from '../webhooks/stripe-event.repository';
+import { StripeObjectApplier } from '../webhooks/stripe-object.applier';
+import { JobQueueRepository, TASKS, type StripeObjectJob } from './job-queue.repository';
+import { RateBudget } from './rate-budget';
+import { WorkerLivenessRepository } from './worker-liveness.repository';
+
+/** graphile-worker's log lines into ours. */
+function workerLogger(log: Logger): WorkerLogger {
+  return new WorkerLogger((scope) => (level, message, meta) => {
+    const fields = { ...scope, ...meta };
+    if (level === 'error') log.error(fields, message);
+    else if (level === 'warning') log.warn(fields, message);
+    else if (level === 'info') log.info(fields, message);
+    else log.debug(fields, message);
+  });
+}
+
+/**
+ * Creates or upgrades the job engine's schema (`graphile_worker`) in the database. Every app
+ * instance runs it at start-up, because the webhook route enqueues with `graphile_worker.add_job`
+ * even when no worker runs in the same process; graphile-worker serialises concurrent runs.
+ */
+export async function installJobQueue(databaseUrl: string, log: Logger): Promise<void> {
+  await runMigrations({ connectionString: databaseUrl, logger: workerLogger(log.child({ component: 'jobs' })) });
+  const pool = new Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    await new WorkerLivenessRepository(pool).ensureSchema();
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Pause before a worker stopped by a database outage is started again. */
+const RESTART_DELAY_MS = 5_000;
+
+/** `*\/N` minutes as a crontab line (hours past 59 minutes). */
+function everyMinutes(minutes: number): string {
+  return minutes < 60 ? `*/${minutes} * * * *` : `0 */${Math.min(23, Math.floor(minutes / 60))} * * *`;
+}
+
+/**
+ * graphile-worker 0.17 records a job's end in the background and, when it cannot (the database
+ * went away), shuts its pool down with a promise nobody awaits: unhandled, that rejection would
+ * end the whole process. Batching the records (delay 0) routes the failure to the pool's own
+ * handler, and these middlewares keep the shutdown's own rejection from escaping; the runner is
+ * then started again (see startJobRunner).
+ */
+function survivableShutdown(log: Logger): GraphileConfig.Preset {
+  const logged = (what: string) => (error: unknown) => log.warn({ err: error }, `job worker ${what} shutdown failed`);
+  return {
+    worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+    plugins: [
+      {
+        name: 'TollgateSurvivableShutdown',
+        version: '1.0.0',
+        worker: {
+          middleware: {
+            poolGracefulShutdown: (next) => Promise.resolve(next()).catch(logged('graceful')),
+            poolForcefulShutdown: (next) =>
+              Promise.resolve(next()).catch((error: unknown) => {
+                logged('forceful')(error);
+                return { forceFailedJobs: [] };
+              }),
+          },
+        },
+      },
+    ],
+  };
+}
+
+export interface RunningJobs {
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker of the job engine: graphile-worker on the same PostgreSQL, with its own two pools
+ * (the queue's and the ORM's for applying), each capped at WORKER_DB_POOL_MAX, so a burst of
+ * work can never take the API's connections. Runs inside the app by default and alone as
+ * `npm run worker`; any number of them share the queue.
+ */
+export async function startJobRunner(deps: {
+  config: AppConfig;
+  databaseUrl: string;
+  gateway: StripeGateway;
+  log: Logger;
+  /** Called after a Stripe object was applied (the in-process API drops its catalog cache). */
+  onApplied?: (job: StripeObjectJob) => void;
+}): Promise<RunningJobs> {
+  const { config, databaseUrl, gateway } = deps;
+  const log = deps.log.child({ component: 'jobs' });
+  const { worker } = config;
+  const pool = new Pool({ connectionString: databaseUrl, max: worker.poolMax });
+  // A dropped connection (database restart) must not crash the process: the pool makes a new one.
+  pool.on('error', (error) => log.warn({ err: error }, 'job queue connection error'));
+  pool.on('connect', (client) => client.on('error', (error) => log.warn({ err: error }, 'job queue connection error')));
+  let orm: MikroORM | undefined;
+  try {
+    orm = await initORM({ url: databaseUrl, poolMax: worker.poolMax, log });
+    const events = new StripeEventRepository(new JobQueueRepository(worker.maxAttempts));
+    const applier = new StripeObjectApplier({
+      orm,
+      gateway,
+      log,
+      events,
+      handlers: eventHandlers,
+      budget: new RateBudget(worker.stripeRequestsPerSecond),
+      onApplied: deps.onApplied,
+    });
+    const liveness = new WorkerLivenessRepository(pool);
+    const catchUp = new EventCatchUpService({
+      pool,
+      gateway,
+      events,
+      handlers: eventHandlers,
+      log,
+      staleAfterSeconds: worker.staleAfterSeconds,
+    });
+
+    const timed =
+      (task: string, fn: (payload: unknown) => Promise<unknown>): TaskList[string] =>
+      async (payload, helpers) => {
+        jobWaitSeconds.observe({ task }, Math.max(0, (Date.now() - new Date(helpers.job.run_at).getTime()) / 1000));
+        const started = process.hrtime.bigint();
+        let outcome = 'failed';
+        try {
+          await fn(payload);
+          outcome = 'done';
+        } finally {
+          jobRunSeconds.observe({ task, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+        }
+      };
+    const taskList: TaskList = {
+      [TASKS.stripeObject]: timed(TASKS.stripeObject, (payload) => applier.apply(payload as StripeObjectJob)),
+      [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, async () => {
+        const dead = await liveness.unlockDead(worker.deadAfterSeconds);
+        if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
+        await catchUp.run();
+      }),
+    };
+
+    // The id of this process's worker pool (graphile-worker locks jobs and queues under it),
+    // heartbeaten so that other processes can tell it is alive (see WorkerLivenessRepository).
+    let poolId: string | null = null;
+    const workerEvents: WorkerEvents = new EventEmitter();
+    workerEvents.on('pool:create', ({ workerPool }) => {
+      poolId = workerPool.id;
+    });
+    const liveIds = () => (poolId ? [poolId] : []);
+    const beat = () =>
+      liveness.heartbeat(liveIds()).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    const heartbeat = setInterval(() => void beat(), Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
+    heartbeat.unref();
+
+    const options = {
+      preset: survivableShutdown(log),
+      pgPool: pool,
+      taskList,
+      concurrency: worker.concurrency,
+      pollInterval: worker.pollIntervalMs,
+      noHandleSignals: true,
+      logger: workerLogger(log),
+      events: workerEvents,
+      parsedCronItems: parseCronItems([
+        {
+          task: TASKS.eventsCatchUp,
+          match: everyMinutes(worker.catchUpMinutes),
+          identifier: TASKS.eventsCatchUp,
+          options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 },
+        },
+      ]),
+    };
+
+    // graphile-worker stops its pool when it cannot record a job's end (the database went away):
+    // the runner is started again after a pause, for as long as this process runs, and the jobs
+    // it held are released by the liveness check.
+    let runner: Runner | null = null;
+    let stopping = false;
+    let restartTimer: NodeJS.Timeout | null = null;
+    /** Pools of this process that stopped: what they still lock is released before a new one starts. */
+    const deadPools: string[] = [];
+    const launch = async (): Promise<void> => {
+      if (deadPools.length) {
+        await pool.query(`select graphile_worker.force_unlock_workers($1::text[])`, [deadPools]);
+        await liveness.forget(deadPools.splice(0));
+      }
+      const started = await run(options);
+      runner = started;
+      const startedPool = poolId;
+      const ended = (error?: unknown) => {
+        if (runner === started) runner = null;
+        if (stopping) return;
+        if (startedPool) deadPools.push(startedPool);
+        log.error({ err: error }, 'job worker stopped; starting it again');
+        scheduleRestart();
+      };
+      started.promise.then(() => ended(), ended);
+    };
+    const scheduleRestart = () => {
+      if (stopping || restartTimer) return;
+      restartTimer = setTimeout(() => {
+        restartTimer = null;
+        if (stopping) return;
+        launch().catch((error: unknown) => {
+          log.warn({ err: error }, 'job worker could not start; trying again');
+          scheduleRestart();
+        });
+      }, RESTART_DELAY_MS);
+      restartTimer.unref();
+    };
+
+    await launch();
+    await beat();
+    // Catch up at start too: an outage of the endpoint heals as soon as a worker is back.
+    await pool.query(`select graphile_worker.add_job($1::text, '{}'::json, job_key => $1::text, max_attempts => 1)`, [TASKS.eventsCatchUp]);
+    const ormOfRunner = orm;
+    return {
+      stop: async () => {
+        stopping = true;
+        clearInterval(heartbeat);
+        if (restartTimer) clearTimeout(restartTimer);
+        const current = runner as Runner | null;
+        if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
+        await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
+        await ormOfRunner.close();
+        await pool.end();
+      },
+    };
+  } catch (error) {
+    await orm?.close();
+    await pool.end();
+    throw error;
+  }
+}
