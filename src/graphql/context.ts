@@ -2,7 +2,6 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/env';
 import type { StripeGateway } from '../stripe/stripe.gateway';
-import type { UsageHandoff } from '../billing/usage/usage-fast-path';
 import type { Loaders } from './loaders';
 
 /** The caller, from a verified access token. */
@@ -27,6 +26,4 @@ export interface GraphQLContext {
   /** Null when billing is disabled. */
   gateway: StripeGateway | null;
   log: Logger;
-  /** What the recordUsage fast path did before it handed this request on (see usage-fast-path.ts). */
-  usageHandoff?: UsageHandoff;
 }

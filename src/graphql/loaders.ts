@@ -13,6 +13,25 @@ export interface Loaders {
   allPricesByProduct: DataLoader<string, Price[]>;
   product: DataLoader<string, Product | null>;
   price: DataLoader<string, Price | null>;
+  /**
+   * Stripe reads of this request by what they read (`invoices:<customer>`, `checkout:<session>`):
+   * however many fields or aliases ask for the same one, Stripe is asked once.
+   */
+  stripeReads: StripeReads;
+}
+
+/** A per-request memo of Stripe reads: the first call of a key runs `read`, later ones share its promise. */
+export class StripeReads {
+  private readonly reads = new Map<string, Promise<unknown>>();
+
+  once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let pending = this.reads.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = read();
+      this.reads.set(key, pending);
+    }
+    return pending;
+  }
 }
 
 export function createLoaders(em: EntityManager): Loaders {
@@ -26,6 +45,7 @@ export function createLoaders(em: EntityManager): Loaders {
     // written moments ago by another instance or in raw SQL).
     product: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.productsByIds(missing), (s) => s.productsById, cache)),
     price: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.pricesByIds(missing), (s) => s.pricesById, cache)),
+    stripeReads: new StripeReads(),
   };
 }
 

@@ -1,7 +1,9 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { DocumentNode } from 'graphql';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
+import { CALLS_STRIPE } from './field-costs';
+import { assertCleanInput } from './input-hygiene';
 import { complexityError, costVariables, rootFieldCount } from './query-limits';
 import { rateLimitedError } from './security-errors';
 
@@ -12,17 +14,25 @@ import { rateLimitedError } from './security-errors';
  */
 export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
 
+function callsStripe(schema: GraphQLSchema, fieldName: string): boolean {
+  return schema.getQueryType()?.getFields()[fieldName]?.extensions?.[CALLS_STRIPE] === true;
+}
+
 /** Variable values remembered as within budget per document. */
 const MAX_PASSED_PER_DOCUMENT = 100;
 
 /**
  * Checks that need the request, after the document is validated and before anything executes:
- * the complexity estimate (it depends on the variables) and the caller's mutation budget.
+ * the input's strings and nesting (see input-hygiene.ts), the complexity estimate (it depends on
+ * the variables) and the caller's budget.
  *
  * Every root field of a mutation costs one point, so aliasing one mutation fifty times in a
- * request costs fifty. High-volume mutations (recordUsage) count against `usageLimiter` instead. Queries are not rate limited: they change nothing, and their cost per
- * request is already bounded by the depth, alias and complexity limits. Anonymous callers are
- * not counted: every mutation needs a user and is refused before it does any work without one.
+ * request costs fifty. High-volume mutations (recordUsage) count against `usageLimiter` instead.
+ * Queries that call Stripe (fields declaring CALLS_STRIPE: invoices, checkoutSession) cost a
+ * point per field from the same budget as mutations: each spends the account's Stripe rate
+ * limit. Other queries are not rate limited: they only read our database, and their cost per
+ * request is bounded by the depth, alias and complexity limits. Anonymous callers are not
+ * counted: every such field needs a user and is refused before it does any work without one.
  */
 export function securityPlugin(options: {
   maxComplexity: number;
@@ -40,6 +50,7 @@ export function securityPlugin(options: {
         async didResolveOperation({ schema, document, operation, operationName, request, contextValue }) {
           // No operation of that name: nothing will run, and Apollo answers OPERATION_RESOLUTION_FAILURE.
           if (!operation) return;
+          assertCleanInput(document, request.variables);
           let known = withinBudget.get(document);
           if (!known) {
             known = { costVariables: costVariables(schema, document), passed: new Set() };
@@ -61,16 +72,19 @@ export function securityPlugin(options: {
           }
 
           const user = contextValue.user;
-          if (operation?.operation !== 'mutation' || !user) return;
-          const budgets = [
-            { limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)) },
-            { limiter: options.usageLimiter, points: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)) },
-          ];
+          if (!user) return;
+          const budgets =
+            operation.operation === 'mutation'
+              ? [
+                  { limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)) },
+                  { limiter: options.usageLimiter, points: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)) },
+                ]
+              : operation.operation === 'query'
+                ? [{ limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => callsStripe(schema, f)) }]
+                : [];
           for (const { limiter, points } of budgets) {
             if (!limiter || points === 0) continue;
-            // The recordUsage fast path drew this request's usage point before handing it on.
-            const drawn = limiter === options.usageLimiter ? contextValue.usageHandoff?.decision : undefined;
-            const decision = drawn ?? (await limiter.consume(`user:${user.userId}`, points));
+            const decision = await limiter.consume(`user:${user.userId}`, points);
             if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
           }
         },

@@ -7,6 +7,7 @@ import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import type { Subscription } from './subscription.entity';
+import { SubscriptionReadRepository, type SubscriptionView } from './subscription-read.repository';
 import { SubscriptionService } from './subscription.service';
 import {
   CustomerType,
@@ -17,7 +18,7 @@ import {
   UpdateSubscriptionInput,
 } from './subscription.type';
 
-export function toSubscriptionType(row: Subscription): SubscriptionType {
+export function toSubscriptionType(row: Subscription | SubscriptionView): SubscriptionType {
   return Object.assign(new SubscriptionType(), {
     id: row.id,
     status: row.status as SubscriptionStatus,
@@ -44,8 +45,10 @@ export class SubscriptionResolver {
     @Arg('status', () => SubscriptionStatus, { nullable: true }) status?: SubscriptionStatus | null,
     @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
   ): Promise<SubscriptionType[]> {
+    // The caller's own: one statement finds the customer and its rows.
+    if (!customerId) return (await new SubscriptionReadRepository(ctx.rootEm).listForUser(requireUser(ctx).userId, status)).map(toSubscriptionType);
     const customer = await actingCustomer(ctx, customerId);
-    return (await service(ctx).list(customer, status)).map(toSubscriptionType);
+    return customer ? (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id, status)).map(toSubscriptionType) : [];
   }
 
   @Query(() => SubscriptionType)
@@ -137,7 +140,6 @@ export class ViewerResolver {
 
   @FieldResolver(() => [SubscriptionType])
   async subscriptions(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<SubscriptionType[]> {
-    const rows = await service(ctx).list({ id: customer.id } as Customer);
-    return rows.map(toSubscriptionType);
+    return (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id)).map(toSubscriptionType);
   }
 }
