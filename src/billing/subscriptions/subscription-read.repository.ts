@@ -15,16 +15,25 @@ export interface SubscriptionView {
   price: { id: string };
 }
 
+/** The ORM has the driver hand timestamps over as text; read on their own they may be either. */
+type Timestamp = Date | string;
+
+function date(value: Timestamp): Date;
+function date(value: Timestamp | null): Date | null;
+function date(value: Timestamp | null): Date | null {
+  return value === null || value instanceof Date ? value : new Date(value);
+}
+
 interface Row {
   id: string;
   status: string;
   quantity: number;
-  current_period_start: Date | null;
-  current_period_end: Date | null;
+  current_period_start: Timestamp | null;
+  current_period_end: Timestamp | null;
   cancel_at_period_end: boolean;
-  canceled_at: Date | null;
-  trial_end: Date | null;
-  created_at: Date;
+  canceled_at: Timestamp | null;
+  trial_end: Timestamp | null;
+  created_at: Timestamp;
   price_id: string;
 }
 
@@ -45,7 +54,7 @@ export class SubscriptionReadRepository {
     const rows = await rawQuery<Row>(
       this.em,
       `select ${COLUMNS} from subscriptions s join customers c on c.id = s.customer_id
-        where c.user_id = $1 and ($2::text is null or s.status = $2)
+        where c.user_id = $1 and ($2::text is null or s.status = $2::text)
         order by s.created_at desc, s.id asc`,
       [userId, status ?? null],
     );
@@ -57,7 +66,7 @@ export class SubscriptionReadRepository {
     const rows = await rawQuery<Row>(
       this.em,
       `select ${COLUMNS} from subscriptions s
-        where s.customer_id = $1 and ($2::text is null or s.status = $2)
+        where s.customer_id = $1 and ($2::text is null or s.status = $2::text)
         order by s.created_at desc, s.id asc`,
       [customerId, status ?? null],
     );
@@ -70,12 +79,12 @@ function toView(row: Row): SubscriptionView {
     id: row.id,
     status: row.status,
     quantity: row.quantity,
-    currentPeriodStart: row.current_period_start,
-    currentPeriodEnd: row.current_period_end,
+    currentPeriodStart: date(row.current_period_start),
+    currentPeriodEnd: date(row.current_period_end),
     cancelAtPeriodEnd: row.cancel_at_period_end,
-    canceledAt: row.canceled_at,
-    trialEnd: row.trial_end,
-    createdAt: row.created_at,
+    canceledAt: date(row.canceled_at),
+    trialEnd: date(row.trial_end),
+    createdAt: date(row.created_at),
     price: { id: row.price_id },
   };
 }
