@@ -107,11 +107,18 @@ interface Row {
   detail?: Record<string, unknown>;
 }
 
-/** The issue's targets, checked on the figures of this run. */
+/**
+ * The targets, checked on the figures of this run. Each Tollgate path is measured as it runs in
+ * production, every request through Apollo's pipeline, against the same stack doing the same
+ * work: `products` against a bare Apollo answering the same catalog from constants,
+ * `subscriptions` (no whole-response cache: resolvers and a database read every time) against a
+ * bare query, and a single `recordUsage` against the bare server's durable insert (the stack's
+ * durable-write ceiling).
+ */
 const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string }> = {
-  products: { ceiling: 'bare query', minRatio: 0.9, sameWork: 'bare products' },
+  products: { ceiling: 'bare products', minRatio: 0.9 },
   subscriptions: { ceiling: 'bare query', minRatio: 0.6 },
-  recordUsage: { ceiling: 'bare mutation', minRatio: 0.7, sameWork: 'bare durable mutation' },
+  recordUsage: { ceiling: 'bare durable mutation', minRatio: 0.8 },
   webhooks: { ceiling: 'bare mutation' },
   forwarder: { minRate: 10_000 },
 };

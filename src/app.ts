@@ -67,7 +67,7 @@ class RequestContext implements GraphQLContext {
   }
 
   get loaders(): Loaders {
-    return (this.batchLoaders ??= createLoaders(this.em));
+    return (this.batchLoaders ??= createLoaders(this.orm.em, () => this.em));
   }
 }
 

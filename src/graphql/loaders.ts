@@ -34,17 +34,23 @@ export class StripeReads {
   }
 }
 
-export function createLoaders(em: EntityManager): Loaders {
-  const cache = catalogCacheFor(em);
-  const db = new CatalogService(em);
+/**
+ * `root` is the ORM's shared EntityManager (the catalog cache belongs to the ORM); `requestEm`
+ * gives the request's own fork, made only if a row must be read that the catalog cache does not
+ * hold: most requests never need one.
+ */
+export function createLoaders(root: EntityManager, requestEm: () => EntityManager): Loaders {
+  const cache = catalogCacheFor(root);
+  let service: CatalogService | undefined;
+  const db = () => (service ??= new CatalogService(requestEm()));
   return {
     catalog: cache,
     activePricesByProduct: new DataLoader((ids) => cache.pricesByProductIds(ids, false)),
     allPricesByProduct: new DataLoader((ids) => cache.pricesByProductIds(ids, true)),
     // By id: from the cache, and from the database for an id it does not hold yet (a row
     // written moments ago by another instance or in raw SQL).
-    product: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.productsByIds(missing), (s) => s.productsById, cache)),
-    price: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db.pricesByIds(missing), (s) => s.pricesById, cache)),
+    product: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db().productsByIds(missing), (s) => s.productsById, cache)),
+    price: new DataLoader((ids) => byIdCachedFirst(ids, async (missing) => db().pricesByIds(missing), (s) => s.pricesById, cache)),
     stripeReads: new StripeReads(),
   };
 }

@@ -41,36 +41,112 @@ const COLUMNS = `s.id, s.status, s.quantity, s.current_period_start, s.current_p
   s.canceled_at, s.trial_end, s.created_at, s.price_id`;
 
 /**
- * The read path of `subscriptions`, `viewer.subscriptions` and the like: one parameterised
- * statement straight to the driver. Listing a customer's subscriptions is the most repeated
- * authenticated read, and through the ORM (query building, entity hydration, the identity map)
- * it cost several times the statement itself; these rows are only read and mapped to the API.
+ * The read path of `subscriptions`, `viewer.subscriptions` and the like: parameterised SQL
+ * straight to the driver. Listing a customer's subscriptions is the most repeated authenticated
+ * read, and through the ORM (query building, entity hydration, the identity map) it cost several
+ * times the statement itself; these rows are only read and mapped to the API.
+ *
+ * Concurrent reads share statements (see SharedRead): under load, one statement answers every
+ * caller that asked while the previous one ran, instead of one round trip each. Every caller is
+ * answered by a statement that started after it asked, so it sees everything committed before
+ * (its own last mutation included), exactly as a statement of its own would: this batches
+ * reads, it caches nothing.
  */
 export class SubscriptionReadRepository {
   constructor(private readonly em: EntityManager) {}
 
   /** The subscriptions of the customer of `userId` (none when it has no customer yet), newest first. */
   async listForUser(userId: string, status?: string | null): Promise<SubscriptionView[]> {
-    const rows = await rawQuery<Row>(
-      this.em,
-      `select ${COLUMNS} from subscriptions s join customers c on c.id = s.customer_id
-        where c.user_id = $1 and ($2::text is null or s.status = $2::text)
-        order by s.created_at desc, s.id asc`,
-      [userId, status ?? null],
-    );
-    return rows.map(toView);
+    return withStatus(await sharedReadsOf(this.em).byUser.load(userId), status);
   }
 
   /** The subscriptions of `customerId`, newest first. */
   async listForCustomer(customerId: string, status?: string | null): Promise<SubscriptionView[]> {
-    const rows = await rawQuery<Row>(
-      this.em,
-      `select ${COLUMNS} from subscriptions s
-        where s.customer_id = $1 and ($2::text is null or s.status = $2::text)
-        order by s.created_at desc, s.id asc`,
-      [customerId, status ?? null],
-    );
-    return rows.map(toView);
+    return withStatus(await sharedReadsOf(this.em).byCustomer.load(customerId), status);
+  }
+}
+
+function withStatus(rows: SubscriptionView[], status: string | null | undefined): SubscriptionView[] {
+  return status ? rows.filter((row) => row.status === status) : rows;
+}
+
+/** Newest first, as every list of subscriptions is shown. */
+const ORDER = 'order by s.created_at desc, s.id asc';
+
+interface SharedReads {
+  byUser: SharedRead<SubscriptionView[]>;
+  byCustomer: SharedRead<SubscriptionView[]>;
+}
+
+// One set per ORM instance (its forks share one configuration object).
+const sharedReads = new WeakMap<object, SharedReads>();
+
+function sharedReadsOf(em: EntityManager): SharedReads {
+  let reads = sharedReads.get(em.config);
+  if (!reads) {
+    const group = (key: 'user_id' | 'customer_id') => async (keys: string[]) => {
+      const rows = await rawQuery<Row & { key: string }>(
+        em,
+        key === 'user_id'
+          ? `select c.user_id as key, ${COLUMNS} from subscriptions s join customers c on c.id = s.customer_id where c.user_id = any($1::text[]) ${ORDER}`
+          : `select s.customer_id::text as key, ${COLUMNS} from subscriptions s where s.customer_id = any($1::uuid[]) ${ORDER}`,
+        [keys],
+      );
+      const byKey = new Map<string, SubscriptionView[]>();
+      for (const row of rows) {
+        const list = byKey.get(row.key);
+        if (list) list.push(toView(row));
+        else byKey.set(row.key, [toView(row)]);
+      }
+      return byKey;
+    };
+    reads = { byUser: new SharedRead(group('user_id')), byCustomer: new SharedRead(group('customer_id')) };
+    sharedReads.set(em.config, reads);
+  }
+  return reads;
+}
+
+/** Keys one statement reads at most; more callers wait for the next. */
+const MAX_KEYS_PER_STATEMENT = 500;
+
+/**
+ * Reads by key with concurrent callers sharing statements: a call made while no statement runs
+ * starts one at once; calls made while one runs wait for it and share the next. So every call is
+ * answered by a statement that started after it was made.
+ */
+export class SharedRead<V extends unknown[]> {
+  private waiting = new Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }[]>();
+  private running = false;
+
+  constructor(private readonly read: (keys: string[]) => Promise<Map<string, V>>) {}
+
+  load(key: string): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      const callers = this.waiting.get(key);
+      if (callers) callers.push({ resolve, reject });
+      else this.waiting.set(key, [{ resolve, reject }]);
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.waiting.size === 0) return;
+    this.running = true;
+    const batch = new Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }[]>();
+    for (const [key, callers] of this.waiting) {
+      if (batch.size >= MAX_KEYS_PER_STATEMENT) break;
+      batch.set(key, callers);
+    }
+    for (const key of batch.keys()) this.waiting.delete(key);
+    try {
+      const values = await this.read([...batch.keys()]);
+      for (const [key, callers] of batch) for (const caller of callers) caller.resolve(values.get(key) ?? ([] as unknown as V));
+    } catch (error) {
+      for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
+    } finally {
+      this.running = false;
+      void this.run();
+    }
   }
 }
 
