@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
 import { CALLS_STRIPE } from './field-costs';
@@ -20,6 +21,8 @@ function callsStripe(schema: GraphQLSchema, fieldName: string): boolean {
 
 /** Variable values remembered as within budget per document. */
 const MAX_PASSED_PER_DOCUMENT = 100;
+/** ... and their bytes (the values are the caller's, so their size is too). */
+const MAX_PASSED_BYTES_PER_DOCUMENT = 64 * 1024;
 
 /**
  * Checks that need the request, after the document is validated and before anything executes:
@@ -43,7 +46,7 @@ export function securityPlugin(options: {
   // their cost (none for most: a mutation's input does not). Estimating walks the whole document
   // again, about a tenth of a small request. Apollo hands out the same parsed document for the
   // same query text, so it is the key.
-  const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: Set<string> }>();
+  const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: LRUCache<string, true> }>();
   return {
     async requestDidStart() {
       return {
@@ -53,7 +56,10 @@ export function securityPlugin(options: {
           assertCleanInput(document, request.variables);
           let known = withinBudget.get(document);
           if (!known) {
-            known = { costVariables: costVariables(schema, document), passed: new Set() };
+            known = {
+              costVariables: costVariables(schema, document),
+              passed: new LRUCache<string, true>({ max: MAX_PASSED_PER_DOCUMENT, maxSize: MAX_PASSED_BYTES_PER_DOCUMENT, sizeCalculation: (_v, key) => 2 * key.length + 1 }),
+            };
             withinBudget.set(document, known);
           }
           const variables = request.variables ?? {};
@@ -67,8 +73,8 @@ export function securityPlugin(options: {
               maxComplexity: options.maxComplexity,
             });
             if (tooComplex) throw tooComplex;
-            // Bounded: a document whose cost varies with many different values is estimated each time.
-            if (known.passed.size < MAX_PASSED_PER_DOCUMENT) known.passed.add(key);
+            // Bounded: a document whose cost varies with many different values keeps the latest.
+            if (2 * key.length + 1 <= MAX_PASSED_BYTES_PER_DOCUMENT) known.passed.set(key, true);
           }
 
           const user = contextValue.user;
