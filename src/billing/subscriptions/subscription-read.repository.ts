@@ -109,16 +109,23 @@ function sharedReadsOf(em: EntityManager): SharedReads {
 /** Keys one statement reads at most; more callers wait for the next. */
 const MAX_KEYS_PER_STATEMENT = 500;
 
+/** Statements one SharedRead runs at once: enough to keep answering while one waits for a busy database. */
+const MAX_IN_FLIGHT = 3;
+
 /**
- * Reads by key with concurrent callers sharing statements: a call made while no statement runs
- * starts one at once; calls made while one runs wait for it and share the next. So every call is
- * answered by a statement that started after it was made.
+ * Reads by key with concurrent callers sharing statements: a call made while fewer than
+ * `maxInFlight` statements run starts one at once; calls made while that many run wait for one
+ * of them to finish and share the next. So every call is answered by a statement that started
+ * after it was made.
  */
 export class SharedRead<V extends unknown[]> {
   private waiting = new Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }[]>();
-  private running = false;
+  private running = 0;
 
-  constructor(private readonly read: (keys: string[]) => Promise<Map<string, V>>) {}
+  constructor(
+    private readonly read: (keys: string[]) => Promise<Map<string, V>>,
+    private readonly maxInFlight = MAX_IN_FLIGHT,
+  ) {}
 
   load(key: string): Promise<V> {
     return new Promise<V>((resolve, reject) => {
@@ -130,8 +137,8 @@ export class SharedRead<V extends unknown[]> {
   }
 
   private async run(): Promise<void> {
-    if (this.running || this.waiting.size === 0) return;
-    this.running = true;
+    if (this.running >= this.maxInFlight || this.waiting.size === 0) return;
+    this.running++;
     const batch = new Map<string, { resolve: (value: V) => void; reject: (error: unknown) => void }[]>();
     for (const [key, callers] of this.waiting) {
       if (batch.size >= MAX_KEYS_PER_STATEMENT) break;
@@ -144,7 +151,7 @@ export class SharedRead<V extends unknown[]> {
     } catch (error) {
       for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
     } finally {
-      this.running = false;
+      this.running--;
       void this.run();
     }
   }

@@ -113,19 +113,30 @@ export class SubscriptionResolver {
     return toSubscriptionType(await service(ctx).resume(customer, id));
   }
 
+  // Answered without a promise from the catalog in memory when it holds the row (the usual
+  // case); a row it does not hold yet is loaded.
   @FieldResolver(() => PriceType)
-  async price(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
-    const price = await ctx.loaders.price.load(sub.priceId);
-    if (!price) throw BillingError.notFound('Price');
-    return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+  price(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): PriceType | Promise<PriceType> {
+    const cached = ctx.loaders.catalog.current()?.pricesById.get(sub.priceId);
+    if (cached) return toPriceType(cached, cached.meter?.getEntity().eventName ?? null);
+    return (async () => {
+      const price = await ctx.loaders.price.load(sub.priceId);
+      if (!price) throw BillingError.notFound('Price');
+      return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+    })();
   }
 
   @FieldResolver(() => ProductType)
-  async product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<ProductType> {
-    const price = await ctx.loaders.price.load(sub.priceId);
-    const product = price ? await ctx.loaders.product.load(price.product.id) : null;
-    if (!product) throw BillingError.notFound('Product');
-    return toProductType(product);
+  product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): ProductType | Promise<ProductType> {
+    const snapshot = ctx.loaders.catalog.current();
+    const cached = snapshot?.productsById.get(snapshot.pricesById.get(sub.priceId)?.product.id ?? '');
+    if (cached) return toProductType(cached);
+    return (async () => {
+      const price = await ctx.loaders.price.load(sub.priceId);
+      const product = price ? await ctx.loaders.product.load(price.product.id) : null;
+      if (!product) throw BillingError.notFound('Product');
+      return toProductType(product);
+    })();
   }
 }
 

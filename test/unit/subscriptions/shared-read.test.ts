@@ -10,7 +10,7 @@ describe(SharedRead.name, () => {
       const seen = version;
       await new Promise<void>((resolve) => (release = resolve));
       return new Map(keys.map((k) => [k, [`${k}@${seen}`]]));
-    });
+    }, 1);
 
     const first = read.load('a');
     // Asked while the first statement runs: both wait for the next one, which they share.
@@ -25,6 +25,24 @@ describe(SharedRead.name, () => {
     release!();
     await expect(second).resolves.toEqual(['b@1']);
     await expect(third).resolves.toEqual(['a@1']);
+  });
+
+  it('runs up to maxInFlight statements at once, then batches the callers that wait', async () => {
+    const releases: (() => void)[] = [];
+    const statements: string[][] = [];
+    const read = new SharedRead<string[]>(async (keys) => {
+      statements.push(keys);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      return new Map(keys.map((k) => [k, [k]]));
+    }, 2);
+    const answers = ['a', 'b', 'c', 'd'].map((k) => read.load(k));
+    expect(statements).toEqual([['a'], ['b']]);
+    releases.shift()!();
+    await answers[0];
+    await new Promise((r) => setImmediate(r));
+    expect(statements).toEqual([['a'], ['b'], ['c', 'd']]);
+    releases.forEach((release) => release());
+    await expect(Promise.all(answers)).resolves.toEqual([['a'], ['b'], ['c'], ['d']]);
   });
 
   it('answers an empty list for a key the statement returned nothing for, and passes a failure to every caller of it', async () => {
