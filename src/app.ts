@@ -114,6 +114,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const app = express();
   app.disable('x-powered-by');
+  // Express would hash every answer for an ETag; only catalog answers are worth revalidating,
+  // and the catalog cache gives those an ETag of its own (from the answer it keeps).
+  app.set('etag', false);
   app.set('trust proxy', false);
   app.use(securityHeaders({ playground: config.playground }));
 
