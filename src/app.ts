@@ -14,7 +14,8 @@ import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
 import { CatalogResponseCache } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
-import { playgroundPlugin, playgroundRequestScope } from './graphql/playground';
+import { playgroundPlugin } from './graphql/playground';
+import { currentRequestScope, requestScope } from './graphql/request-scope';
 import { createSchema } from './graphql/schema';
 import { graphqlCors, metricsAccess, securityHeaders } from './security/http-security';
 import { boundedDocumentStore, boundedPersistedQueries } from './security/bounded-memory';
@@ -146,11 +147,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   app.use('/graphql', graphqlCors(config.corsOrigins));
   // Apollo answers every request to /graphql: the middleware before it only parses the body and
-  // notes the request's Host for the playground page; none of them answers.
+  // opens the request's scope (its Host, whether it authenticated); none of them answers.
   app.use(
     '/graphql',
     express.json({ limit: config.limits.graphqlBody }),
-    playgroundRequestScope(),
+    requestScope(),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let user = null;
@@ -163,6 +164,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
           }
           throw error;
         }
+        const scope = currentRequestScope();
+        if (scope && user) scope.authenticated = true;
         return new RequestContext(orm, user, config, deps.gateway, log);
       },
     }),

@@ -1,6 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { RequestHandler } from 'express';
+import { currentRequestScope } from './request-scope';
 
 const DEFAULT_QUERY = `# Tollgate: products are public; the other queries need the token in Headers.
 query Catalog {
@@ -11,19 +10,6 @@ query Catalog {
   }
 }
 `;
-
-/** The Host header of the request being answered, for the landing page (Apollo hands it no request). */
-const requestHost = new AsyncLocalStorage<string | undefined>();
-
-/**
- * Runs the rest of the request with its Host header at hand for the playground page. It answers
- * nothing itself.
- */
-export function playgroundRequestScope(): RequestHandler {
-  return function playgroundRequestScope(req, _res, next) {
-    requestHost.run(req.headers.host, next);
-  };
-}
 
 /**
  * Whether a Host header names this machine's loopback interface. A page on another site that
@@ -49,7 +35,7 @@ export function playgroundPlugin(options: { devToken?: string } = {}): ApolloSer
   const tokenHeaders = options.devToken ? JSON.stringify({ Authorization: `Bearer ${options.devToken}` }, null, 2) : undefined;
   const pages = new Map<boolean, string>();
   const page = () => {
-    const withToken = tokenHeaders !== undefined && isLoopbackHost(requestHost.getStore());
+    const withToken = tokenHeaders !== undefined && isLoopbackHost(currentRequestScope()?.host);
     let html = pages.get(withToken);
     if (html === undefined) {
       const { renderGraphiQL } = require('@graphql-yoga/render-graphiql') as typeof import('@graphql-yoga/render-graphiql');

@@ -31,10 +31,10 @@ describe('every GraphQL request goes through Apollo', () => {
     it('has no middleware on /graphql that could answer before Apollo: only the body parser and scopes that call next', () => {
       const stack = (server.app.express as unknown as { router: { stack: { name: string; matchers?: unknown[]; match?: (p: string) => boolean }[] } }).router.stack;
       const onGraphql = stack.filter((layer) => layer.match?.('/graphql')).map((layer) => layer.name);
-      // helmet's headers and CORS set headers and call next; express.json parses; the playground
-      // scope notes the Host and calls next; then Apollo (the express5 integration's handler, the
+      // helmet's headers and CORS set headers and call next; express.json parses; the request
+      // scope is opened and next called; then Apollo (the express5 integration's handler, the
       // one unnamed layer), and after it only the 404 and the error handler.
-      expect(onGraphql).toEqual(['securityHeaders', 'corsMiddleware', 'jsonParser', 'playgroundRequestScope', '<anonymous>', 'notFound', 'onError']);
+      expect(onGraphql).toEqual(['securityHeaders', 'corsMiddleware', 'jsonParser', 'requestScope', '<anonymous>', 'notFound', 'onError']);
     });
 
     it('hands every kind of request to Apollo: catalog repeats, subscriptions, recordUsage, GET', async () => {
