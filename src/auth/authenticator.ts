@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import { LRUCache } from 'lru-cache';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { BillingError, ErrorCode } from '../common/errors';
-import type { AuthUser } from '../graphql/context';
+import type { AuthUser } from './auth-user';
 import { jose } from './jose';
 
 export interface AuthenticatorOptions {

@@ -1,4 +1,4 @@
-import express from 'express';
+import type express from 'express';
 import { parse } from 'graphql';
 import { boundedDocumentStore, documentBytes, isPublicDocument } from '../../../src/security/bounded-memory';
 import { currentRequestScope, requestScope } from '../../../src/graphql/request-scope';
