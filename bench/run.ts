@@ -117,7 +117,7 @@ interface Row {
  */
 const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string }> = {
   products: { ceiling: 'bare products', minRatio: 0.9 },
-  subscriptions: { ceiling: 'bare query', minRatio: 0.6 },
+  subscriptions: { ceiling: 'bare query', minRatio: 0.6, sameWork: 'bare subscriptions' },
   recordUsage: { ceiling: 'bare durable mutation', minRatio: 0.8 },
   webhooks: { ceiling: 'bare mutation' },
   forwarder: { minRate: 10_000 },
@@ -213,6 +213,7 @@ async function main(): Promise<void> {
       plan.push({ scenario: 'products', server: tollgate, target: graphql(tollgate, PRODUCTS) });
     }
     if (want('subscriptions')) {
+      plan.push({ scenario: 'bare subscriptions', server: bare, target: graphql(bare, SUBSCRIPTIONS) });
       const user = users[0];
       plan.push({
         scenario: 'subscriptions',
