@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { DocumentNode, GraphQLSchema } from 'graphql';
+import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
@@ -46,6 +46,8 @@ export function securityPlugin(options: {
   // their cost (none for most: a mutation's input does not). Estimating walks the whole document
   // again, about a tenth of a small request. Apollo hands out the same parsed document for the
   // same query text, so it is the key.
+  // Points each operation costs from each budget, worked out once per parsed operation.
+  const budgetPoints = new WeakMap<OperationDefinitionNode, { general: number; usage: number }>();
   const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: LRUCache<string, true> }>();
   return {
     async requestDidStart() {
@@ -79,15 +81,23 @@ export function securityPlugin(options: {
 
           const user = contextValue.user;
           if (!user) return;
-          const budgets =
-            operation.operation === 'mutation'
-              ? [
-                  { limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)) },
-                  { limiter: options.usageLimiter, points: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)) },
-                ]
-              : operation.operation === 'query'
-                ? [{ limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => callsStripe(schema, f)) }]
-                : [];
+          let points = budgetPoints.get(operation);
+          if (!points) {
+            points =
+              operation.operation === 'mutation'
+                ? {
+                    general: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)),
+                    usage: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)),
+                  }
+                : operation.operation === 'query'
+                  ? { general: rootFieldCount(operation, document, (f) => callsStripe(schema, f)), usage: 0 }
+                  : { general: 0, usage: 0 };
+            budgetPoints.set(operation, points);
+          }
+          const budgets = [
+            { limiter: options.rateLimiter, points: points.general },
+            { limiter: options.usageLimiter, points: points.usage },
+          ];
           for (const { limiter, points } of budgets) {
             if (!limiter || points === 0) continue;
             const decision = await limiter.consume(`user:${user.userId}`, points);
