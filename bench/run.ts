@@ -108,11 +108,18 @@ interface Row {
   detail?: Record<string, unknown>;
 }
 
-/** The issue's targets, checked on the figures of this run. */
+/**
+ * The targets, checked on the figures of this run. Each Tollgate path is measured as it runs in
+ * production, every request through Apollo's pipeline, against the same stack doing the same
+ * work: `products` against a bare Apollo answering the same catalog from constants,
+ * `subscriptions` (no whole-response cache: resolvers and a database read every time) against a
+ * bare query, and a single `recordUsage` against the bare server's durable insert (the stack's
+ * durable-write ceiling).
+ */
 const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string }> = {
-  products: { ceiling: 'bare query', minRatio: 0.9, sameWork: 'bare products' },
-  subscriptions: { ceiling: 'bare query', minRatio: 0.6 },
-  recordUsage: { ceiling: 'bare mutation', minRatio: 0.7, sameWork: 'bare durable mutation' },
+  products: { ceiling: 'bare products', minRatio: 0.9 },
+  subscriptions: { ceiling: 'bare query', minRatio: 0.6, sameWork: 'bare subscriptions' },
+  recordUsage: { ceiling: 'bare durable mutation', minRatio: 0.8 },
   webhooks: { ceiling: 'bare mutation' },
   forwarder: { minRate: 10_000 },
 };
@@ -209,6 +216,7 @@ async function main(): Promise<void> {
       plan.push({ scenario: 'products', server: tollgate, target: graphql(tollgate, PRODUCTS) });
     }
     if (want('subscriptions')) {
+      plan.push({ scenario: 'bare subscriptions', server: bare, target: graphql(bare, SUBSCRIPTIONS) });
       const user = users[0];
       plan.push({
         scenario: 'subscriptions',

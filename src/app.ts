@@ -12,15 +12,13 @@ import type { StripeGateway } from './stripe/stripe.gateway';
 import type { AuthUser, GraphQLContext } from './graphql/context';
 import { createErrorFormatter } from './graphql/errors';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
-import { rawQuery } from './db/raw-query';
-import { CUSTOMER_DATA_SQL, ResponseCache, sharedCustomerData } from './graphql/response-cache';
+import { CatalogResponseCache } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
+import { currentRequestScope, requestScope } from './graphql/request-scope';
 import { createSchema } from './graphql/schema';
-import { batcherFor } from './billing/usage/usage-batch';
-import { UsageFastPath, usageHandoffOf, type UsageHandoff } from './billing/usage/usage-fast-path';
-import { BILLING_STATUSES, UsageService } from './billing/usage/usage.service';
-import { graphqlCors, securityHeaders } from './security/http-security';
+import { graphqlCors, metricsAccess, securityHeaders } from './security/http-security';
+import { boundedDocumentStore, boundedPersistedQueries } from './security/bounded-memory';
 import { MutationRateLimiter } from './security/mutation-rate-limiter';
 import { aliasLimitRule, depthLimitRule } from './security/query-limits';
 import { securityPlugin } from './security/security.plugin';
@@ -47,7 +45,7 @@ export interface App {
 
 /**
  * The context of one GraphQL request. Its EntityManager fork and loaders are made on first use:
- * a request answered from the response cache, or refused before execution, needs neither.
+ * a request answered from the catalog cache, or refused before execution, needs neither.
  */
 class RequestContext implements GraphQLContext {
   private fork?: GraphQLContext['em'];
@@ -59,7 +57,6 @@ class RequestContext implements GraphQLContext {
     readonly config: AppConfig,
     readonly gateway: StripeGateway | null,
     readonly log: Logger,
-    readonly usageHandoff: UsageHandoff | undefined,
   ) {}
 
   get rootEm(): GraphQLContext['rootEm'] {
@@ -71,7 +68,7 @@ class RequestContext implements GraphQLContext {
   }
 
   get loaders(): Loaders {
-    return (this.batchLoaders ??= createLoaders(this.em));
+    return (this.batchLoaders ??= createLoaders(this.orm.em, () => this.em));
   }
 }
 
@@ -87,29 +84,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
     pointsPerMinute > 0 ? MutationRateLimiter.create({ keyPrefix, pointsPerMinute, store: security.rateLimitStore, orm, log }) : null;
   const rateLimiter = await limiter('mutation', security.mutationsPerMinute);
   const usageLimiter = await limiter('usage', security.usagePerMinute);
-  const responseCache = new ResponseCache({
-    catalog: () => catalogCacheFor(orm.em),
-    customerData: sharedCustomerData((userIds) => rawQuery(orm, CUSTOMER_DATA_SQL, [userIds])),
-  });
+  const catalogAnswers = new CatalogResponseCache(() => catalogCacheFor(orm.em));
   const schema = await createSchema();
   const validationRules = [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)];
-  const usageFastPath = new UsageFastPath({
-    schema,
-    validationRules,
-    maxComplexity: security.maxComplexity,
-    usageLimiter,
-    authenticate: deps.authenticate,
-    billingEnabled: config.billingEnabled && deps.gateway !== null,
-    service: new UsageService(() => orm.em.fork(), undefined, batcherFor(orm.em, BILLING_STATUSES, log)),
-    log,
-  });
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // Shutdown is ordered by the server module (http, Apollo, ORM, database), not by Apollo's own signal handlers.
     stopOnTerminationSignals: false,
-    formatError: createErrorFormatter(log),
+    formatError: createErrorFormatter(log, { hideSuggestions: !config.introspection }),
+    // Parsed documents and persisted query texts are kept within a budget of bytes, so many
+    // distinct large texts cannot grow the heap without bound.
+    documentStore: boundedDocumentStore(),
+    persistedQueries: { cache: boundedPersistedQueries() },
     // Both are Apollo's defaults, stated so a change of default cannot turn them off unnoticed.
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
@@ -117,7 +105,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
-      responseCache.plugin(),
+      catalogAnswers.plugin(),
       // Apollo's default cache-control plugin visits every resolved field to compute a
       // Cache-Control header from @cacheControl hints; the schema has none.
       ApolloServerPluginCacheControlDisabled(),
@@ -127,6 +115,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const app = express();
   app.disable('x-powered-by');
+  // Express would hash every answer for an ETag; only catalog answers are worth revalidating,
+  // and the catalog cache gives those an ETag of its own (from the answer it keeps).
+  app.set('etag', false);
   app.set('trust proxy', false);
   app.use(securityHeaders({ playground: config.playground }));
 
@@ -152,16 +143,15 @@ export async function createApp(deps: AppDeps): Promise<App> {
     }
   });
 
-  app.get('/metrics', metricsHandler());
+  app.get('/metrics', metricsAccess({ token: config.metricsToken, production: config.nodeEnv === 'production' }), metricsHandler());
 
   app.use('/graphql', graphqlCors(config.corsOrigins));
+  // Apollo answers every request to /graphql: the middleware before it only parses the body and
+  // opens the request's scope (its Host, whether it authenticated); none of them answers.
   app.use(
     '/graphql',
     express.json({ limit: config.limits.graphqlBody }),
-    // Repeats of cached read queries are answered here, before Apollo (see ResponseCache).
-    responseCache.middleware(deps.authenticate),
-    // The common recordUsage request is recorded here, before Apollo (see UsageFastPath).
-    usageFastPath.middleware(),
+    requestScope(),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let user: AuthUser | null;
@@ -174,12 +164,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
           }
           throw error;
         }
-        return new RequestContext(orm, user, config, deps.gateway, log, usageHandoffOf(req));
+        const scope = currentRequestScope();
+        if (scope && user) scope.authenticated = true;
+        return new RequestContext(orm, user, config, deps.gateway, log);
       },
     }),
   );
 
-  app.use((_req, res) => {
+  app.use(function notFound(_req, res) {
     const { status, body } = jsonError(404, 'NOT_FOUND', 'No such route');
     res.status(status).json(body);
   });

@@ -1,6 +1,8 @@
 /**
  * The ceiling: a bare Apollo Server 5 on Express 5, mounted exactly as Tollgate mounts its own
  * (express.json on /graphql, then expressMiddleware), answering a trivial query and mutation.
+ * It also answers `subscriptions`: four subscriptions of the same shape as a Tollgate caller's,
+ * from constants.
  * Whatever this server cannot exceed, no resolver on this stack can. It also answers `products`
  * with the default catalog from constants (the stack's own cost for an answer of that size) and,
  * once told a database (`useDatabase`), `write`: one plain insert per request, committed before
@@ -20,7 +22,11 @@ const typeDefs = /* GraphQL */ `
     hello: String!
     "The same shape as Tollgate's catalog, from constants: what this stack costs for that answer."
     products: [Product!]!
+    "The same shape as a caller's four subscriptions in Tollgate, from constants."
+    subscriptions: [Subscription!]!
   }
+  type Subscription { id: ID! status: String! quantity: Int! currentPeriodStart: String currentPeriodEnd: String
+    cancelAtPeriodEnd: Boolean! canceledAt: String trialEnd: String createdAt: String! product: Product! price: Price! }
   type Mutation {
     echo(value: String!): String!
     "One durable insert per call (after useDatabase): the stack's cost for a committed row."
@@ -51,12 +57,32 @@ const PRODUCTS = [
   { code: 'micro-feature', name: 'Micro-Feature Development', description: 'One small feature, built and shipped.', prices: [price('micro_feature_once', 49900, null)] },
 ].map((p, i) => ({ id: `00000000-0000-4000-9000-00000000000${i}`, active: true, ...p }));
 
+// Four subscriptions as the bench's users hold them: two canceled, two trialing.
+const SUBSCRIPTIONS = [
+  [0, 0, 'CANCELED'],
+  [1, 1, 'CANCELED'],
+  [0, 1, 'TRIALING'],
+  [1, 0, 'TRIALING'],
+].map(([product, price, status], i) => ({
+  id: `00000000-0000-4000-a000-00000000000${i}`,
+  status,
+  quantity: 1 + i,
+  currentPeriodStart: '2026-12-01T00:00:00.000Z',
+  currentPeriodEnd: '2027-01-01T00:00:00.000Z',
+  cancelAtPeriodEnd: false,
+  canceledAt: status === 'CANCELED' ? '2026-12-02T00:00:00.000Z' : null,
+  trialEnd: status === 'TRIALING' ? '2026-12-15T00:00:00.000Z' : null,
+  createdAt: '2026-12-01T00:00:00.000Z',
+  product: PRODUCTS[product as number],
+  price: PRODUCTS[product as number].prices[price as number],
+}));
+
 let pool: pg.Pool | undefined;
 /** Its own schema, so the bench's rows stay out of Tollgate's tables in the same database. */
 const WRITE_SQL = 'insert into bench_bare.writes (id, key) values (gen_random_uuid(), $1) returning id';
 
 const resolvers = {
-  Query: { hello: () => 'world', products: () => PRODUCTS },
+  Query: { hello: () => 'world', products: () => PRODUCTS, subscriptions: () => SUBSCRIPTIONS },
   Mutation: {
     echo: (_: unknown, args: { value: string }) => args.value,
     write: async (_: unknown, args: { key: string }) => {

@@ -1,5 +1,6 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Request } from 'express';
+import { LRUCache } from 'lru-cache';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { BillingError, ErrorCode } from '../common/errors';
 import type { AuthUser } from './auth-user';
@@ -18,9 +19,23 @@ export interface AuthenticatorOptions {
 
 export type Authenticate = (req: Request) => Promise<AuthUser | null>;
 
-/** Verified tokens remembered per authenticator, and for how long at most. */
-const VERIFIED_TOKENS_MAX = 10_000;
+/** Bytes of verified tokens remembered per authenticator (token text and caller), and for how long at most. */
+const VERIFIED_TOKENS_MAX_BYTES = 4 * 2 ** 20;
 const VERIFIED_TOKEN_TTL_MS = 60_000;
+
+/**
+ * A compact JWS: three base64url segments with no padding, each in its one canonical spelling.
+ * The last character of a segment can carry bits that decoding drops, so several spellings
+ * decode to the same signature; only the one that re-encodes to itself is accepted, so a token
+ * has exactly one accepted form (a signature with `=` appended, or with its spare bits set, is
+ * another string, not the same token).
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export function isCanonicalJws(token: string): boolean {
+  if (!COMPACT_JWS.test(token)) return false;
+  return token.split('.').every((segment) => Buffer.from(segment, 'base64url').toString('base64url') === segment);
+}
 
 const HMAC_ALGORITHMS = ['HS256'];
 // Asymmetric algorithms only: a JWKS key must never be usable as an HMAC secret, and `none` is never accepted.
@@ -106,13 +121,17 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
   // A client sends the same token with every request: its signature is checked once (an HMAC
   // through WebCrypto costs more than the rest of a small query), and the caller is remembered
   // until the token expires, for a minute at most, so that a key removed from a JWKS soon stops
-  // working. A bounded map; the oldest entry makes room.
-  const verified = new Map<string, { user: AuthUser; untilMs: number }>();
+  // working. Only verified tokens are kept, within a budget of bytes; the least recently used
+  // make room.
+  const verified = new LRUCache<string, { user: AuthUser; untilMs: number }>({
+    maxSize: VERIFIED_TOKENS_MAX_BYTES,
+    sizeCalculation: (entry, token) => 2 * token.length + 2 * JSON.stringify(entry.user).length + 64,
+  });
 
   return async (req) => {
     const header = req.headers.authorization;
     if (header === undefined) return null;
-    const match = /^Bearer[ ]+([A-Za-z0-9_\-.=]+)\s*$/i.exec(header);
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthenticated('Authorization header must be "Bearer <token>"');
     const now = Date.now();
     const hit = verified.get(match[1]);
@@ -120,6 +139,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
       if (now < hit.untilMs) return hit.user;
       verified.delete(match[1]);
     }
+    if (!isCanonicalJws(match[1])) throw unauthenticated('Access token is malformed');
     let payload: JWTPayload;
     try {
       // Overloads differ only in the key type; both branches verify the same way.
@@ -135,10 +155,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     Object.freeze(user.roles);
     Object.freeze(user);
     const untilMs = Math.min(typeof payload.exp === 'number' ? payload.exp * 1000 : Infinity, now + VERIFIED_TOKEN_TTL_MS);
-    if (untilMs > now) {
-      if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value as string);
-      verified.set(match[1], { user, untilMs });
-    }
+    if (untilMs > now) verified.set(match[1], { user, untilMs });
     return user;
   };
 }

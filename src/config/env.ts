@@ -39,6 +39,8 @@ export interface AppConfig {
   introspection: boolean;
   catalogFile: string;
   limits: { graphqlBody: string; webhookBody: string };
+  /** Bearer token `/metrics` requires; without one it is open outside production and off in production. */
+  metricsToken?: string;
   usageForwarder: { enabled: boolean; intervalMs: number; batchSize: number };
   /** The job engine (graphile-worker) that applies webhook events in the background. */
   worker: {
@@ -163,6 +165,7 @@ const schema = z.object({
   CATALOG_FILE: optionalText,
   GRAPHQL_BODY_LIMIT: optionalText,
   WEBHOOK_BODY_LIMIT: optionalText,
+  METRICS_TOKEN: optionalText,
   USAGE_FORWARDER_ENABLED: bool(true),
   WORKER_ENABLED: bool(true),
   WORKER_CONCURRENCY: int(4, 1, 100),
@@ -177,7 +180,7 @@ const schema = z.object({
   USAGE_FORWARDER_BATCH_SIZE: int(2000, 1, 10000),
   HEAP_GROWING_PERCENT: int(50, 0, 400),
   GRAPHQL_MAX_DEPTH: int(10, 1, 100),
-  GRAPHQL_MAX_COMPLEXITY: int(1000, 1, 1_000_000),
+  GRAPHQL_MAX_COMPLEXITY: int(2500, 1, 1_000_000),
   GRAPHQL_MAX_ALIASES: int(30, 0, 10_000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: int(60, 0, 1_000_000),
   RATE_LIMIT_USAGE_PER_MINUTE: int(6000, 0, 10_000_000),
@@ -274,6 +277,9 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
   }
   if (e.AUTH_JWKS_URL && !isUrl(e.AUTH_JWKS_URL, ['http:', 'https:'])) problems.push('AUTH_JWKS_URL: must be an http(s) URL');
   placeholder('AUTH_JWT_SECRET', e.AUTH_JWT_SECRET);
+  if (e.METRICS_TOKEN && !placeholder('METRICS_TOKEN', e.METRICS_TOKEN) && e.METRICS_TOKEN.length < 16) {
+    problems.push('METRICS_TOKEN: must be at least 16 characters');
+  }
   if (e.AUTH_JWT_SECRET && e.AUTH_JWT_SECRET.length < 32) problems.push('AUTH_JWT_SECRET: must be at least 32 characters');
   if (mode !== 'local' && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL) {
     problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required outside local mode');
@@ -325,6 +331,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
     introspection,
     catalogFile: e.CATALOG_FILE ? path.resolve(cwd, e.CATALOG_FILE) : path.join(projectRoot(), 'catalog/default.json'),
     limits: { graphqlBody: e.GRAPHQL_BODY_LIMIT ?? '100kb', webhookBody: e.WEBHOOK_BODY_LIMIT ?? '512kb' },
+    metricsToken: e.METRICS_TOKEN,
     heapGrowingPercent: e.HEAP_GROWING_PERCENT,
     usageForwarder: {
       enabled: e.USAGE_FORWARDER_ENABLED,

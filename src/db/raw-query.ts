@@ -15,7 +15,7 @@ function poolOf(owner: MikroORM | EntityManager): KnexClient {
 /**
  * Lends a connection of the ORM's own pool to `fn` and takes it back after, straight to the
  * PostgreSQL driver: no query builder, formatting or hydration. For the few statements on a
- * hot path where those cost more than the statement itself (the response cache's check, the
+ * hot path where those cost more than the statement itself (the subscriptions list, the
  * usage ledger's shared insert, the forwarder's claims). Statements run in autocommit, outside
  * any transaction of an EntityManager, unless `fn` opens one on the connection.
  */

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { AuthUser } from '../auth/auth-user';
 import type { AppConfig } from '../config/env';
 import type { StripeGateway } from '../stripe/stripe.gateway';
-import type { UsageHandoff } from '../billing/usage/usage-fast-path';
 import type { Loaders } from './loaders';
 
 export type { AuthUser };
@@ -22,6 +21,4 @@ export interface GraphQLContext {
   /** Null when billing is disabled. */
   gateway: StripeGateway | null;
   log: Logger;
-  /** What the recordUsage fast path did before it handed this request on (see usage-fast-path.ts). */
-  usageHandoff?: UsageHandoff;
 }

@@ -1,283 +1,154 @@
-import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
-import type { Request, RequestHandler } from 'express';
+import { createHash } from 'node:crypto';
+import { HeaderMap, type ApolloServerPlugin, type GraphQLRequestContextWillSendResponse } from '@apollo/server';
+import { LRUCache } from 'lru-cache';
 import { Kind, type FormattedExecutionResult, type OperationDefinitionNode } from 'graphql';
 import type { CatalogCache, CatalogSnapshot } from '../billing/catalog/catalog-cache';
-import type { AuthUser, GraphQLContext } from './context';
-import { operationKey, plainGraphQLRequest } from './plain-request';
+import type { GraphQLContext } from './context';
 
-/**
- * Root query fields whose answer is the same for every caller and depends only on the catalog.
- */
+/** Root query fields whose answer is the same for every caller and depends only on the catalog. */
 export const CATALOG_ROOT_FIELDS: ReadonlySet<string> = new Set(['products', 'product', '__typename']);
 
+/** Bytes of answers kept (their JSON text); the least recently used go first beyond that. */
+export const CATALOG_ANSWERS_MAX_BYTES = 4 * 2 ** 20;
+
 /**
- * Root query fields whose answer depends only on the caller's customer row, that customer's
- * subscription rows and the catalog (subscription fields are columns of the row; `price` and
- * `product` come from the catalog).
+ * How long a browser or CDN may reuse a catalog answer fetched with GET before asking again
+ * (with If-None-Match, answered 304 while the catalog is unchanged). Matches how long another
+ * instance's catalog change may go unseen here (CATALOG_CACHE_TTL_MS).
  */
-export const CUSTOMER_ROOT_FIELDS: ReadonlySet<string> = new Set(['subscriptions', 'subscription', 'viewer']);
-
-/** Distinct answers kept per catalog snapshot; the oldest goes first beyond that. */
-export const MAX_CACHED_RESPONSES = 1000;
-/** Distinct query texts whose scope is remembered for the HTTP fast path. */
-const MAX_KNOWN_QUERIES = 1000;
-
-type Scope = 'catalog' | 'customer';
+export const CATALOG_MAX_AGE_SECONDS = 5;
 
 interface Entry {
+  /** Which catalog snapshot the answer was computed from. */
+  snapshot: number;
   result: FormattedExecutionResult;
-  /**
-   * The body as the fast path sends it, exactly as Apollo writes `result`, and its ETag
-   * (Express's own, as for Apollo's answers); made on the entry's first fast-path answer.
-   */
-  sent?: { bytes: Buffer; etag: string | undefined };
+  etag: string;
+  bytes: number;
 }
 
-export interface ResponseCacheOptions {
-  catalog: () => CatalogCache;
-  /**
-   * Everything a customer-scoped answer is computed from, for the customer of `userId`, as one
-   * string read from the database (the customer row and all its subscription rows); null when
-   * the user has no customer yet.
-   */
-  customerData: (userId: string) => Promise<string | null>;
-  maxEntries?: number;
+/** What one request found out about itself, for willSendResponse. */
+interface Scoped {
+  key: string;
+  snapshot: number;
+  hit: Entry | undefined;
 }
 
 /**
- * Whole-response cache for the read queries a frontend repeats most: the catalog (`products`,
- * `product`) and the caller's own subscriptions (`subscriptions`, `subscription`, `viewer`).
+ * Answers of catalog queries (`products`, `product`), kept inside Apollo's pipeline: a request
+ * is parsed, validated, limited and rate-checked like any other, and only then answered from
+ * here instead of running resolvers. An answer is tied to the catalog snapshot it was computed
+ * from and is never served once the catalog cache holds another (a product, price or meter
+ * written through the ORM in this process drops it at once; another instance's change shows
+ * within the catalog cache's time-to-live). Nothing that names a caller is kept: an operation
+ * with any other root field, a directive or a fragment on the root is executed every time.
  *
- * An answer is kept together with the data it was computed from and served again only while that
- * data is unchanged, so it can never be stale:
- * - Entries belong to one snapshot of `CatalogCache`. Whatever makes the catalog cache load a new
- *   snapshot (a product, price or meter written through the ORM in this process: webhooks,
- *   catalog sync; or the snapshot's time-to-live, which bounds how long another instance's write
- *   goes unseen) makes every entry unreachable at once.
- * - A customer-scoped answer is also keyed by the caller and by the customer's rows as the
- *   database holds them now: each request reads them (one small query instead of executing the
- *   operation), so a change from any instance, webhook or raw SQL is seen at once. An answer is
- *   only kept when those rows did not change while it was computed.
- *
- * Not cached: mutations, anything with another root field, an admin's `customerId`, a root
- * fragment or directive, answers with errors.
- *
- * Two ways in. `plugin()` answers inside Apollo, after parsing, validation and the complexity
- * limit, and fills the cache. `middleware()` answers a repeat before Apollo: a JSON POST whose
- * query text, operation name and variables were answered before, whose token checks out (a bad
- * one goes on to Apollo, which refuses it) and whose data is unchanged gets the stored body as
- * Apollo wrote it. Everything else goes on to Apollo. Only a text that Apollo parsed, validated
- * and found within the complexity limit can be in the cache, and the limits do not change while
- * the process runs, so the fast path refuses nothing Apollo would accept and accepts nothing it
- * would refuse.
+ * Every catalog answer carries an ETag (a hash of its JSON); over GET (plain or persisted
+ * query) it also carries Cache-Control, and a GET whose If-None-Match names the current ETag is
+ * answered 304 with no body. Memory is bounded in bytes, and keys are hashes, so query texts
+ * are never held here.
  */
-export class ResponseCache {
-  private readonly maxEntries: number;
-  private readonly bySnapshot = new WeakMap<CatalogSnapshot, Map<string, Entry>>();
-  /** Apollo hands out the same parsed document for the same text, so a scope is worked out once per operation. */
-  private readonly scopes = new WeakMap<OperationDefinitionNode, Scope | null>();
-  /** `query text + operation name` → scope, for texts that have been answered (what the fast path may look up). */
-  private readonly knownQueries = new Map<string, Scope>();
+export class CatalogResponseCache {
+  private readonly answers: LRUCache<string, Entry>;
+  private readonly snapshotIds = new WeakMap<CatalogSnapshot, number>();
+  private nextSnapshotId = 1;
+  /** Apollo hands out the same parsed document for the same text, so an operation is classified once. */
+  private readonly catalogOnly = new WeakMap<OperationDefinitionNode, boolean>();
 
-  constructor(private readonly options: ResponseCacheOptions) {
-    this.maxEntries = options.maxEntries ?? MAX_CACHED_RESPONSES;
+  constructor(
+    private readonly catalog: () => CatalogCache,
+    maxBytes = CATALOG_ANSWERS_MAX_BYTES,
+  ) {
+    this.answers = new LRUCache<string, Entry>({ maxSize: maxBytes, sizeCalculation: (entry) => entry.bytes });
+  }
+
+  /** Bytes of answers held now. */
+  get size(): number {
+    return this.answers.calculatedSize;
   }
 
   plugin(): ApolloServerPlugin<GraphQLContext> {
     return {
       requestDidStart: async () => {
-        let lookup: Lookup | null = null;
+        let scoped: Scoped | null = null;
         return {
-          responseForOperation: async ({ operation, request, contextValue }) => {
+          responseForOperation: async ({ operation, request, queryHash }) => {
             // No operation of that name: Apollo answers OPERATION_RESOLUTION_FAILURE.
-            if (!operation) return null;
-            const scope = this.scopeOf(operation);
-            if (scope === null || request.query === undefined) return null;
-            lookup = await this.lookup(scope, request.query, request.operationName, request.variables, contextValue.user);
-            if (!lookup?.hit) return null;
-            const { hit } = lookup;
-            lookup = null;
+            if (!operation || !this.isCatalogOperation(operation)) return null;
+            let snapshot: CatalogSnapshot;
+            try {
+              snapshot = await this.catalog().get();
+            } catch {
+              // The catalog could not be read: the resolvers run and report it where it belongs.
+              return null;
+            }
+            const key = createHash('sha256')
+              .update(`${queryHash}\u0000${request.operationName ?? ''}\u0000${request.variables ? JSON.stringify(request.variables) : ''}`)
+              .digest('base64url');
+            const id = this.snapshotId(snapshot);
+            const entry = this.answers.get(key);
+            const hit = entry && entry.snapshot === id ? entry : undefined;
+            scoped = { key, snapshot: id, hit };
+            if (!hit) return null;
             return { http: { status: undefined, headers: new HeaderMap() }, body: { kind: 'single', singleResult: hit.result } };
           },
-          willSendResponse: async ({ response }) => {
-            if (!lookup || response.body.kind !== 'single') return;
-            const result = response.body.singleResult;
-            if (result.errors?.length || result.data == null) return;
-            if (response.http.status !== undefined && response.http.status !== 200) return;
-            if (lookup.userId !== null) {
-              // Kept only if nothing changed while the answer was computed: otherwise it might
-              // mix rows from before and after, under a key that names the rows from before.
-              const after = await this.options.customerData(lookup.userId).catch(() => null);
-              if (after !== lookup.data) return;
-            }
-            this.store(lookup, result);
+          willSendResponse: async (requestContext) => {
+            if (scoped) this.finish(scoped, requestContext);
           },
         };
       },
     };
   }
 
-  /**
-   * The fast path, mounted after the JSON body parser and before Apollo. `authenticate` is the
-   * same check Apollo's context runs.
-   */
-  middleware(authenticate: ((req: Request) => Promise<AuthUser | null>) | undefined): RequestHandler {
-    return (req, res, next) => {
-      const request = plainGraphQLRequest(req);
-      if (!request) return next();
-      const { query, operationName, variables } = request;
-      const scope = this.knownQueries.get(operationKey(query, operationName));
-      if (!scope) return next();
-      (async () => {
-        let user: AuthUser | null = null;
-        if (scope === 'customer' || req.headers.authorization !== undefined) user = authenticate ? await authenticate(req) : null;
-        const lookup = await this.lookup(scope, query, operationName, variables, user);
-        return lookup?.hit;
-      })().then(
-        (hit) => {
-          if (!hit) return next();
-          if (!hit.sent) {
-            const { errors, data, extensions } = hit.result;
-            // As Apollo writes a single result: errors, data, extensions, in that order, then a newline.
-            const body = `${JSON.stringify({ errors, data, extensions })}\n`;
-            const etagOf = req.app.get('etag fn') as ((body: string, encoding: string) => string) | undefined;
-            hit.sent = { bytes: Buffer.from(body, 'utf8'), etag: etagOf?.(body, 'utf8') };
-          }
-          res.setHeader('content-type', 'application/json; charset=utf-8');
-          // Express would hash the body again for its ETag on every answer; it skips that when set.
-          if (hit.sent.etag) res.setHeader('etag', hit.sent.etag);
-          res.send(hit.sent.bytes);
-        },
-        // A bad token, or data that could not be read: Apollo answers as it always does.
-        () => next(),
-      );
-    };
+  private finish(scoped: Scoped, { response, request }: GraphQLRequestContextWillSendResponse<GraphQLContext>): void {
+    if (response.body.kind !== 'single') return;
+    if (response.http.status !== undefined && response.http.status !== 200) return;
+    let entry = scoped.hit;
+    if (!entry) {
+      const result = response.body.singleResult;
+      if (result.errors?.length || result.data == null) return;
+      const json = JSON.stringify(result);
+      entry = {
+        snapshot: scoped.snapshot,
+        result,
+        etag: `W/"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"`,
+        bytes: Buffer.byteLength(json) + scoped.key.length,
+      };
+      this.answers.set(scoped.key, entry);
+    }
+    response.http.headers.set('etag', entry.etag);
+    if (request.http?.method !== 'GET') return;
+    response.http.headers.set('cache-control', `public, max-age=${CATALOG_MAX_AGE_SECONDS}`);
+    if (ifNoneMatch(request.http.headers.get('if-none-match'), entry.etag)) response.http.status = 304;
   }
 
-  private scopeOf(operation: OperationDefinitionNode): Scope | null {
-    let scope = this.scopes.get(operation);
-    if (scope === undefined) {
-      scope = classify(operation);
-      this.scopes.set(operation, scope);
+  private snapshotId(snapshot: CatalogSnapshot): number {
+    let id = this.snapshotIds.get(snapshot);
+    if (id === undefined) {
+      id = this.nextSnapshotId++;
+      this.snapshotIds.set(snapshot, id);
     }
-    return scope;
+    return id;
   }
 
-  /** The key of a request and its entry if there is one; null when nothing can be cached for it. */
-  private async lookup(
-    scope: Scope,
-    query: string,
-    operationName: string | null | undefined,
-    variables: Record<string, unknown> | undefined,
-    user: AuthUser | null,
-  ): Promise<Lookup | null> {
-    let snapshot: CatalogSnapshot;
-    let userId: string | null = null;
-    let data = '';
-    try {
-      snapshot = await this.options.catalog().get();
-      if (scope === 'customer') {
-        if (!user) return null;
-        const current = await this.options.customerData(user.userId);
-        // No customer yet: `viewer` would create it; nothing to key on.
-        if (current === null) return null;
-        userId = user.userId;
-        data = current;
-      }
-    } catch {
-      // The data could not be read: execution runs as usual and reports it where it belongs.
-      return null;
+  private isCatalogOperation(operation: OperationDefinitionNode): boolean {
+    let known = this.catalogOnly.get(operation);
+    if (known === undefined) {
+      known =
+        operation.operation === 'query' &&
+        !operation.directives?.length &&
+        operation.selectionSet.selections.every(
+          (s) => s.kind === Kind.FIELD && !s.directives?.length && CATALOG_ROOT_FIELDS.has(s.name.value),
+        );
+      this.catalogOnly.set(operation, known);
     }
-    let entries = this.bySnapshot.get(snapshot);
-    if (!entries) {
-      entries = new Map();
-      this.bySnapshot.set(snapshot, entries);
-    }
-    const key = `${operationKey(query, operationName)}\u0000${variables ? JSON.stringify(variables) : ''}\u0000${userId ?? ''}\u0000${data}`;
-    return { scope, query, operationName, entries, key, userId, data, hit: entries.get(key) };
-  }
-
-  private store(lookup: Lookup, result: FormattedExecutionResult): void {
-    const { entries, key } = lookup;
-    if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
-    entries.set(key, { result });
-    const known = operationKey(lookup.query, lookup.operationName);
-    if (!this.knownQueries.has(known)) {
-      if (this.knownQueries.size >= MAX_KNOWN_QUERIES) this.knownQueries.delete(this.knownQueries.keys().next().value!);
-      this.knownQueries.set(known, lookup.scope);
-    }
+    return known;
   }
 }
 
-interface Lookup {
-  scope: Scope;
-  query: string;
-  operationName: string | null | undefined;
-  entries: Map<string, Entry>;
-  key: string;
-  /** The caller, for a customer-scoped answer. */
-  userId: string | null;
-  data: string;
-  hit: Entry | undefined;
-}
-
-/**
- * Which data an operation's answer depends on, from its root fields; null when it may depend on
- * anything else. Root fragments and directives are not looked into.
- */
-function classify(operation: OperationDefinitionNode): Scope | null {
-  if (operation.operation !== 'query') return null;
-  let scope: Scope = 'catalog';
-  for (const selection of operation.selectionSet.selections) {
-    if (selection.kind !== Kind.FIELD || selection.directives?.length) return null;
-    const name = selection.name.value;
-    if (CATALOG_ROOT_FIELDS.has(name)) continue;
-    if (!CUSTOMER_ROOT_FIELDS.has(name)) return null;
-    // An admin acting for another customer: keyed on the caller's rows it would be wrong.
-    if (selection.arguments?.some((a) => a.name.value === 'customerId')) return null;
-    scope = 'customer';
-  }
-  return scope;
-}
-
-/**
- * The SQL behind `customerData`, for several users at once: each user's customer row and all its
- * subscription rows, every column, as one text per user.
- */
-export const CUSTOMER_DATA_SQL = `select c.user_id, row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]') as data
-  from customers c where c.user_id = any($1::text[])`;
-
-/**
- * `customerData` over `query` (CUSTOMER_DATA_SQL's rows for some user ids), with concurrent
- * callers sharing statements: a call made while no statement runs starts one at once; calls
- * made while one runs wait for it to finish and then share the next. Every call is answered by a
- * statement that started after the call was made, so it sees every change committed before it
- * (a caller's own mutation, say), exactly as a statement of its own would.
- */
-export function sharedCustomerData(
-  query: (userIds: string[]) => Promise<{ user_id: string; data: string }[]>,
-): (userId: string) => Promise<string | null> {
-  let waiting: { userId: string; resolve: (data: string | null) => void; reject: (error: unknown) => void }[] = [];
-  let running = false;
-  const run = async () => {
-    if (running || waiting.length === 0) return;
-    running = true;
-    const batch = waiting;
-    waiting = [];
-    try {
-      const rows = await query([...new Set(batch.map((w) => w.userId))]);
-      const byUser = new Map(rows.map((r) => [r.user_id, r.data]));
-      for (const w of batch) w.resolve(byUser.get(w.userId) ?? null);
-    } catch (error) {
-      for (const w of batch) w.reject(error);
-    } finally {
-      running = false;
-      void run();
-    }
-  };
-  return (userId) =>
-    new Promise((resolve, reject) => {
-      waiting.push({ userId, resolve, reject });
-      void run();
-    });
+/** Whether an If-None-Match header names `etag` (weak comparison, as for GET). */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  return header.split(',').some((tag) => opaque(tag) === opaque(etag));
 }

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import cors from 'cors';
 import type { Request, RequestHandler } from 'express';
 import helmet from 'helmet';
@@ -18,7 +19,7 @@ function wantsPlaygroundPage(req: Request): boolean {
 export function securityHeaders(options: { playground: boolean }): RequestHandler {
   const strict = helmet();
   const playgroundPage = helmet({ contentSecurityPolicy: false });
-  return (req, res, next) => {
+  return function securityHeaders(req, res, next) {
     // The method first: a POST (every GraphQL operation) is never the playground page.
     const playground = options.playground && req.method === 'GET' && req.path.replace(/\/$/, '') === '/graphql' && wantsPlaygroundPage(req);
     (playground ? playgroundPage : strict)(req, res, next);
@@ -38,4 +39,25 @@ export function graphqlCors(origins: string[]): RequestHandler {
     allowedHeaders: ['authorization', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name', 'idempotency-key'],
     maxAge: 600,
   });
+}
+
+/**
+ * Who may read `/metrics`. With METRICS_TOKEN set, only a request carrying
+ * `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' `authorization` setting); without it,
+ * everyone outside production, and nobody in production (404, as if the route did not exist):
+ * process and usage figures are not for the public.
+ */
+export function metricsAccess(options: { token?: string; production: boolean }): RequestHandler {
+  const expected = options.token ? createHash('sha256').update(options.token).digest() : null;
+  return (req, res, next) => {
+    if (!expected) {
+      if (!options.production) return next();
+      res.status(404).json({ errors: [{ message: 'No such route', extensions: { code: 'NOT_FOUND' } }] });
+      return;
+    }
+    const match = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    // Compared as hashes: equal lengths for timingSafeEqual, and no early exit on the first difference.
+    if (match && timingSafeEqual(createHash('sha256').update(match[1]).digest(), expected)) return next();
+    res.status(401).setHeader('www-authenticate', 'Bearer').json({ errors: [{ message: 'Send Authorization: Bearer <METRICS_TOKEN>', extensions: { code: 'UNAUTHENTICATED' } }] });
+  };
 }

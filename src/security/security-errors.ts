@@ -20,7 +20,7 @@ export function limitError(code: LimitCode, message: string, limit: number, actu
 
 /** RATE_LIMITED with the wait in seconds, both in the body and as a Retry-After header. */
 export function rateLimitedError(retryAfterSeconds: number): GraphQLError {
-  return new GraphQLError(`Too many mutations; retry in ${retryAfterSeconds} s`, {
+  return new GraphQLError(`Too many requests; retry in ${retryAfterSeconds} s`, {
     extensions: {
       code: ErrorCode.RATE_LIMITED,
       retryAfterSeconds,

@@ -1,7 +1,10 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { DocumentNode } from 'graphql';
+import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
+import { CALLS_STRIPE } from './field-costs';
+import { assertCleanInput } from './input-hygiene';
 import { complexityError, costVariables, rootFieldCount } from './query-limits';
 import { rateLimitedError } from './security-errors';
 
@@ -12,17 +15,27 @@ import { rateLimitedError } from './security-errors';
  */
 export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
 
+function callsStripe(schema: GraphQLSchema, fieldName: string): boolean {
+  return schema.getQueryType()?.getFields()[fieldName]?.extensions?.[CALLS_STRIPE] === true;
+}
+
 /** Variable values remembered as within budget per document. */
 const MAX_PASSED_PER_DOCUMENT = 100;
+/** ... and their bytes (the values are the caller's, so their size is too). */
+const MAX_PASSED_BYTES_PER_DOCUMENT = 64 * 1024;
 
 /**
  * Checks that need the request, after the document is validated and before anything executes:
- * the complexity estimate (it depends on the variables) and the caller's mutation budget.
+ * the input's strings and nesting (see input-hygiene.ts), the complexity estimate (it depends on
+ * the variables) and the caller's budget.
  *
  * Every root field of a mutation costs one point, so aliasing one mutation fifty times in a
- * request costs fifty. High-volume mutations (recordUsage) count against `usageLimiter` instead. Queries are not rate limited: they change nothing, and their cost per
- * request is already bounded by the depth, alias and complexity limits. Anonymous callers are
- * not counted: every mutation needs a user and is refused before it does any work without one.
+ * request costs fifty. High-volume mutations (recordUsage) count against `usageLimiter` instead.
+ * Queries that call Stripe (fields declaring CALLS_STRIPE: invoices, checkoutSession) cost a
+ * point per field from the same budget as mutations: each spends the account's Stripe rate
+ * limit. Other queries are not rate limited: they only read our database, and their cost per
+ * request is bounded by the depth, alias and complexity limits. Anonymous callers are not
+ * counted: every such field needs a user and is refused before it does any work without one.
  */
 export function securityPlugin(options: {
   maxComplexity: number;
@@ -33,16 +46,22 @@ export function securityPlugin(options: {
   // their cost (none for most: a mutation's input does not). Estimating walks the whole document
   // again, about a tenth of a small request. Apollo hands out the same parsed document for the
   // same query text, so it is the key.
-  const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: Set<string> }>();
+  // Points each operation costs from each budget, worked out once per parsed operation.
+  const budgetPoints = new WeakMap<OperationDefinitionNode, { general: number; usage: number }>();
+  const withinBudget = new WeakMap<DocumentNode, { costVariables: string[]; passed: LRUCache<string, true> }>();
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, operationName, request, contextValue }) {
           // No operation of that name: nothing will run, and Apollo answers OPERATION_RESOLUTION_FAILURE.
           if (!operation) return;
+          assertCleanInput(document, request.variables);
           let known = withinBudget.get(document);
           if (!known) {
-            known = { costVariables: costVariables(schema, document), passed: new Set() };
+            known = {
+              costVariables: costVariables(schema, document),
+              passed: new LRUCache<string, true>({ max: MAX_PASSED_PER_DOCUMENT, maxSize: MAX_PASSED_BYTES_PER_DOCUMENT, sizeCalculation: (_v, key) => 2 * key.length + 1 }),
+            };
             withinBudget.set(document, known);
           }
           const variables = request.variables ?? {};
@@ -56,21 +75,32 @@ export function securityPlugin(options: {
               maxComplexity: options.maxComplexity,
             });
             if (tooComplex) throw tooComplex;
-            // Bounded: a document whose cost varies with many different values is estimated each time.
-            if (known.passed.size < MAX_PASSED_PER_DOCUMENT) known.passed.add(key);
+            // Bounded: a document whose cost varies with many different values keeps the latest.
+            if (2 * key.length + 1 <= MAX_PASSED_BYTES_PER_DOCUMENT) known.passed.set(key, true);
           }
 
           const user = contextValue.user;
-          if (operation?.operation !== 'mutation' || !user) return;
+          if (!user) return;
+          let points = budgetPoints.get(operation);
+          if (!points) {
+            points =
+              operation.operation === 'mutation'
+                ? {
+                    general: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)),
+                    usage: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)),
+                  }
+                : operation.operation === 'query'
+                  ? { general: rootFieldCount(operation, document, (f) => callsStripe(schema, f)), usage: 0 }
+                  : { general: 0, usage: 0 };
+            budgetPoints.set(operation, points);
+          }
           const budgets = [
-            { limiter: options.rateLimiter, points: rootFieldCount(operation, document, (f) => !HIGH_VOLUME_MUTATIONS.has(f)) },
-            { limiter: options.usageLimiter, points: rootFieldCount(operation, document, (f) => HIGH_VOLUME_MUTATIONS.has(f)) },
+            { limiter: options.rateLimiter, points: points.general },
+            { limiter: options.usageLimiter, points: points.usage },
           ];
           for (const { limiter, points } of budgets) {
             if (!limiter || points === 0) continue;
-            // The recordUsage fast path drew this request's usage point before handing it on.
-            const drawn = limiter === options.usageLimiter ? contextValue.usageHandoff?.decision : undefined;
-            const decision = drawn ?? (await limiter.consume(`user:${user.userId}`, points));
+            const decision = await limiter.consume(`user:${user.userId}`, points);
             if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
           }
         },

@@ -250,9 +250,8 @@ describe('recordUsage for the caller itself (HTTP)', () => {
     expect(await ledger('subscription_id = ?', [eve.proId])).toHaveLength(2);
     const after = stats();
     expect(after.inserted - before.inserted).toBe(2);
-    // The replay once; each of the two conflicts twice: the fast path finds the key taken and
-    // hands the request on, and the resolver's statement finds it again and answers the conflict.
-    expect(after.existing - before.existing).toBe(5);
+    // The replay and each of the two conflicts: the shared statement finds the key taken once.
+    expect(after.existing - before.existing).toBe(3);
   });
 
   it('refuses what the general path refuses, with the same codes, and writes nothing', async () => {
@@ -273,7 +272,7 @@ describe('recordUsage for the caller itself (HTTP)', () => {
       [{ quantity: 1, idempotencyKey: 'fay-none' }, fay.headers, 'BAD_USER_INPUT'],
       // NUL cannot be stored: refused before the database, and never sent in a shared statement.
       [{ subscriptionId: fay.proId, quantity: 1, idempotencyKey: 'fay\u0000' }, fay.headers, 'BAD_USER_INPUT'],
-      [{ meter: 'api\u0000calls', quantity: 1 }, fay.headers, 'NOT_FOUND'],
+      [{ meter: 'api\u0000calls', quantity: 1 }, fay.headers, 'BAD_USER_INPUT'],
       [{ subscriptionId: fay.proId, meter: 'api\u0000calls', quantity: 1 }, fay.headers, 'BAD_USER_INPUT'],
     ];
     const failedBefore = stats().failedStatements;

@@ -27,6 +27,8 @@ export interface CatalogSnapshot {
  */
 export class CatalogCache {
   private snapshot: Promise<CatalogSnapshot> | null = null;
+  /** The snapshot `snapshot` resolved to, once it has. */
+  private loaded: CatalogSnapshot | null = null;
   private loadedAt = 0;
   /** Bumped by every invalidation, so a load that started before a write is not kept. */
   private generation = 0;
@@ -43,10 +45,13 @@ export class CatalogCache {
     const started = this.now();
     const loading = this.load();
     this.snapshot = loading;
+    this.loaded = null;
     this.loadedAt = started;
     loading.then(
-      () => {
-        if (this.generation !== generation && this.snapshot === loading) this.snapshot = null;
+      (snapshot) => {
+        if (this.snapshot !== loading) return;
+        if (this.generation !== generation) this.snapshot = null;
+        else this.loaded = snapshot;
       },
       () => {
         // A failed load is not cached: the next read tries again.
@@ -59,6 +64,15 @@ export class CatalogCache {
   invalidate(): void {
     this.generation++;
     this.snapshot = null;
+    this.loaded = null;
+  }
+
+  /**
+   * The current snapshot when it is loaded and still fresh, else null (then `get()` loads it).
+   * Lets a resolver that runs once per row answer without a promise.
+   */
+  current(): CatalogSnapshot | null {
+    return this.loaded && this.snapshot && this.now() - this.loadedAt < this.ttlMs ? this.loaded : null;
   }
 
   async products(includeInactive: boolean): Promise<Product[]> {

@@ -1,7 +1,8 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, Extensions, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { BillingError } from '../../common/errors';
 import type { GraphQLContext } from '../../graphql/context';
 import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import { CALLS_STRIPE, STRIPE_CALL_COST } from '../../security/field-costs';
 import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
@@ -50,14 +51,20 @@ export class CheckoutResolver {
     return toCheckoutSessionType(await service(ctx).create(user, input));
   }
 
-  @Query(() => CheckoutSessionType, { description: "One of the caller's Checkout sessions, read from Stripe while it is open." })
+  @Query(() => CheckoutSessionType, {
+    description: "One of the caller's Checkout sessions, read from Stripe while it is open.",
+    complexity: ({ childComplexity }) => STRIPE_CALL_COST + childComplexity,
+  })
+  @Extensions({ [CALLS_STRIPE]: true })
   async checkoutSession(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
     @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
   ): Promise<CheckoutSessionType> {
     const customer = await actingCustomer(ctx, customerId);
-    return toCheckoutSessionType(await service(ctx).getSyncedOrThrow(customer, id));
+    // Aliases of the same session share one read of Stripe.
+    const row = await ctx.loaders.stripeReads.once(`checkout:${customer?.id ?? ''}:${id}`, () => service(ctx).getSyncedOrThrow(customer, id));
+    return toCheckoutSessionType(row);
   }
 
   @FieldResolver(() => PriceType, { description: 'What is being bought.' })

@@ -1,6 +1,7 @@
-import { Arg, Ctx, ID, Int, Query, Resolver } from 'type-graphql';
+import { Arg, Ctx, Extensions, ID, Int, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
 import { actingCustomer } from '../../graphql/guards';
+import { CALLS_STRIPE, listCost, STRIPE_CALL_COST } from '../../security/field-costs';
 import type { Invoice } from './invoice.entity';
 import { DEFAULT_PAGE_SIZE, encodeCursor, InvoiceService } from './invoice.service';
 import { InvoiceConnection, InvoiceEdge, InvoiceStatus, InvoiceType, PageInfo } from './invoice.type';
@@ -25,7 +26,12 @@ export function toInvoiceType(row: Invoice): InvoiceType {
 
 @Resolver(() => InvoiceType)
 export class InvoiceResolver {
-  @Query(() => InvoiceConnection, { description: "The caller's invoices, newest first." })
+  @Query(() => InvoiceConnection, {
+    description: "The caller's invoices, newest first.",
+    // The first page (no `after`) reads Stripe; every page costs its `first` items.
+    complexity: (options) => listCost(options) + (options.args.after ? 0 : STRIPE_CALL_COST),
+  })
+  @Extensions({ [CALLS_STRIPE]: true })
   async invoices(
     @Ctx() ctx: GraphQLContext,
     @Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: '1 to 100.' }) first: number,
@@ -33,7 +39,9 @@ export class InvoiceResolver {
     @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
   ): Promise<InvoiceConnection> {
     const customer = await actingCustomer(ctx, customerId);
-    const page = await new InvoiceService(ctx.em, ctx.gateway, ctx.log).list(customer, first, after);
+    const service = new InvoiceService(ctx.em, ctx.gateway, ctx.log);
+    // Aliases of the first page share one read of Stripe.
+    const page = await service.list(customer, first, after, (c) => ctx.loaders.stripeReads.once(`invoices:${c.id}`, () => service.syncCustomer(c)));
     return Object.assign(new InvoiceConnection(), {
       edges: page.rows.map((row) => Object.assign(new InvoiceEdge(), { cursor: encodeCursor(row), node: toInvoiceType(row) })),
       pageInfo: Object.assign(new PageInfo(), { hasNextPage: page.hasNextPage, endCursor: page.endCursor }),

@@ -45,15 +45,21 @@ export class InvoiceService {
   /**
    * `customer`'s invoices, newest first, `first` at a time after the cursor `after`. Keyset
    * pagination over (stripe_created_at, id): pages stay stable while new invoices arrive.
+   * `sync` reads Stripe for the first page (by default `syncCustomer`; a request shares one).
    */
-  async list(customer: Customer | null, first: number = DEFAULT_PAGE_SIZE, after?: string | null): Promise<InvoicePage> {
+  async list(
+    customer: Customer | null,
+    first: number = DEFAULT_PAGE_SIZE,
+    after?: string | null,
+    sync: (customer: Customer) => Promise<void> = (c) => this.syncCustomer(c),
+  ): Promise<InvoicePage> {
     if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
       throw BillingError.badInput(`first must be a whole number from 1 to ${MAX_PAGE_SIZE}`, 'first');
     }
     const position = after ? decodeCursor(after) : null;
     if (!customer) return { rows: [], hasNextPage: false, endCursor: null };
     // The first page is where new invoices show up, so that is when Stripe is asked.
-    if (!position) await this.syncCustomer(customer);
+    if (!position) await sync(customer);
     const rows = await this.em.find(
       Invoice,
       {

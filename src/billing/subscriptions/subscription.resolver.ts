@@ -7,6 +7,7 @@ import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import type { Subscription } from './subscription.entity';
+import { SubscriptionReadRepository, type SubscriptionView } from './subscription-read.repository';
 import { SubscriptionService } from './subscription.service';
 import {
   CustomerType,
@@ -17,7 +18,7 @@ import {
   UpdateSubscriptionInput,
 } from './subscription.type';
 
-export function toSubscriptionType(row: Subscription): SubscriptionType {
+export function toSubscriptionType(row: Subscription | SubscriptionView): SubscriptionType {
   return Object.assign(new SubscriptionType(), {
     id: row.id,
     status: row.status as SubscriptionStatus,
@@ -44,8 +45,10 @@ export class SubscriptionResolver {
     @Arg('status', () => SubscriptionStatus, { nullable: true }) status?: SubscriptionStatus | null,
     @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
   ): Promise<SubscriptionType[]> {
+    // The caller's own: one statement finds the customer and its rows.
+    if (!customerId) return (await new SubscriptionReadRepository(ctx.rootEm).listForUser(requireUser(ctx).userId, status)).map(toSubscriptionType);
     const customer = await actingCustomer(ctx, customerId);
-    return (await service(ctx).list(customer, status)).map(toSubscriptionType);
+    return customer ? (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id, status)).map(toSubscriptionType) : [];
   }
 
   @Query(() => SubscriptionType)
@@ -110,19 +113,30 @@ export class SubscriptionResolver {
     return toSubscriptionType(await service(ctx).resume(customer, id));
   }
 
+  // Answered without a promise from the catalog in memory when it holds the row (the usual
+  // case); a row it does not hold yet is loaded.
   @FieldResolver(() => PriceType)
-  async price(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
-    const price = await ctx.loaders.price.load(sub.priceId);
-    if (!price) throw BillingError.notFound('Price');
-    return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+  price(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): PriceType | Promise<PriceType> {
+    const cached = ctx.loaders.catalog.current()?.pricesById.get(sub.priceId);
+    if (cached) return toPriceType(cached, cached.meter?.getEntity().eventName ?? null);
+    return (async () => {
+      const price = await ctx.loaders.price.load(sub.priceId);
+      if (!price) throw BillingError.notFound('Price');
+      return toPriceType(price, price.meter?.getEntity().eventName ?? null);
+    })();
   }
 
   @FieldResolver(() => ProductType)
-  async product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<ProductType> {
-    const price = await ctx.loaders.price.load(sub.priceId);
-    const product = price ? await ctx.loaders.product.load(price.product.id) : null;
-    if (!product) throw BillingError.notFound('Product');
-    return toProductType(product);
+  product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): ProductType | Promise<ProductType> {
+    const snapshot = ctx.loaders.catalog.current();
+    const cached = snapshot?.productsById.get(snapshot.pricesById.get(sub.priceId)?.product.id ?? '');
+    if (cached) return toProductType(cached);
+    return (async () => {
+      const price = await ctx.loaders.price.load(sub.priceId);
+      const product = price ? await ctx.loaders.product.load(price.product.id) : null;
+      if (!product) throw BillingError.notFound('Product');
+      return toProductType(product);
+    })();
   }
 }
 
@@ -137,7 +151,6 @@ export class ViewerResolver {
 
   @FieldResolver(() => [SubscriptionType])
   async subscriptions(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<SubscriptionType[]> {
-    const rows = await service(ctx).list({ id: customer.id } as Customer);
-    return rows.map(toSubscriptionType);
+    return (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id)).map(toSubscriptionType);
   }
 }

@@ -23,10 +23,7 @@ export class UsageResolver {
     const user = requireUser(ctx);
     return Object.assign(
       new UsageRecordType(),
-      await service.recordForUser(user.userId, input, {
-        loadCustomer: () => actingCustomer(ctx, null),
-        generatedKey: ctx.usageHandoff?.generatedKey,
-      }),
+      await service.recordForUser(user.userId, input, { loadCustomer: () => actingCustomer(ctx, null) }),
     );
   }
 

@@ -72,6 +72,27 @@ describe(createAuthenticator.name, () => {
       expect(error.message).toMatch(/Bearer/);
     });
 
+    it.each([
+      ['"=" appended to the signature', (t: string) => `${t}=`],
+      ['"==" appended to the signature', (t: string) => `${t}==`],
+      ['standard base64 characters instead of base64url', (t: string) => t.replace(/-/g, '+').replace(/_/g, '/') + (/[-_]/.test(t) ? '' : '+')],
+      // An HS256 signature is 32 bytes, 43 characters: the last one carries 2 bits decoding drops.
+      ['the spare bits of the signature set', (t: string) => {
+        const last = t[t.length - 1];
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        return t.slice(0, -1) + alphabet[alphabet.indexOf(last) ^ 1];
+      }],
+    ])('rejects a valid token with %s (only the canonical form is accepted)', async (_name, alter) => {
+      const own = createAuthenticator({ jwtSecret: SECRET });
+      const token = await hs256({});
+      await expect(own(request(`Bearer ${token}`))).resolves.toMatchObject({ userId: 'user_1' });
+      const altered = alter(token);
+      expect(altered).not.toBe(token);
+      await rejectionOf(own(request(`Bearer ${altered}`)));
+      // Also when the canonical token was never seen (nothing cached to compare with).
+      await rejectionOf(createAuthenticator({ jwtSecret: SECRET })(request(`Bearer ${altered}`)));
+    });
+
     it('rejects a token that is not a JWT', async () => {
       await rejectionOf(authenticate(request('Bearer not-a-jwt')));
     });
