@@ -242,6 +242,10 @@ export class UsageService {
     const open = requests
       .map((request, i) => ({ request, i, row: rows[i] }))
       .filter(({ request, row }) => (row ? !inserted.has(row.id) : request.keyMayExist));
+    const insertedAt = new Map<string, number>();
+    rows.forEach((row, i) => {
+      if (row && inserted.has(row.id)) insertedAt.set(row.id, i);
+    });
     const existing = customer && open.length ? await ledger.findByKeys(customer.id, open.map((o) => o.request.key)) : new Map();
     requests.forEach((request, i) => {
       const row = rows[i];
@@ -250,6 +254,9 @@ export class UsageService {
         return;
       }
       const found = existing.get(request.key);
+      // Events are answered as if sent one by one in input order: a row a later event of this
+      // batch wrote did not exist yet for this one.
+      if (found && (insertedAt.get(found.id) ?? -1) > i) return;
       if (!found) {
         if (row) outcomes[i] = { status: 'failed', error: new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Usage event vanished after an idempotency conflict') };
         return;
