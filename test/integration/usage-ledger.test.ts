@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { UsageForwarder } from '../../src/billing/usage/usage-forwarder';
 import { createLogger } from '../../src/common/logger';
+import { initORM } from '../../src/db/orm';
+import { createTestDatabase } from '../helpers/database';
 import { authHeader, startTestServer, type GqlResponse, type TestServer } from '../helpers/test-server';
 
 /**
@@ -301,5 +303,71 @@ describe('usage summary from the hourly rollup', () => {
     expect(await rollupMismatches()).toEqual([]);
     const from = new Date(Date.now() - 20 * HOUR);
     await expectSummaryMatchesRows(gus.headers, gus.subscriptionId, from, new Date(Date.now() + HOUR));
+  });
+});
+
+describe('the usage rate budget', () => {
+  let limited: TestServer;
+  beforeAll(async () => {
+    limited = await startTestServer({ USAGE_FORWARDER_ENABLED: 'false', RATE_LIMIT_MUTATIONS_PER_MINUTE: '5', RATE_LIMIT_USAGE_PER_MINUTE: '100', RATE_LIMIT_STORE: 'memory' });
+  });
+  afterAll(() => limited.stop());
+
+  it('counts every event of a batch, so batches cannot send more events than single calls may', async () => {
+    const headers = await authHeader(`ledger-budget-${randomUUID()}`);
+    const started = await limited.gql(START, { input: { plan: 'pro', trialDays: 14 } }, headers);
+    const subscriptionId = started.data.startSubscription.subscription.id;
+    const batchOf = (n: number) => ({ input: { events: Array.from({ length: n }, () => ({ subscriptionId, quantity: 1 })) } });
+    // Ten batches would pass a per-request count of 5 mutations or 100 calls; 60 + 30 events fit in 100, 20 more do not.
+    expect((await limited.gql(BATCH, batchOf(60), headers)).data.recordUsageBatch.recorded).toBe(60);
+    expect((await limited.gql(BATCH, batchOf(30), headers)).data.recordUsageBatch.recorded).toBe(30);
+    const refused = await limited.gql(BATCH, batchOf(20), headers);
+    expect(refused.errors?.[0].extensions?.code).toBe('RATE_LIMITED');
+    const fragment = await limited.gql(
+      `mutation($input: RecordUsageBatchInput!) { ...F } fragment F on Mutation { recordUsageBatch(input: $input) { recorded } }`,
+      batchOf(20),
+      headers,
+    );
+    expect(fragment.errors?.[0].extensions?.code).toBe('RATE_LIMITED');
+    const [row] = await limited.orm.em.fork().getConnection().execute(`select count(*)::int as n from usage_events where subscription_id = ?`, [subscriptionId]);
+    expect(row.n).toBe(90);
+  });
+});
+
+describe('the rollup migration', () => {
+  it('sums the rows recorded before it, and keeps them', async () => {
+    const db = await createTestDatabase();
+    const orm = await initORM({ url: db.url });
+    try {
+      await orm.getMigrator().up({ to: 'Migration20261126082514' });
+      const conn = orm.em.fork().getConnection();
+      await conn.execute(`insert into customers (id, user_id, created_at, updated_at) values ('00000000-0000-4000-8000-000000000001', 'u1', now(), now())`);
+      await conn.execute(`insert into products (id, code, name, created_at, updated_at) values ('00000000-0000-4000-8000-000000000002', 'pro', 'Pro', now(), now())`);
+      await conn.execute(`insert into prices (id, product_id, currency, created_at, updated_at) values ('00000000-0000-4000-8000-000000000003', '00000000-0000-4000-8000-000000000002', 'usd', now(), now())`);
+      await conn.execute(
+        `insert into subscriptions (id, customer_id, price_id, stripe_subscription_id, status, items, created_at, updated_at)
+         values ('00000000-0000-4000-8000-000000000004', '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000003', 'sub_1', 'active', '[]', now(), now())`,
+      );
+      await conn.execute(
+        `insert into usage_events (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, next_attempt_at, created_at)
+         select gen_random_uuid(), '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000004', 'api_calls', g % 7 + 1,
+                now() - g * interval '13 minutes', 'k' || g, 'h', case when g % 3 = 0 then 'sent' else 'pending' end, now(), now()
+           from generate_series(1, 500) g`,
+      );
+      expect(await orm.getMigrator().up()).toHaveLength(1);
+      const [rows] = await conn.execute(`select count(*)::int as n, sum(quantity)::float8 as total from usage_events`);
+      const [rollup] = await conn.execute(`select sum(events)::int as n, sum(quantity)::float8 as total, count(*)::int as hours from usage_hourly`);
+      expect(rows).toEqual({ n: 500, total: expect.any(Number) });
+      expect(rollup).toMatchObject({ n: 500, total: rows.total });
+      const [perHour] = await conn.execute(
+        `select count(*)::int as n from (
+           select date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC' as hour, sum(quantity) as q from usage_events group by 1
+         ) r full join usage_hourly h on h.hour = r.hour where h.quantity is distinct from r.q`,
+      );
+      expect(perHour.n).toBe(0);
+    } finally {
+      await orm.close();
+      await db.drop();
+    }
   });
 });
