@@ -32,6 +32,7 @@ export interface LedgerTotals {
   oldestPending: Date | null;
 }
 
+
 /**
  * Any number of rows in one statement. Rows are inserted in (customer, key) order, the same in
  * every statement (the shared statement of usage-batch.ts uses it too), so concurrent statements
@@ -89,9 +90,41 @@ select (select coalesce(sum(quantity), 0)::float8 from usage_events
 
 const HOUR_MS = 3600_000;
 
+/** What the ledger's rules need of a subscription. */
+export interface MeteredSubscription {
+  id: string;
+  status: string;
+  items: { meter: string | null }[];
+  currentPeriodStart: Date | null;
+  currentPeriodEnd: Date | null;
+}
+
+const SUBSCRIPTIONS_SQL = `
+select id, status, items, current_period_start, current_period_end
+  from subscriptions
+ where customer_id = $1 and ($2::uuid is null or id = $2)
+ order by created_at desc, id`;
+
 /** The usage ledger's SQL: inserts, lookups by key and the summary's reads. */
 export class UsageLedgerRepository {
   constructor(private readonly em: EntityManager) {}
+
+  /** The customer's subscription `subscriptionId`, or all its subscriptions, newest first. */
+  async subscriptionsOf(customerId: string, subscriptionId: string | null): Promise<MeteredSubscription[]> {
+    // Timestamps come back as text on the ORM's connections (its driver turns off pg's parsing).
+    const rows = await rawQuery<{ id: string; status: string; items: { meter: string | null }[] | null; current_period_start: string | Date | null; current_period_end: string | Date | null }>(
+      this.em,
+      SUBSCRIPTIONS_SQL,
+      [customerId, subscriptionId],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      status: r.status,
+      items: r.items ?? [],
+      currentPeriodStart: r.current_period_start === null ? null : new Date(r.current_period_start),
+      currentPeriodEnd: r.current_period_end === null ? null : new Date(r.current_period_end),
+    }));
+  }
 
   /** Inserts `rows` in one statement (autocommit: durable when it returns); the ids of the rows inserted. */
   async insert(rows: readonly NewLedgerRow[]): Promise<Set<string>> {
@@ -128,7 +161,7 @@ export class UsageLedgerRepository {
     if (firstHour >= endHour) firstHour = endHour = to.getTime();
     const [days, [open]] = await Promise.all([
       rawQuery<{ day: string; total: number }>(this.em, BY_DAY_SQL, [subscriptionId, meter, new Date(firstHour), new Date(endHour), from, to]),
-      rawQuery<{ pending: number; failed: number; oldest_pending: Date | null }>(this.em, OPEN_SQL, [subscriptionId, meter, from, to]),
+      rawQuery<{ pending: number; failed: number; oldest_pending: Date | string | null }>(this.em, OPEN_SQL, [subscriptionId, meter, from, to]),
     ]);
     return {
       byDay: new Map(days.map((d) => [d.day, Number(d.total)])),

@@ -1,8 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
-import type { Subscription } from '../subscriptions/subscription.entity';
-import type { LedgerRow } from './usage-ledger.repository';
+import type { LedgerRow, MeteredSubscription } from './usage-ledger.repository';
 
 /**
  * The rules of the usage ledger, free of I/O: what a usage event may be, which subscription and
@@ -117,12 +116,12 @@ export function prepareUsage(input: RecordUsageInput, now: Date, generatedKey?: 
  * and its metered item on `meter` (or its only metered item). With a meter only: the caller's
  * one subscription that has it (in a billing status when `billingOnly`).
  */
-export function resolveMetered(
-  subscriptions: readonly Subscription[],
+export function resolveMetered<S extends MeteredSubscription>(
+  subscriptions: readonly S[],
   subscriptionId: string | null,
   meter: string | null,
   billingOnly: boolean,
-): { subscription: Subscription; meter: string } {
+): { subscription: S; meter: string } {
   if (subscriptionId) {
     const subscription = subscriptions.find((s) => s.id === subscriptionId);
     if (!subscription) throw BillingError.notFound('Subscription');
@@ -149,7 +148,7 @@ export function resolveMetered(
 }
 
 /** As resolveMetered, for recording: the subscription must bill usage right now. */
-export function resolveBillable(subscriptions: readonly Subscription[], subscriptionId: string | null, meter: string | null) {
+export function resolveBillable<S extends MeteredSubscription>(subscriptions: readonly S[], subscriptionId: string | null, meter: string | null) {
   const resolved = resolveMetered(subscriptions, subscriptionId, meter, true);
   if (!BILLING_STATUSES.includes(resolved.subscription.status)) {
     throw new BillingError(ErrorCode.CONFLICT, `Usage cannot be recorded on a ${resolved.subscription.status} subscription`);

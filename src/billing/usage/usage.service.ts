@@ -3,9 +3,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
-import { Subscription } from '../subscriptions/subscription.entity';
 import { batcherFor, type UsageBatcher } from './usage-batch';
-import { UsageLedgerRepository, type NewLedgerRow } from './usage-ledger.repository';
+import { UsageLedgerRepository, type MeteredSubscription, type NewLedgerRow } from './usage-ledger.repository';
 import {
   BILLING_STATUSES,
   MAX_BATCH_EVENTS,
@@ -210,7 +209,7 @@ export class UsageService {
    */
   private async recordAll(
     customer: Customer | null,
-    subscriptions: readonly Subscription[],
+    subscriptions: readonly MeteredSubscription[],
     requests: readonly PreparedUsage[],
   ): Promise<({ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError })[]> {
     const outcomes = new Array<{ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError }>(requests.length);
@@ -307,13 +306,10 @@ export class UsageService {
   }
 
   /** The customer's subscription `subscriptionId`, or all its subscriptions, newest first. */
-  private async subscriptionsOf(customer: Customer, subscriptionId: string | null): Promise<Subscription[]> {
-    if (subscriptionId) {
-      const subscription = await this.em.findOne(Subscription, { id: subscriptionId, customer: customer.id });
-      return subscription ? [subscription] : [];
-    }
-    return this.em.find(Subscription, { customer: customer.id }, { orderBy: { createdAt: 'desc', id: 'asc' } });
+  private subscriptionsOf(customer: Customer, subscriptionId: string | null): Promise<MeteredSubscription[]> {
+    return this.ledger.subscriptionsOf(customer.id, subscriptionId);
   }
+
 }
 
 function startOfUtcDay(date: Date): number {
