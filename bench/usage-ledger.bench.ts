@@ -47,6 +47,8 @@ const EVENTS_PER_REQUEST = 100;
 const JWT_SECRET = randomBytes(32).toString('hex');
 const BATCH = `mutation($input: RecordUsageBatchInput!) { recordUsageBatch(input: $input) { recorded replayed failed } }`;
 const USAGE = `query { usage(meter: "api_calls") { total pending failed lagSeconds buckets { date total } } }`;
+/** The floor on this machine: an authenticated query that reads one row. */
+const VIEWER = `query { viewer { id } }`;
 const DAY_MS = 24 * 3600_000;
 
 const cleanups: Cleanups = [];
@@ -153,7 +155,7 @@ async function seedLedger(orm: MikroORM, heavy: BenchCustomer, others: BenchCust
        select gen_random_uuid(), s.customer_id, s.id, 'api_calls', 1 + g % 5, t, 'seed-' || g, 'seed',
               case when t > now() - interval '1 hour' then 'pending' else 'sent' end, 1, now(), now(), t
          from unnest(?::uuid[]) as o(id) join subscriptions s on s.id = o.id, generate_series(1, ?) g,
-              lateral (select now() - make_interval(secs => 183 * 86400 * g / ?::float8)) x(t)`,
+              lateral (select now() - make_interval(secs => 183 * 86400.0 * g / ?::float8)) x(t)`,
       [`{${others.slice(i, i + chunk).map((c) => c.subscriptionId).join(',')}}`, perOther, perOther],
     );
   }
@@ -177,14 +179,21 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** `usage` through GraphQL for `pick()`'s customer, `inFlight` at a time; latencies as the client sees them. */
-async function summaryLatency(url: string, pick: (i: number) => BenchCustomer, inFlight: number, label: string, check: (usage: any, c: BenchCustomer) => void): Promise<void> {
+async function summaryLatency(
+  url: string,
+  pick: (i: number) => BenchCustomer,
+  inFlight: number,
+  label: string,
+  check: (usage: any, c: BenchCustomer) => void,
+  query = USAGE,
+): Promise<void> {
   const times: number[] = [];
   let next = 0;
   const worker = async () => {
     while (next < SAMPLES) {
       const customer = pick(next++);
       const started = process.hrtime.bigint();
-      const data = await gql<{ usage: unknown }>(url, USAGE, {}, customer.token);
+      const data = await gql<{ usage: unknown }>(url, query, {}, customer.token);
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
       check(data.usage, customer);
     }
@@ -226,7 +235,7 @@ async function main(): Promise<void> {
   log(`seeding ${ROWS.toLocaleString('en-US')} rows: ${CUSTOMERS} customers over 6 months, one with ${HEAVY_ROWS.toLocaleString('en-US')} in its current period`);
   await seedLedger(orm, heavy, others, periodStartDaysAgo);
   const expectedTotal = async (c: BenchCustomer) =>
-    (await sql(orm, `select sum(quantity)::float8 as t from usage_events e join subscriptions s on s.id = e.subscription_id where s.id = ? and e.occurred_at >= s.current_period_start and e.occurred_at < s.current_period_end`, [c.subscriptionId]))[0].t ?? 0;
+    (await sql(orm, `select sum(e.quantity)::float8 as t from usage_events e join subscriptions s on s.id = e.subscription_id where s.id = ? and e.occurred_at >= s.current_period_start and e.occurred_at < s.current_period_end`, [c.subscriptionId]))[0].t ?? 0;
   const heavyTotal = await expectedTotal(heavy);
   const checkHeavy = (usage: any) => {
     if (usage.total !== heavyTotal || usage.buckets.length < 30) throw new Error(`heavy summary ${usage.total} != ${heavyTotal}`);
@@ -239,8 +248,10 @@ async function main(): Promise<void> {
   };
   log(`usage summary through GraphQL (default period: 30 daily buckets; heavy customer: ${HEAVY_ROWS.toLocaleString('en-US')} rows in it, total ${heavyTotal})`);
   await summaryLatency(app.url, () => heavy, 1, 'warm-up', checkHeavy);
+  await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 1, 'floor: viewer { id }', () => undefined, VIEWER);
   await summaryLatency(app.url, () => heavy, 1, 'heavy customer', checkHeavy);
   await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 1, 'other customers (rotating)', checkOther);
+  await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 4, 'floor: viewer { id }', () => undefined, VIEWER);
   await summaryLatency(app.url, () => heavy, 4, 'heavy customer', checkHeavy);
   await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 4, 'other customers (rotating)', checkOther);
   const [plan] = await sql(orm, `explain (analyze, buffers, format text) select sum(quantity) from usage_hourly where subscription_id = ? and meter = 'api_calls'`, [heavy.subscriptionId]);
