@@ -56,11 +56,12 @@ select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotenc
   join usage_events e on e.customer_id = $1 and e.idempotency_key = k.idempotency_key`;
 
 /**
- * Usage per UTC day over [from, to): whole hours from the rollup, the partial hours at either
- * end from the rows themselves, less what Stripe refused for good (failed rows are few, and
- * found through their partial index). $3/$4 are the whole hours inside the range.
+ * The summary in one statement. Usage per UTC day over [from, to): whole hours from the rollup,
+ * the partial hours at either end from the rows themselves, less what Stripe refused for good.
+ * Pending and failed rows are few (the forwarder keeps up), and each kind has its partial index.
+ * $3/$4 bound the whole hours inside the range.
  */
-const BY_DAY_SQL = `
+const TOTALS_SQL = `
 with parts as (
   select h.hour as at, h.quantity
     from usage_hourly h
@@ -74,19 +75,17 @@ with parts as (
   select e.occurred_at, -e.quantity
     from usage_events e
    where e.state = 'failed' and e.subscription_id = $1 and e.meter = $2 and e.occurred_at >= $5 and e.occurred_at < $6
+),
+days as (
+  select to_char(at at time zone 'UTC', 'YYYY-MM-DD') as day, sum(quantity)::float8 as total from parts group by 1
 )
-select to_char(at at time zone 'UTC', 'YYYY-MM-DD') as day, sum(quantity)::float8 as total
-  from parts
- group by 1`;
-
-/** Pending and failed usage: both are small sets of rows, each with its partial index. */
-const OPEN_SQL = `
-select (select coalesce(sum(quantity), 0)::float8 from usage_events
-         where state = 'pending' and subscription_id = $1 and meter = $2 and occurred_at >= $3 and occurred_at < $4) as pending,
+select (select coalesce(json_object_agg(day, total), '{}') from days) as days,
+       (select coalesce(sum(quantity), 0)::float8 from usage_events
+         where state = 'pending' and subscription_id = $1 and meter = $2 and occurred_at >= $5 and occurred_at < $6) as pending,
        (select min(created_at) from usage_events
          where state = 'pending' and subscription_id = $1 and meter = $2) as oldest_pending,
        (select coalesce(sum(quantity), 0)::float8 from usage_events
-         where state = 'failed' and subscription_id = $1 and meter = $2 and occurred_at >= $3 and occurred_at < $4) as failed`;
+         where state = 'failed' and subscription_id = $1 and meter = $2 and occurred_at >= $5 and occurred_at < $6) as failed`;
 
 const HOUR_MS = 3600_000;
 
@@ -153,21 +152,25 @@ export class UsageLedgerRepository {
     return (await this.findByKeys(customerId, [key])).get(key) ?? null;
   }
 
-  /** Totals of one subscription's meter over [from, to), in two index-bound statements whatever the row count. */
+  /** Totals of one subscription's meter over [from, to), in one statement whose cost does not grow with the row count. */
   async totals(subscriptionId: string, meter: string, from: Date, to: Date): Promise<LedgerTotals> {
     let firstHour = Math.ceil(from.getTime() / HOUR_MS) * HOUR_MS;
     let endHour = Math.floor(to.getTime() / HOUR_MS) * HOUR_MS;
     // No whole hour inside: the rows alone cover [from, to).
     if (firstHour >= endHour) firstHour = endHour = to.getTime();
-    const [days, [open]] = await Promise.all([
-      rawQuery<{ day: string; total: number }>(this.em, BY_DAY_SQL, [subscriptionId, meter, new Date(firstHour), new Date(endHour), from, to]),
-      rawQuery<{ pending: number; failed: number; oldest_pending: Date | string | null }>(this.em, OPEN_SQL, [subscriptionId, meter, from, to]),
+    const [row] = await rawQuery<{ days: Record<string, number>; pending: number; failed: number; oldest_pending: Date | string | null }>(this.em, TOTALS_SQL, [
+      subscriptionId,
+      meter,
+      new Date(firstHour),
+      new Date(endHour),
+      from,
+      to,
     ]);
     return {
-      byDay: new Map(days.map((d) => [d.day, Number(d.total)])),
-      pending: Number(open.pending),
-      failed: Number(open.failed),
-      oldestPending: open.oldest_pending ? new Date(open.oldest_pending) : null,
+      byDay: new Map(Object.entries(row.days).map(([day, total]) => [day, Number(total)])),
+      pending: Number(row.pending),
+      failed: Number(row.failed),
+      oldestPending: row.oldest_pending ? new Date(row.oldest_pending) : null,
     };
   }
 }
