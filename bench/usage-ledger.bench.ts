@@ -19,6 +19,9 @@
  * PostgreSQL is started. Options: BENCH_LEDGER_DURATION (s per load, default 10),
  * BENCH_LEDGER_CONNECTIONS (default 8), BENCH_LEDGER_ROWS (default 10,000,000),
  * BENCH_LEDGER_HEAVY_ROWS (default 2,000,000), BENCH_LEDGER_SAMPLES (summaries per kind, default 400).
+ * Seeding takes minutes: BENCH_LEDGER_KEEP=1 keeps the scratch database (on BENCH_DATABASE_URL's
+ * server) and prints its URL, and BENCH_LEDGER_SEEDED=<that URL> runs phases 2 and 3 on it again
+ * without seeding (phase 3 adds its rows to it).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +45,8 @@ const CONNECTIONS = Number(process.env.BENCH_LEDGER_CONNECTIONS ?? 8);
 const ROWS = Number(process.env.BENCH_LEDGER_ROWS ?? 10_000_000);
 const HEAVY_ROWS = Number(process.env.BENCH_LEDGER_HEAVY_ROWS ?? 2_000_000);
 const SAMPLES = Number(process.env.BENCH_LEDGER_SAMPLES ?? 400);
+const KEEP = process.env.BENCH_LEDGER_KEEP === '1';
+const SEEDED = process.env.BENCH_LEDGER_SEEDED;
 const CUSTOMERS = 1000;
 const EVENTS_PER_REQUEST = 100;
 const JWT_SECRET = randomBytes(32).toString('hex');
@@ -209,31 +214,48 @@ async function main(): Promise<void> {
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   log(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (${os.cpus().length} cores)`);
 
-  const databaseUrl = await scratchDatabase(dir, cleanups);
+  const databaseUrl = SEEDED ?? (await scratchDatabase(dir, cleanups));
+  // The last cleanup scratchDatabase registered drops the database.
+  if (KEEP && !SEEDED) cleanups.pop();
   const emulator = await startEmulator({ port: 0 });
   cleanups.push(() => emulator.close());
   const orm = await initORM({ url: databaseUrl, poolMax: 10 });
   cleanups.push(() => orm.close());
   await migrate(orm);
   const gateway = new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url });
-  await new CatalogSyncService(gateway, orm.em.fork()).sync(await loadCatalogFile(path.join(projectRoot(), 'catalog/default.json')));
+  if (!SEEDED) await new CatalogSyncService(gateway, orm.em.fork()).sync(await loadCatalogFile(path.join(projectRoot(), 'catalog/default.json')));
   const app = await startApp(dir, databaseUrl, emulator, JWT_SECRET, cleanups);
 
-  // ---- 1. recordUsageBatch on an empty ledger --------------------------------------------------
   const periodStartDaysAgo = 25;
-  const heavy = (await seedCustomers(orm, 1, 'heavy', periodStartDaysAgo))[0];
-  const others = await seedCustomers(orm, CUSTOMERS - 1, 'customer', periodStartDaysAgo);
-  await batchLoad(orm, app.url, others.slice(0, 50), 'warm-up');
-  await batchLoad(orm, app.url, others.slice(0, 50), '50 customers');
-  await batchLoad(orm, app.url, [heavy], 'one customer (one rollup row)');
-  const mismatches = await rollupMismatches(orm);
-  log(`  rollup rows that differ from the sum of their events: ${mismatches}`);
-  if (mismatches) throw new Error('the rollup differs from the rows');
-  await sql(orm, `truncate usage_events, usage_hourly`);
+  let heavy: BenchCustomer;
+  let others: BenchCustomer[];
+  if (SEEDED) {
+    const load = async (prefix: string) =>
+      Promise.all(
+        (await sql(orm, `select s.id, c.user_id from subscriptions s join customers c on c.id = s.customer_id where c.user_id like ? order by c.user_id`, [`${prefix}-%`])).map(
+          async (r: any) => ({ userId: r.user_id, subscriptionId: r.id, token: await signToken(JWT_SECRET, r.user_id, { expiresIn: '2h' }) }),
+        ),
+      );
+    heavy = (await load('heavy'))[0];
+    others = await load('customer');
+    log(`reusing the seeded ledger at ${databaseUrl}`);
+  } else {
+    // ---- 1. recordUsageBatch on an empty ledger ------------------------------------------------
+    heavy = (await seedCustomers(orm, 1, 'heavy', periodStartDaysAgo))[0];
+    others = await seedCustomers(orm, CUSTOMERS - 1, 'customer', periodStartDaysAgo);
+    await batchLoad(orm, app.url, others.slice(0, 50), 'warm-up');
+    await batchLoad(orm, app.url, others.slice(0, 50), '50 customers');
+    await batchLoad(orm, app.url, [heavy], 'one customer (one rollup row)');
+    const mismatches = await rollupMismatches(orm);
+    log(`  rollup rows that differ from the sum of their events: ${mismatches}`);
+    if (mismatches) throw new Error('the rollup differs from the rows');
+    await sql(orm, `truncate usage_events, usage_hourly`);
 
-  // ---- 2. the summary in a 10-million-row ledger -----------------------------------------------
-  log(`seeding ${ROWS.toLocaleString('en-US')} rows: ${CUSTOMERS} customers over 6 months, one with ${HEAVY_ROWS.toLocaleString('en-US')} in its current period`);
-  await seedLedger(orm, heavy, others, periodStartDaysAgo);
+    // ---- 2. the summary in a 10-million-row ledger ---------------------------------------------
+    log(`seeding ${ROWS.toLocaleString('en-US')} rows: ${CUSTOMERS} customers over 6 months, one with ${HEAVY_ROWS.toLocaleString('en-US')} in its current period`);
+    await seedLedger(orm, heavy, others, periodStartDaysAgo);
+    if (KEEP) log(`kept the seeded ledger: BENCH_LEDGER_SEEDED=${databaseUrl}`);
+  }
   const expectedTotal = async (c: BenchCustomer) =>
     (await sql(orm, `select sum(e.quantity)::float8 as t from usage_events e join subscriptions s on s.id = e.subscription_id where s.id = ? and e.occurred_at >= s.current_period_start and e.occurred_at < s.current_period_end`, [c.subscriptionId]))[0].t ?? 0;
   const heavyTotal = await expectedTotal(heavy);
