@@ -32,6 +32,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { signToken } from '../src/auth/dev-secret';
 import { loadCatalogFile } from '../src/billing/catalog/catalog-file';
 import { CatalogSyncService } from '../src/billing/catalog/catalog-sync.service';
+import { UsageLedgerRepository } from '../src/billing/usage/usage-ledger.repository';
 import { projectRoot } from '../src/common/paths';
 import { initORM, migrate } from '../src/db/orm';
 import { startEmulator } from '../src/emulator';
@@ -276,8 +277,23 @@ async function main(): Promise<void> {
   await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 4, 'floor: viewer { id }', () => undefined, VIEWER);
   await summaryLatency(app.url, () => heavy, 4, 'heavy customer', checkHeavy);
   await summaryLatency(app.url, (i) => others[(i * 7) % others.length], 4, 'other customers (rotating)', checkOther);
-  const [plan] = await sql(orm, `explain (analyze, buffers, format text) select sum(quantity) from usage_hourly where subscription_id = ? and meter = 'api_calls'`, [heavy.subscriptionId]);
-  log(`  rollup read for the heavy customer: ${Object.values(plan)[0]}`);
+  // The ledger's own part, without HTTP, GraphQL and the customer lookup: the one statement of
+  // the summary, on the bench's pool, for the default period.
+  const ledger = new UsageLedgerRepository(orm.em.fork());
+  const statementLatency = async (label: string, pick: (i: number) => BenchCustomer) => {
+    const times: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const c = pick(i);
+      const [sub] = await sql(orm, `select current_period_start as f, current_period_end as t from subscriptions where id = ?`, [c.subscriptionId]);
+      const started = process.hrtime.bigint();
+      await ledger.totals(c.subscriptionId, 'api_calls', new Date(sub.f), new Date(sub.t));
+      times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    log(`  ${label.padEnd(34)} statement alone: p50 ${percentile(times, 50).toFixed(2)} ms   p99 ${percentile(times, 99).toFixed(2)} ms   max ${times[times.length - 1].toFixed(2)} ms`);
+  };
+  await statementLatency('heavy customer', () => heavy);
+  await statementLatency('other customers (rotating)', (i) => others[(i * 7) % others.length]);
 
   // ---- 3. recordUsageBatch on the big ledger ---------------------------------------------------
   await batchLoad(orm, app.url, others.slice(0, 50), '50 customers, 10M-row ledger');
