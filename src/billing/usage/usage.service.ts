@@ -255,7 +255,7 @@ export class UsageService {
       const found = existing.get(request.key);
       // Events are answered as if sent one by one in input order: a row a later event of this
       // batch wrote did not exist yet for this one.
-      if (found && (insertedAt.get(found.id) ?? -1) > i) return;
+      if (!row && found && (insertedAt.get(found.id) ?? -1) > i) return;
       if (!found) {
         if (row) outcomes[i] = { status: 'failed', error: new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Usage event vanished after an idempotency conflict') };
         return;
