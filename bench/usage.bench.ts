@@ -14,7 +14,8 @@
  * measures our side (claiming, marking, batching), not Stripe's.
  *
  * Options (environment): BENCH_USAGE_DURATION (s, default 10), BENCH_USAGE_CONNECTIONS (default 50),
- * BENCH_USAGE_ROWS (default 20000), BENCH_USAGE_BATCH (forwarder batch, default 500).
+ * BENCH_USAGE_ROWS (default 20000), BENCH_USAGE_BATCH (forwarder batch, default 500),
+ * BENCH_USAGE_ROLLUP=off (the hourly rollup's trigger disabled: what keeping the rollup costs).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -115,6 +116,10 @@ async function main(): Promise<void> {
   const orm = await initORM({ url: databaseUrl, poolMax: 20 });
   cleanups.push(() => orm.close());
   await migrate(orm);
+  if (process.env.BENCH_USAGE_ROLLUP === 'off') {
+    await orm.em.fork().getConnection().execute(`alter table usage_events disable trigger usage_events_hourly_insert`);
+    log('the hourly rollup trigger is disabled for this run');
+  }
   const gateway = new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url });
   const catalog = await loadCatalogFile(path.join(ROOT, 'catalog/default.json'));
   await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
