@@ -88,9 +88,21 @@ async function batchLoad(orm: MikroORM, url: string, customers: BenchCustomer[],
   log(`  ${((result.requests * EVENTS_PER_REQUEST) / result.seconds).toFixed(0)} events/s answered   ${result.reqPerSec.toFixed(0)} req/s   p50 ${result.p50Ms} ms   p99 ${result.p99Ms} ms   ${result.errors} errors`);
   log(`  ${recorded} events answered RECORDED (${(recorded / result.seconds).toFixed(0)} durable events/s); ${rows.n} rows with the run's keys`);
   if (result.errors) log(`  first error: ${result.errorDetail.firstErrorBody ?? JSON.stringify(result.errorDetail)}`);
+  await settle(orm);
   // Requests still in flight when the load stopped may have committed without an answer being counted.
   if (rows.n < recorded || rows.n > recorded + CONNECTIONS * EVENTS_PER_REQUEST) throw new Error(`${recorded} events answered recorded, ${rows.n} rows`);
   return result;
+}
+
+/** Waits for requests still running in the server after a load stopped: until the ledger stops growing. */
+async function settle(orm: MikroORM): Promise<void> {
+  let last = -1;
+  for (;;) {
+    const [row] = await sql(orm, `select count(*)::int as n from usage_events where created_at > now() - interval '1 minute'`);
+    if (row.n === last) return;
+    last = row.n;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 async function rollupMismatches(orm: MikroORM): Promise<number> {
