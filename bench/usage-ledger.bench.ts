@@ -181,10 +181,10 @@ async function seedLedger(orm: MikroORM, heavy: BenchCustomer, others: BenchCust
   await exec(`alter table usage_events add constraint usage_events_pkey primary key (id)`);
   await exec(`alter table usage_events add constraint usage_events_customer_id_idempotency_key_unique unique (customer_id, idempotency_key)`);
   for (const i of indexes) await exec(i.indexdef);
+  await exec(`truncate usage_hourly`);
   await exec(`insert into usage_hourly (subscription_id, meter, hour, quantity, events)
       select subscription_id, meter, date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC', sum(quantity), count(*)
-        from usage_events group by 1, 2, 3
-      on conflict (subscription_id, meter, hour) do update set quantity = usage_hourly.quantity + excluded.quantity, events = usage_hourly.events + excluded.events`);
+        from usage_events group by 1, 2, 3`);
   await exec(`alter table usage_events enable trigger usage_events_hourly_insert`);
   await exec(`vacuum analyze usage_events`);
   await exec(`vacuum analyze usage_hourly`);
