@@ -58,7 +58,8 @@ select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotenc
 /**
  * The summary in one statement. Usage per UTC day over [from, to): whole hours from the rollup,
  * the partial hours at either end from the rows themselves, less what Stripe refused for good.
- * Pending and failed rows are few (the forwarder keeps up), and each kind has its partial index.
+ * Pending and failed rows are few while the forwarder keeps up; each kind has its partial index,
+ * and the pending rows are read once for both their sum and their age.
  * $3/$4 bound the whole hours inside the range.
  */
 const TOTALS_SQL = `
@@ -78,14 +79,18 @@ with parts as (
 ),
 days as (
   select to_char(at at time zone 'UTC', 'YYYY-MM-DD') as day, sum(quantity)::float8 as total from parts group by 1
+),
+pending_rows as (
+  select coalesce(sum(quantity) filter (where occurred_at >= $5 and occurred_at < $6), 0)::float8 as pending, min(created_at) as oldest_pending
+    from usage_events
+   where state = 'pending' and subscription_id = $1 and meter = $2
 )
 select (select coalesce(json_object_agg(day, total), '{}') from days) as days,
+       pending_rows.pending,
+       pending_rows.oldest_pending,
        (select coalesce(sum(quantity), 0)::float8 from usage_events
-         where state = 'pending' and subscription_id = $1 and meter = $2 and occurred_at >= $5 and occurred_at < $6) as pending,
-       (select min(created_at) from usage_events
-         where state = 'pending' and subscription_id = $1 and meter = $2) as oldest_pending,
-       (select coalesce(sum(quantity), 0)::float8 from usage_events
-         where state = 'failed' and subscription_id = $1 and meter = $2 and occurred_at >= $5 and occurred_at < $6) as failed`;
+         where state = 'failed' and subscription_id = $1 and meter = $2 and occurred_at >= $5 and occurred_at < $6) as failed
+  from pending_rows`;
 
 const HOUR_MS = 3600_000;
 
