@@ -134,6 +134,12 @@ describe('recordUsageBatch', () => {
     expect(rows.map((r: any) => r.id).sort()).toEqual([single.data.recordUsage.id, results[0].record.id, results[4].record.id].sort());
     expect(await sql(`select 1 from usage_events where customer_id = ?`, [other.customerId])).toHaveLength(0);
     expect(await rollupMismatches()).toEqual([]);
+
+    // The forwarder sends batch rows like single ones: once each, under the row id.
+    await forwarder.drain();
+    for (const id of [results[0].record.id, results[4].record.id]) expect(server.emulator!.meterEventCount(id)).toBe(1);
+    const states = await sql(`select state from usage_events where customer_id = ?`, [alice.customerId]);
+    expect(states.map((r: any) => r.state)).toEqual(['sent', 'sent', 'sent']);
   });
 
   it('refuses an empty batch, more than 1,000 events and an unauthenticated caller as a whole, writing nothing', async () => {
