@@ -308,8 +308,8 @@ async function main(): Promise<void> {
   await statementLatency('other customers (rotating)', (i) => others[(i * 7) % others.length]);
 
   // ---- 3. recordUsageBatch on the big ledger ---------------------------------------------------
-  await batchLoad(orm, app.url, others.slice(0, 50), '50 customers, 10M-row ledger');
-  await batchLoad(orm, app.url, [heavy], 'heavy customer, 10M-row ledger');
+  await batchLoad(orm, app.url, others.slice(0, 50), '50 customers, seeded ledger');
+  await batchLoad(orm, app.url, [heavy], 'heavy customer, seeded ledger');
   await summaryLatency(app.url, () => heavy, 1, 'heavy customer after the loads', () => undefined);
   log(`load average at end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
