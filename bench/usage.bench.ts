@@ -14,28 +14,26 @@
  * measures our side (claiming, marking, batching), not Stripe's.
  *
  * Options (environment): BENCH_USAGE_DURATION (s, default 10), BENCH_USAGE_CONNECTIONS (default 50),
- * BENCH_USAGE_ROWS (default 20000), BENCH_USAGE_BATCH (forwarder batch, default 500).
+ * BENCH_USAGE_ROWS (default 20000), BENCH_USAGE_BATCH (forwarder batch, default 500),
+ * BENCH_USAGE_ROLLUP=off (the hourly rollup's trigger disabled: what keeping the rollup costs).
  */
 import 'reflect-metadata';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Client } from 'pg';
 import { signToken } from '../src/auth/dev-secret';
 import { loadCatalogFile } from '../src/billing/catalog/catalog-file';
 import { CatalogSyncService } from '../src/billing/catalog/catalog-sync.service';
 import { UsageForwarder } from '../src/billing/usage/usage-forwarder';
 import { createLogger } from '../src/common/logger';
 import { projectRoot } from '../src/common/paths';
-import { ensureDatabase } from '../src/db/database';
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { initORM, migrate } from '../src/db/orm';
-import { startEmulator, type RunningEmulator } from '../src/emulator';
+import { startEmulator } from '../src/emulator';
 import { StripeSdkGateway } from '../src/stripe/stripe-sdk.gateway';
 import { runLoad } from './lib/load';
+import { scratchDatabase, startApp, type Cleanups } from './lib/usage-app';
 
 const ROOT = projectRoot();
 const DURATION = Number(process.env.BENCH_USAGE_DURATION ?? 10);
@@ -45,69 +43,8 @@ const BATCH = Number(process.env.BENCH_USAGE_BATCH ?? 500);
 const JWT_SECRET = randomBytes(32).toString('hex');
 const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id idempotencyKey } }`;
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups: Cleanups = [];
 const log = (line: string) => process.stdout.write(`${line}\n`);
-
-async function scratchDatabase(dir: string): Promise<string> {
-  let serverUrl = process.env.BENCH_DATABASE_URL;
-  if (!serverUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false });
-    cleanups.push(() => pg.stop());
-    serverUrl = pg.url;
-  }
-  const name = `tollgate_bench_${randomBytes(4).toString('hex')}`;
-  const url = await ensureDatabase(serverUrl, name);
-  cleanups.push(async () => {
-    const c = new Client({ connectionString: serverUrl });
-    await c.connect();
-    await c.query(`drop database if exists ${c.escapeIdentifier(name)} with (force)`).finally(() => c.end());
-  });
-  return url;
-}
-
-function startApp(dir: string, databaseUrl: string, emulator: RunningEmulator): Promise<{ child: ChildProcess; url: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|STRIPE_|AUTH_|USAGE_|RATE_LIMIT_|PORT|HOST)/.test(k)));
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/main.ts')], {
-    cwd: dir,
-    env: {
-      ...env,
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: databaseUrl,
-      STRIPE_SECRET_KEY: 'sk_test_bench',
-      STRIPE_WEBHOOK_SECRET: 'whsec_bench',
-      STRIPE_API_BASE: emulator.url,
-      AUTH_JWT_SECRET: JWT_SECRET,
-      // Phase 1 measures the ledger alone; limits would turn the load into RATE_LIMITED answers.
-      USAGE_FORWARDER_ENABLED: 'false',
-      RATE_LIMIT_USAGE_PER_MINUTE: '0',
-      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  cleanups.push(async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = /GraphQL\s+(http:\/\/\S+)\/graphql[\s\S]*Press Ctrl-C/.exec(out);
-      if (m) {
-        child.stdout!.off('data', onData);
-        resolve({ child, url: m[1] });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d) => (out += d));
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}:\n${out}`)));
-  });
-}
 
 async function gql(url: string, token: string, query: string, variables: unknown): Promise<any> {
   const res = await fetch(`${url}/graphql`, {
@@ -173,17 +110,21 @@ async function main(): Promise<void> {
   await chmod(dir, 0o755); // as root, the embedded cluster runs as "postgres", which must enter it
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
 
-  const databaseUrl = await scratchDatabase(dir);
+  const databaseUrl = await scratchDatabase(dir, cleanups);
   const emulator = await startEmulator({ port: 0 });
   cleanups.push(() => emulator.close());
   const orm = await initORM({ url: databaseUrl, poolMax: 20 });
   cleanups.push(() => orm.close());
   await migrate(orm);
+  if (process.env.BENCH_USAGE_ROLLUP === 'off') {
+    await orm.em.fork().getConnection().execute(`alter table usage_events disable trigger usage_events_hourly_insert`);
+    log('the hourly rollup trigger is disabled for this run');
+  }
   const gateway = new StripeSdkGateway({ secretKey: 'sk_test_bench', apiBase: emulator.url });
   const catalog = await loadCatalogFile(path.join(ROOT, 'catalog/default.json'));
   await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
 
-  const app = await startApp(dir, databaseUrl, emulator);
+  const app = await startApp(dir, databaseUrl, emulator, JWT_SECRET, cleanups);
   const token = await signToken(JWT_SECRET, 'bench-user', { email: 'bench@example.com', expiresIn: '1h' });
   const started = await gql(app.url, token, `mutation { startSubscription(input: { plan: "pro", trialDays: 14 }) { subscription { id } } }`, {});
   const subscriptionId: string = started.startSubscription.subscription.id;

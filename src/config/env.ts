@@ -78,7 +78,7 @@ export interface AppConfig {
     maxAliases: number;
     /** Mutation root fields per user per minute; 0 turns the limit off. */
     mutationsPerMinute: number;
-    /** recordUsage calls per user per minute, a budget of their own; 0 turns the limit off. */
+    /** Usage events (recordUsage calls, recordUsageBatch events) per user per minute, a budget of their own; 0 turns the limit off. */
     usagePerMinute: number;
     rateLimitStore: 'postgres' | 'memory';
   };

@@ -6,7 +6,8 @@ import { Customer } from '../billing/customers/customer.entity';
 import { Invoice } from '../billing/invoices/invoice.entity';
 import { Subscription } from '../billing/subscriptions/subscription.entity';
 import { UsageEvent } from '../billing/usage/usage-event.entity';
+import { UsageHourly } from '../billing/usage/usage-hourly.entity';
 import { StripeEvent } from '../webhooks/stripe-event.entity';
 
 /** Every entity, listed once: no folder scanning, so ts, js and jest all see the same set. */
-export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, CheckoutSession, Invoice, StripeEvent];
+export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, UsageHourly, CheckoutSession, Invoice, StripeEvent];

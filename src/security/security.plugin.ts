@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { DocumentNode, GraphQLSchema, OperationDefinitionNode } from 'graphql';
+import { getArgumentValues, Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { GraphQLContext } from '../graphql/context';
 import type { MutationRateLimiter } from './mutation-rate-limiter';
@@ -13,7 +13,46 @@ import { rateLimitedError } from './security-errors';
  * budget, so recording usage at volume neither hits the limit meant for billing changes nor
  * spends it.
  */
-export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage']);
+export const HIGH_VOLUME_MUTATIONS = new Set(['recordUsage', 'recordUsageBatch']);
+
+/**
+ * Points a mutation takes from the usage budget: one per usage event, so a batch of a hundred
+ * events costs what a hundred single calls do.
+ */
+function usagePoints(schema: GraphQLSchema, operation: OperationDefinitionNode, document: DocumentNode, variables: Record<string, unknown>): number {
+  const mutationType = schema.getMutationType();
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+  const seen = new Set<string>();
+  const count = (set: SelectionSetNode): number => {
+    let sum = 0;
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.INLINE_FRAGMENT) sum += count(selection.selectionSet);
+      else if (selection.kind === Kind.FRAGMENT_SPREAD) {
+        const fragment = fragments.get(selection.name.value);
+        if (fragment && !seen.has(fragment.name.value)) {
+          seen.add(fragment.name.value);
+          sum += count(fragment.selectionSet);
+          seen.delete(fragment.name.value);
+        }
+      } else if (selection.name.value === 'recordUsage') sum += 1;
+      else if (selection.name.value === 'recordUsageBatch') {
+        const field = mutationType?.getFields().recordUsageBatch;
+        let events = 1;
+        try {
+          const args = field ? getArgumentValues(field, selection, variables) : {};
+          const list = (args.input as { events?: unknown } | undefined)?.events;
+          if (Array.isArray(list)) events = Math.max(1, list.length);
+        } catch {
+          // Arguments that do not coerce fail the operation before it runs; one point for it.
+        }
+        sum += events;
+      }
+    }
+    return sum;
+  };
+  return count(operation.selectionSet);
+}
 
 function callsStripe(schema: GraphQLSchema, fieldName: string): boolean {
   return schema.getQueryType()?.getFields()[fieldName]?.extensions?.[CALLS_STRIPE] === true;
@@ -96,7 +135,8 @@ export function securityPlugin(options: {
           }
           const budgets = [
             { limiter: options.rateLimiter, points: points.general },
-            { limiter: options.usageLimiter, points: points.usage },
+            // A batch's points depend on its variables (one per event), so they are counted per request.
+            { limiter: options.usageLimiter, points: points.usage > 0 ? usagePoints(schema, operation, document, request.variables ?? {}) : 0 },
           ];
           for (const { limiter, points } of budgets) {
             if (!limiter || points === 0) continue;

@@ -123,6 +123,16 @@ const CASES: Record<string, Case> = {
     variables: (a) => ({ input: { subscriptionId: a.proSubscriptionId, quantity: 1, idempotencyKey: a.usageKey } }),
     intruder: 'NOT_FOUND',
   },
+  recordUsageBatch: {
+    query: `mutation($input: RecordUsageBatchInput!) { recordUsageBatch(input: $input) { results { status record { id } error { code } } } }`,
+    // A's subscription and key: each event is answered on its own, and neither records nor replays.
+    variables: (a) => ({ input: { events: [{ subscriptionId: a.proSubscriptionId, quantity: 1, idempotencyKey: a.usageKey }, { subscriptionId: a.proSubscriptionId, quantity: 2 }] } }),
+    intruder: (data) =>
+      expect(data.recordUsageBatch.results).toEqual([
+        { status: 'FAILED', record: null, error: { code: 'NOT_FOUND' } },
+        { status: 'FAILED', record: null, error: { code: 'NOT_FOUND' } },
+      ]),
+  },
 };
 
 /** Where a field takes `customerId`: as its own argument, inside its input object, or not at all. */

@@ -143,6 +143,7 @@ describe('every mutation under arbitrary input', () => {
       createCheckoutSession: { input: { productId: micro, successUrl: RETURN, cancelUrl: RETURN } },
       createBillingPortalSession: { returnUrl: RETURN },
       recordUsage: { input: { subscriptionId, quantity: 1 } },
+      recordUsageBatch: { input: { events: [{ subscriptionId, quantity: 1 }, { meter: 'api_calls', quantity: 2, idempotencyKey: 'k2' }] } },
     };
     plausible = {
       plan: fc.constantFrom('starter', 'pro', 'micro-feature', 'enterprise'),
@@ -164,7 +165,7 @@ describe('every mutation under arbitrary input', () => {
   afterAll(() => server?.stop());
 
   // cancelSubscription last: once it has ended the subscription, the others can only refuse.
-  const mutationNames = ['startSubscription', 'recordUsage', 'updateSubscription', 'createCheckoutSession', 'createBillingPortalSession', 'resumeSubscription', 'cancelSubscription'];
+  const mutationNames = ['startSubscription', 'recordUsage', 'recordUsageBatch', 'updateSubscription', 'createCheckoutSession', 'createBillingPortalSession', 'resumeSubscription', 'cancelSubscription'];
 
   it('walks every mutation of the schema', async () => {
     expect(Object.keys((await createSchema()).getMutationType()!.getFields()).sort()).toEqual([...mutationNames].sort());

@@ -13,6 +13,15 @@ export type UsageForwardingState = 'pending' | 'sent' | 'failed';
 @Unique({ properties: ['customer', 'idempotencyKey'] })
 @Index({ properties: ['subscription', 'meter', 'occurredAt'] })
 @Index({ name: 'usage_events_pending_idx', expression: `create index "usage_events_pending_idx" on "usage_events" ("next_attempt_at") where "state" = 'pending'` })
+// Pending and failed rows are few whatever the ledger's size: the summary finds them through these.
+@Index({
+  name: 'usage_events_pending_subscription_idx',
+  expression: `create index "usage_events_pending_subscription_idx" on "usage_events" ("subscription_id", "meter", "occurred_at") include ("quantity", "created_at") where "state" = 'pending'`,
+})
+@Index({
+  name: 'usage_events_failed_subscription_idx',
+  expression: `create index "usage_events_failed_subscription_idx" on "usage_events" ("subscription_id", "meter", "occurred_at") include ("quantity") where "state" = 'failed'`,
+})
 export class UsageEvent {
   [OptionalProps]?: 'state' | 'attempts' | 'nextAttemptAt' | 'createdAt';
 

@@ -1,9 +1,17 @@
 import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { BillingError } from '../../common/errors';
 import type { GraphQLContext } from '../../graphql/context';
 import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
 import { batcherFor } from './usage-batch';
 import { BILLING_STATUSES, UsageService } from './usage.service';
-import { RecordUsageInput, UsageRecordType, UsageSummaryType } from './usage.type';
+import {
+  RecordUsageBatchInput,
+  RecordUsageBatchPayloadType,
+  RecordUsageInput,
+  UsageBatchStatus,
+  UsageRecordType,
+  UsageSummaryType,
+} from './usage.type';
 
 @Resolver()
 export class UsageResolver {
@@ -25,6 +33,45 @@ export class UsageResolver {
       new UsageRecordType(),
       await service.recordForUser(user.userId, input, { loadCustomer: () => actingCustomer(ctx, null) }),
     );
+  }
+
+  @Mutation(() => RecordUsageBatchPayloadType, {
+    description:
+      'Records up to 1,000 usage events in one statement: the way a metering backend should send usage. Each event is checked and answered on its own (recorded, replayed or failed with a code), so one bad event never fails the others; each counts against the usage rate budget.',
+  })
+  async recordUsageBatch(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => RecordUsageBatchInput) input: RecordUsageBatchInput,
+  ): Promise<RecordUsageBatchPayloadType> {
+    requireBilling(ctx);
+    const customer = await actingCustomer(ctx, input.customerId);
+    const results = await new UsageService(ctx.em).recordBatch(customer, input.events, (event) =>
+      // An event may not name a customer of its own: the batch's is the one all are recorded for.
+      event.customerId && event.customerId !== (input.customerId ?? null)
+        ? BillingError.badInput('Give customerId on the batch, not on its events', 'customerId')
+        : null,
+    );
+    const payload = Object.assign(new RecordUsageBatchPayloadType(), { results: [], recorded: 0, replayed: 0, failed: 0 });
+    for (const result of results) {
+      if (result.status === 'failed') {
+        payload.failed++;
+        payload.results.push({
+          index: result.index,
+          status: UsageBatchStatus.FAILED,
+          record: null,
+          error: { code: result.error.code, message: result.error.message, field: typeof result.error.details.field === 'string' ? result.error.details.field : null },
+        });
+      } else {
+        payload[result.status]++;
+        payload.results.push({
+          index: result.index,
+          status: result.status === 'recorded' ? UsageBatchStatus.RECORDED : UsageBatchStatus.REPLAYED,
+          record: Object.assign(new UsageRecordType(), result.record),
+          error: null,
+        });
+      }
+    }
+    return payload;
   }
 
   @Query(() => UsageSummaryType, { description: "Usage of a metered subscription from our ledger; by default over the current billing period." })

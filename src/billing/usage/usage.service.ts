@@ -1,41 +1,40 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
-import { Subscription } from '../subscriptions/subscription.entity';
 import { batcherFor, type UsageBatcher } from './usage-batch';
+import { UsageLedgerRepository, type MeteredSubscription, type NewLedgerRow } from './usage-ledger.repository';
+import {
+  BILLING_STATUSES,
+  MAX_BATCH_EVENTS,
+  MAX_SUMMARY_DAYS,
+  prepareUsage,
+  replay,
+  resolveBillable,
+  resolveMetered,
+  toRecord,
+  type PreparedUsage,
+  type RecordUsageInput,
+  type UsageRecord,
+} from './usage.rules';
 
-/** Statuses in which Stripe bills metered usage on a subscription. */
-export const BILLING_STATUSES = ['active', 'trialing', 'past_due'];
+export {
+  BILLING_STATUSES,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_SUMMARY_DAYS,
+  MAX_USAGE_AGE_MS,
+  MAX_USAGE_AHEAD_MS,
+  MAX_USAGE_QUANTITY,
+  checkOccurredAt,
+  checkQuantity,
+  hashRequest,
+  type PreparedUsage,
+  type RecordUsageInput,
+  type UsageRecord,
+} from './usage.rules';
 
-/** Far above any real per-event quantity; stops typos such as a timestamp sent as quantity. */
-export const MAX_USAGE_QUANTITY = 1e9;
-/** Stripe accepts meter events up to 35 days old ... */
-export const MAX_USAGE_AGE_MS = 35 * 24 * 3600_000;
-/** ... and up to 5 minutes in the future. */
-export const MAX_USAGE_AHEAD_MS = 5 * 60_000;
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
-/** Daily buckets are returned for every day of the period, so the period is bounded. */
-export const MAX_SUMMARY_DAYS = 400;
 const DAY_MS = 24 * 3600_000;
-
-export interface RecordUsageInput {
-  subscriptionId?: string | null;
-  meter?: string | null;
-  quantity: number;
-  occurredAt?: Date | null;
-  idempotencyKey?: string | null;
-}
-
-export interface UsageRecord {
-  id: string;
-  subscriptionId: string;
-  meter: string;
-  quantity: number;
-  occurredAt: Date;
-  idempotencyKey: string;
-}
 
 export interface UsageSummaryInput {
   subscriptionId?: string | null;
@@ -56,30 +55,13 @@ export interface UsageSummary {
   buckets: { date: string; total: number }[];
 }
 
-/** A request after its checks, with the key it is recorded under. */
-export interface PreparedUsage {
-  subscriptionId: string | null;
-  meter: string | null;
-  quantity: number;
-  occurredAt: Date;
-  key: string;
-  /** Whether a row may exist under `key` already: the caller's own key, or a shared statement that failed. */
-  keyMayExist: boolean;
-  requestHash: string;
-}
-
-interface UsageRow {
-  id: string;
-  subscription_id: string;
-  meter: string;
-  quantity: number;
-  occurred_at: Date;
-  idempotency_key: string;
-  request_hash: string;
-}
+/** The outcome of one event of a batch: its record (new or replayed), or why it was refused. */
+export type BatchEventResult =
+  | { index: number; status: 'recorded' | 'replayed'; record: UsageRecord }
+  | { index: number; status: 'failed'; error: BillingError };
 
 /**
- * The usage ledger. `record` writes one row and answers only once it is committed; it never
+ * The usage ledger. Recording writes rows and answers only once they are committed; it never
  * talks to Stripe (the forwarder does, later), so a Stripe outage never loses or delays an
  * acknowledged event. Idempotency is enforced by the unique (customer, idempotency_key) index,
  * not by process memory, so it holds across instances and races.
@@ -102,6 +84,10 @@ export class UsageService {
     return this.emSource;
   }
 
+  private get ledger(): UsageLedgerRepository {
+    return new UsageLedgerRepository(this.em);
+  }
+
   /**
    * Records usage for the customer of user `userId` (the caller acting for itself). The common
    * case (a new event, or a retry of a recorded one) is one statement shared with concurrent
@@ -109,8 +95,8 @@ export class UsageService {
    * customer from `loadCustomer`, so every refusal and its code are the same as there.
    *
    * `generatedKey` is the key to record under when the input has none, given by a caller that
-   * already tried the shared statement under it (the HTTP fast path): a row written then is
-   * found again, never written twice.
+   * already tried the shared statement under it: a row written then is found again, never
+   * written twice.
    */
   async recordForUser(
     userId: string,
@@ -163,83 +149,132 @@ export class UsageService {
     return this.recordPrepared(customer, this.prepare(input));
   }
 
-  /**
-   * Checks the input (throws BAD_USER_INPUT) and fixes what a retry of this request must reuse:
-   * the key (the caller's, else `generatedKey`, else a new one) and the hash.
-   */
+  /** See prepareUsage. */
   prepare(input: RecordUsageInput, generatedKey?: string): PreparedUsage {
-    const quantity = checkQuantity(input.quantity);
-    const now = this.now();
-    const occurredAt = input.occurredAt ?? now;
-    checkOccurredAt(occurredAt, now);
-    if (input.subscriptionId) assertId(input.subscriptionId, 'subscriptionId');
-    const meter = input.meter ?? null;
-    if (meter !== null && (meter.length < 1 || meter.length > 100)) throw BillingError.badInput('meter must be 1 to 100 characters', 'meter');
-    const clientKey = input.idempotencyKey ?? null;
-    if (clientKey !== null && (clientKey.length < 1 || clientKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
-      throw BillingError.badInput(`idempotencyKey must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, 'idempotencyKey');
-    }
-    // PostgreSQL text cannot hold NUL; the key is stored, so it is refused here rather than by the database.
-    if (clientKey !== null && clientKey.includes('\u0000')) throw BillingError.badInput('idempotencyKey may not contain NUL characters', 'idempotencyKey');
-    // The hash covers the input as the caller sent it: a retry that again leaves occurredAt out
-    // is the same request, although "now" has moved on.
-    const requestHash = hashRequest({
-      subscriptionId: input.subscriptionId ?? null,
-      meter,
-      quantity,
-      occurredAt: input.occurredAt ? input.occurredAt.toISOString() : null,
-    });
-    return {
-      subscriptionId: input.subscriptionId || null,
-      meter,
-      quantity,
-      occurredAt,
-      // Without a key from the caller, one is generated here, once: when the shared statement
-      // failed without telling whether it committed, the general path retries under the same
-      // key and finds the row instead of writing a second one.
-      key: clientKey ?? generatedKey ?? randomUUID(),
-      keyMayExist: clientKey !== null || generatedKey !== undefined,
-      requestHash,
-    };
+    return prepareUsage(input, this.now(), generatedKey);
   }
 
+  /** A single event is a batch of one: the same checks, statement and answers. */
   private async recordPrepared(customer: Customer | null, request: PreparedUsage): Promise<UsageRecord> {
-    const { quantity, occurredAt, key, requestHash } = request;
-    // A new event (the common case) costs no lookup of its key first: the insert below finds a
-    // retry through its conflict and answers with the first result.
-    let billable: { subscription: Subscription; meter: string };
-    try {
-      billable = await this.resolveBillable(customer, request.subscriptionId, request.meter);
-    } catch (error) {
-      // A retry of a recorded event answers with the first result even when the subscription has
-      // changed since (canceled, say): the event was acknowledged then.
-      if (customer && request.keyMayExist) {
-        const existing = await this.findByKey(customer.id, key);
-        if (existing) return replay(existing, requestHash);
-      }
-      throw error;
-    }
-    const { subscription, meter: resolvedMeter } = billable;
-    const inserted = await this.em.getConnection().execute<UsageRow[]>(
-      `insert into usage_events
-         (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, now(), now())
-       on conflict (customer_id, idempotency_key) do nothing
-       returning id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash`,
-      [randomUUID(), customer!.id, subscription.id, resolvedMeter, quantity, occurredAt, key, requestHash],
-    );
-    // The statement runs on its own (autocommit): when it returns, the row is durable.
-    if (inserted.length) return toRecord(inserted[0]);
+    const subscriptions = customer ? await this.subscriptionsOf(customer, request.subscriptionId) : [];
+    const [result] = await this.recordAll(customer, subscriptions, [request]);
+    if (result.status === 'failed') throw result.error;
+    return result.record;
+  }
 
-    // A concurrent request with the same key won the insert; answer with its row.
-    const winner = await this.findByKey(customer!.id, key);
-    if (!winner) throw new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Usage event vanished after an idempotency conflict');
-    return replay(winner, requestHash);
+  /**
+   * Records up to MAX_BATCH_EVENTS events in one insert statement. Each event gets its own
+   * result, in input order: recorded, replayed (its key was recorded with the same input,
+   * earlier or by an earlier event of this batch), or failed with the code the same event would
+   * get from recordUsage. A bad event never fails the others; an event either is in the ledger
+   * or is answered with an error, never half.
+   */
+  async recordBatch<T extends RecordUsageInput>(
+    customer: Customer | null,
+    inputs: readonly T[],
+    /** A caller's own check of each event (an error refuses that event only). */
+    refuse: (input: T) => BillingError | null = () => null,
+  ): Promise<BatchEventResult[]> {
+    if (inputs.length === 0) throw BillingError.badInput('events may not be empty', 'events');
+    if (inputs.length > MAX_BATCH_EVENTS) throw BillingError.badInput(`At most ${MAX_BATCH_EVENTS} events a batch`, 'events');
+    const now = this.now();
+    const results = new Array<BatchEventResult>(inputs.length);
+    const prepared: { index: number; request: PreparedUsage }[] = [];
+    inputs.forEach((input, index) => {
+      try {
+        const refusal = refuse(input);
+        if (refusal) throw refusal;
+        prepared.push({ index, request: prepareUsage(input, now) });
+      } catch (error) {
+        if (!(error instanceof BillingError)) throw error;
+        results[index] = { index, status: 'failed', error };
+      }
+    });
+    const subscriptions = customer && prepared.length ? await this.subscriptionsOf(customer, null) : [];
+    const outcomes = await this.recordAll(
+      customer,
+      subscriptions,
+      prepared.map((p) => p.request),
+    );
+    outcomes.forEach((outcome, i) => {
+      const index = prepared[i].index;
+      results[index] = { ...outcome, index };
+    });
+    return results;
+  }
+
+  /**
+   * Resolves each request among `subscriptions`, inserts the resolvable ones in one statement,
+   * and answers the rest from the rows already under their keys.
+   */
+  private async recordAll(
+    customer: Customer | null,
+    subscriptions: readonly MeteredSubscription[],
+    requests: readonly PreparedUsage[],
+  ): Promise<({ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError })[]> {
+    const outcomes = new Array<{ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError }>(requests.length);
+    const rows: (NewLedgerRow | null)[] = requests.map((request, i) => {
+      try {
+        const { subscription, meter } = resolveBillable(subscriptions, request.subscriptionId, request.meter);
+        return {
+          id: randomUUID(),
+          customerId: customer!.id,
+          subscriptionId: subscription.id,
+          meter,
+          quantity: request.quantity,
+          occurredAt: request.occurredAt,
+          idempotencyKey: request.key,
+          requestHash: request.requestHash,
+        };
+      } catch (error) {
+        if (!(error instanceof BillingError)) throw error;
+        outcomes[i] = { status: 'failed', error };
+        return null;
+      }
+    });
+    const ledger = this.ledger;
+    const inserted = await ledger.insert(rows.filter((r): r is NewLedgerRow => r !== null));
+    // The statement runs on its own (autocommit): when it returns, the rows are durable.
+    // Requests that inserted nothing may have a row under their key: a retry, an earlier event of
+    // this batch with the same key, or (for a request that failed to resolve) an event that was
+    // acknowledged before its subscription changed, which is answered with its first result.
+    const open = requests
+      .map((request, i) => ({ request, i, row: rows[i] }))
+      .filter(({ request, row }) => (row ? !inserted.has(row.id) : request.keyMayExist));
+    const insertedAt = new Map<string, number>();
+    rows.forEach((row, i) => {
+      if (row && inserted.has(row.id)) insertedAt.set(row.id, i);
+    });
+    const existing = customer && open.length ? await ledger.findByKeys(customer.id, open.map((o) => o.request.key)) : new Map();
+    requests.forEach((request, i) => {
+      const row = rows[i];
+      if (row && inserted.has(row.id)) {
+        outcomes[i] = { status: 'recorded', record: toRecord({ id: row.id, subscription_id: row.subscriptionId, meter: row.meter, quantity: row.quantity, occurred_at: row.occurredAt, idempotency_key: row.idempotencyKey }) };
+        return;
+      }
+      const found = existing.get(request.key);
+      // Events are answered as if sent one by one in input order: a row a later event of this
+      // batch wrote did not exist yet for this one.
+      if (!row && found && (insertedAt.get(found.id) ?? -1) > i) return;
+      if (!found) {
+        if (row) outcomes[i] = { status: 'failed', error: new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Usage event vanished after an idempotency conflict') };
+        return;
+      }
+      try {
+        outcomes[i] = { status: 'replayed', record: replay(found, request.requestHash) };
+      } catch (error) {
+        if (!(error instanceof BillingError)) throw error;
+        outcomes[i] = { status: 'failed', error };
+      }
+    });
+    return outcomes;
   }
 
   async summary(customer: Customer | null, input: UsageSummaryInput): Promise<UsageSummary> {
     if (input.subscriptionId) assertId(input.subscriptionId, 'subscriptionId');
-    const { subscription, meter } = await this.resolveMetered(customer, input.subscriptionId ?? null, input.meter ?? null, false);
+    const subscriptionId = input.subscriptionId ?? null;
+    const subscriptions = customer ? await this.subscriptionsOf(customer, subscriptionId) : [];
+    const { subscription, meter } = resolveMetered(subscriptions, subscriptionId, input.meter ?? null, false);
     const now = this.now();
     const to = input.to ?? (input.from ? null : subscription.currentPeriodEnd) ?? now;
     const from = input.from ?? (input.to ? null : subscription.currentPeriodStart) ?? new Date(to.getTime() - 30 * DAY_MS);
@@ -248,139 +283,33 @@ export class UsageService {
       throw BillingError.badInput(`The period may span at most ${MAX_SUMMARY_DAYS} days`, 'from');
     }
 
-    const conn = this.em.getConnection();
-    const [totals] = await conn.execute<{ total: number; pending: number; failed: number; oldest_pending: Date | null }[]>(
-      `select coalesce(sum(quantity) filter (where state <> 'failed' and occurred_at >= ? and occurred_at < ?), 0)::float8 as total,
-              coalesce(sum(quantity) filter (where state = 'pending' and occurred_at >= ? and occurred_at < ?), 0)::float8 as pending,
-              coalesce(sum(quantity) filter (where state = 'failed' and occurred_at >= ? and occurred_at < ?), 0)::float8 as failed,
-              min(created_at) filter (where state = 'pending') as oldest_pending
-         from usage_events where subscription_id = ? and meter = ?`,
-      [from, to, from, to, from, to, subscription.id, meter],
-    );
-    const days = await conn.execute<{ day: string; total: number }[]>(
-      `select to_char(date_trunc('day', occurred_at at time zone 'UTC'), 'YYYY-MM-DD') as day, sum(quantity)::float8 as total
-         from usage_events
-        where subscription_id = ? and meter = ? and state <> 'failed' and occurred_at >= ? and occurred_at < ?
-        group by 1`,
-      [subscription.id, meter, from, to],
-    );
-    const byDay = new Map(days.map((d) => [d.day, Number(d.total)]));
+    const totals = await this.ledger.totals(subscription.id, meter, from, to);
     const buckets: { date: string; total: number }[] = [];
+    let total = 0;
     for (let day = startOfUtcDay(from); day < to.getTime(); day += DAY_MS) {
       const date = new Date(day).toISOString().slice(0, 10);
-      buckets.push({ date, total: byDay.get(date) ?? 0 });
+      const dayTotal = totals.byDay.get(date) ?? 0;
+      total += dayTotal;
+      buckets.push({ date, total: dayTotal });
     }
-    const oldest = totals.oldest_pending ? new Date(totals.oldest_pending) : null;
     return {
       subscriptionId: subscription.id,
       meter,
       from,
       to,
-      total: Number(totals.total),
-      pending: Number(totals.pending),
-      failed: Number(totals.failed),
-      lagSeconds: oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : null,
+      total,
+      pending: totals.pending,
+      failed: totals.failed,
+      lagSeconds: totals.oldestPending ? Math.max(0, (now.getTime() - totals.oldestPending.getTime()) / 1000) : null,
       buckets,
     };
   }
 
-  // ---- helpers ------------------------------------------------------------------------------
-
-  private async findByKey(customerId: string, key: string): Promise<UsageRow | null> {
-    const rows = await this.em.getConnection().execute<UsageRow[]>(
-      `select id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash
-         from usage_events where customer_id = ? and idempotency_key = ?`,
-      [customerId, key],
-    );
-    return rows[0] ?? null;
+  /** The customer's subscription `subscriptionId`, or all its subscriptions, newest first. */
+  private subscriptionsOf(customer: Customer, subscriptionId: string | null): Promise<MeteredSubscription[]> {
+    return this.ledger.subscriptionsOf(customer.id, subscriptionId);
   }
 
-  /** A subscription of `customer` that bills usage on the meter right now. */
-  private async resolveBillable(customer: Customer | null, subscriptionId: string | null, meter: string | null) {
-    const resolved = await this.resolveMetered(customer, subscriptionId, meter, true);
-    if (!BILLING_STATUSES.includes(resolved.subscription.status)) {
-      throw new BillingError(ErrorCode.CONFLICT, `Usage cannot be recorded on a ${resolved.subscription.status} subscription`);
-    }
-    return resolved;
-  }
-
-  /**
-   * The subscription and meter a request is about. With an id: that subscription (the caller's,
-   * else NOT_FOUND) and its metered item on `meter` (or its only metered item). With a meter
-   * only: the caller's one subscription in a billing status that has it.
-   */
-  private async resolveMetered(
-    customer: Customer | null,
-    subscriptionId: string | null,
-    meter: string | null,
-    billingOnly: boolean,
-  ): Promise<{ subscription: Subscription; meter: string }> {
-    if (subscriptionId) {
-      const subscription = customer ? await this.em.findOne(Subscription, { id: subscriptionId, customer: customer.id }) : null;
-      if (!subscription) throw BillingError.notFound('Subscription');
-      const meters = [...new Set(subscription.items.map((i) => i.meter).filter((m): m is string => Boolean(m)))];
-      if (meter !== null) {
-        if (!meters.includes(meter)) throw BillingError.badInput(`This subscription has no metered price on "${meter}"`, 'meter');
-        return { subscription, meter };
-      }
-      if (meters.length === 0) throw BillingError.badInput('This subscription has no metered price', 'subscriptionId');
-      if (meters.length > 1) throw BillingError.badInput(`This subscription has several meters (${meters.join(', ')}): give meter`, 'meter');
-      return { subscription, meter: meters[0] };
-    }
-    if (meter === null) throw BillingError.badInput('Give a subscriptionId or a meter', 'subscriptionId');
-    const candidates = customer
-      ? await this.em.find(
-          Subscription,
-          { customer: customer.id, ...(billingOnly ? { status: { $in: BILLING_STATUSES } } : {}) },
-          { orderBy: { createdAt: 'desc', id: 'asc' } },
-        )
-      : [];
-    let matching = candidates.filter((s) => s.items.some((i) => i.meter === meter));
-    if (!billingOnly && matching.length > 1) {
-      // For reading, prefer the subscription that bills now over past ones.
-      const live = matching.filter((s) => BILLING_STATUSES.includes(s.status));
-      matching = live.length ? live : matching.slice(0, 1);
-    }
-    if (matching.length === 0) throw new BillingError(ErrorCode.NOT_FOUND, `No subscription with a metered price on "${meter}" found`);
-    if (matching.length > 1) throw BillingError.badInput(`Several subscriptions bill "${meter}": give subscriptionId`, 'subscriptionId');
-    return { subscription: matching[0], meter };
-  }
-}
-
-export function checkQuantity(quantity: number): number {
-  if (typeof quantity !== 'number' || !Number.isFinite(quantity) || quantity <= 0 || quantity > MAX_USAGE_QUANTITY) {
-    throw BillingError.badInput(`quantity must be a positive number of at most ${MAX_USAGE_QUANTITY}`, 'quantity');
-  }
-  return quantity;
-}
-
-export function checkOccurredAt(occurredAt: Date, now: Date): void {
-  const t = occurredAt.getTime();
-  if (!Number.isFinite(t)) throw BillingError.badInput('occurredAt is not a valid time', 'occurredAt');
-  if (t < now.getTime() - MAX_USAGE_AGE_MS) throw BillingError.badInput('occurredAt may be at most 35 days ago', 'occurredAt');
-  if (t > now.getTime() + MAX_USAGE_AHEAD_MS) throw BillingError.badInput('occurredAt may be at most 5 minutes ahead', 'occurredAt');
-}
-
-export function hashRequest(value: Record<string, unknown>): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
-}
-
-function replay(row: Omit<UsageRow, 'occurred_at'> & { occurred_at: Date | string }, requestHash: string): UsageRecord {
-  if (row.request_hash !== requestHash) {
-    throw new BillingError(ErrorCode.IDEMPOTENCY_CONFLICT, 'This idempotencyKey was already used for different usage');
-  }
-  return toRecord(row);
-}
-
-function toRecord(row: Omit<UsageRow, 'occurred_at'> & { occurred_at: Date | string }): UsageRecord {
-  return {
-    id: row.id,
-    subscriptionId: row.subscription_id,
-    meter: row.meter,
-    quantity: Number(row.quantity),
-    occurredAt: new Date(row.occurred_at),
-    idempotencyKey: row.idempotency_key,
-  };
 }
 
 function startOfUtcDay(date: Date): number {

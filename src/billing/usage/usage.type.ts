@@ -1,4 +1,4 @@
-import { Field, Float, ID, InputType, ObjectType } from 'type-graphql';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 
 @ObjectType('UsageRecord', { description: 'One usage event in the ledger, committed before recordUsage answers.' })
 export class UsageRecordType {
@@ -79,4 +79,69 @@ export class UsageSummaryType {
 
   @Field(() => [UsageBucketType], { description: 'One per UTC day in the period, zero days included.' })
   buckets!: UsageBucketType[];
+}
+
+@InputType()
+export class RecordUsageBatchInput {
+  @Field(() => [RecordUsageInput], { description: 'Up to 1,000 events, each checked and answered on its own.' })
+  events!: RecordUsageInput[];
+
+  @Field(() => ID, { nullable: true, description: 'Admins only: the customer every event is recorded for.' })
+  customerId?: string | null;
+}
+
+export enum UsageBatchStatus {
+  RECORDED = 'RECORDED',
+  REPLAYED = 'REPLAYED',
+  FAILED = 'FAILED',
+}
+registerEnumType(UsageBatchStatus, {
+  name: 'UsageBatchStatus',
+  valuesConfig: {
+    RECORDED: { description: 'The event is now in the ledger.' },
+    REPLAYED: { description: 'The key was recorded before with the same input: the first record.' },
+    FAILED: { description: 'Nothing was recorded for this event; see error.' },
+  },
+});
+
+@ObjectType('UsageBatchError', { description: 'Why one event of a batch was refused; the same code recordUsage would answer.' })
+export class UsageBatchErrorType {
+  @Field(() => String, { description: 'BAD_USER_INPUT, NOT_FOUND, CONFLICT, IDEMPOTENCY_CONFLICT, ...' })
+  code!: string;
+
+  @Field(() => String)
+  message!: string;
+
+  @Field(() => String, { nullable: true, description: 'The input field at fault, when one is.' })
+  field!: string | null;
+}
+
+@ObjectType('UsageBatchResult', { description: 'The outcome of one event of a batch.' })
+export class UsageBatchResultType {
+  @Field(() => Int, { description: "The event's position in the input list, from 0." })
+  index!: number;
+
+  @Field(() => UsageBatchStatus)
+  status!: UsageBatchStatus;
+
+  @Field(() => UsageRecordType, { nullable: true, description: 'Set when recorded or replayed.' })
+  record!: UsageRecordType | null;
+
+  @Field(() => UsageBatchErrorType, { nullable: true, description: 'Set when failed.' })
+  error!: UsageBatchErrorType | null;
+}
+
+@ObjectType('RecordUsageBatchPayload')
+export class RecordUsageBatchPayloadType {
+  @Field(() => [UsageBatchResultType], { description: 'One per event, in input order.' })
+  results!: UsageBatchResultType[];
+
+  @Field(() => Int)
+  recorded!: number;
+
+  @Field(() => Int)
+  replayed!: number;
+
+  @Field(() => Int)
+  failed!: number;
 }
