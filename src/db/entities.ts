@@ -3,10 +3,12 @@ import { Price } from '../billing/catalog/price.entity';
 import { Product } from '../billing/catalog/product.entity';
 import { CheckoutSession } from '../billing/checkout/checkout-session.entity';
 import { Customer } from '../billing/customers/customer.entity';
+import { Entitlement } from '../billing/entitlements/entitlement.entity';
+import { PlanFeature } from '../billing/entitlements/plan-feature.entity';
 import { Invoice } from '../billing/invoices/invoice.entity';
 import { Subscription } from '../billing/subscriptions/subscription.entity';
 import { UsageEvent } from '../billing/usage/usage-event.entity';
 import { StripeEvent } from '../webhooks/stripe-event.entity';
 
 /** Every entity, listed once: no folder scanning, so ts, js and jest all see the same set. */
-export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, CheckoutSession, Invoice, StripeEvent];
+export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, CheckoutSession, Invoice, StripeEvent, PlanFeature, Entitlement];

@@ -25,6 +25,7 @@ import { registerPaymentIntents } from './resources/payment-intents';
 import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
+import { entitlementsAfterEvent, registerEntitlements } from './resources/entitlements';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -105,7 +106,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const store = new Store();
   const faults = new FaultController();
   const delivery = new WebhookDelivery(options.deliveryRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS, logger, () => Math.floor(Date.now() / 1000));
-  store.onEvent = (e) => delivery.enqueue(e);
+  store.onEvent = (e) => {
+    delivery.enqueue(e);
+    entitlementsAfterEvent(store, e);
+  };
   store.countEndpointsFor = (type) => delivery.countFor(type);
 
   const router = new Router();
@@ -120,6 +124,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   registerCheckout(router, store);
   registerBillingPortal(router, store);
   registerEvents(router, store, delivery);
+  registerEntitlements(router, store);
 
   const initialEndpoints: { id: string; secret: string }[] = [];
   const addWebhookEndpoint = (e: WebhookEndpointOption) => {

@@ -242,9 +242,12 @@ function classify(operation: OperationDefinitionNode): Scope | null {
 
 /**
  * The SQL behind `customerData`, for several users at once: each user's customer row and all its
- * subscription rows, every column, as one text per user.
+ * subscription and entitlement rows, every column, and the version of the plans' features, as one
+ * text per user.
  */
-export const CUSTOMER_DATA_SQL = `select c.user_id, row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]') as data
+export const CUSTOMER_DATA_SQL = `select c.user_id, row_to_json(c)::text || coalesce((select json_agg(s order by s.id)::text from subscriptions s where s.customer_id = c.id), '[]')
+    || coalesce((select json_agg(e order by e.feature)::text from entitlements e where e.customer_id = c.id), '[]')
+    || (select count(*)::text || coalesce(max(updated_at)::text, '') from plan_features) as data
   from customers c where c.user_id = any($1::text[])`;
 
 /**

@@ -5,6 +5,7 @@ import { scrubSecrets } from '../common/secrets';
 import type { StripeEventSnapshot, StripeGateway } from '../stripe/stripe.gateway';
 import { handlePriceEvent, handleProductEvent } from './handlers/catalog.handler';
 import { handleCheckoutSessionEvent } from './handlers/checkout.handler';
+import { handleEntitlementSummaryEvent } from './handlers/entitlements.handler';
 import { handleInvoiceEvent } from './handlers/invoice.handler';
 import { handleSubscriptionEvent } from './handlers/subscription.handler';
 import type { EventHandler, HandlerOutcome } from './handlers/types';
@@ -23,6 +24,7 @@ const HANDLERS: Record<string, EventHandler> = {
   'invoice.paid': handleInvoiceEvent,
   'invoice.payment_succeeded': handleInvoiceEvent,
   'invoice.payment_failed': handleInvoiceEvent,
+  'entitlements.active_entitlement_summary.updated': handleEntitlementSummaryEvent,
 };
 
 export type ReceiveResult =

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import type { CatalogDefinition, CatalogPriceDefinition, CatalogProductDefinition } from './catalog-file';
+import { FeatureSyncService } from './feature-sync.service';
 import { Meter } from './meter.entity';
 import { Price, type PriceIntervalValue } from './price.entity';
 import { Product } from './product.entity';
@@ -11,13 +12,13 @@ import { Product } from './product.entity';
 /** Metadata that marks Stripe objects created from the catalog file; nothing without it is ever changed. */
 export const OWNER_METADATA = { tollgate_managed: 'true' } as const;
 
-export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict';
+export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict' | 'attach' | 'detach';
 
 /** One line of the plan: what changes where. */
 export interface CatalogChange {
   where: 'stripe' | 'database';
   action: ChangeAction;
-  object: 'meter' | 'product' | 'price';
+  object: 'meter' | 'product' | 'price' | 'feature' | 'product feature';
   /** Meter event name, product code or price lookup key. */
   key: string;
   detail: string;
@@ -123,6 +124,7 @@ export class CatalogSyncService {
   async sync(catalog: CatalogDefinition, options: CatalogSyncOptions = {}): Promise<CatalogSyncResult> {
     const stripe = await this.syncStripe(catalog, options);
     if (this.em) stripe.changes.push(...(await this.syncDatabase(this.em, catalog, stripe.stripe, options)));
+    stripe.changes.push(...(await new FeatureSyncService(this.gateway, this.em).sync(catalog, stripe.stripe.products, options)));
     return { dryRun: !!options.dryRun, changes: stripe.changes, conflicts: stripe.changes.filter((c) => c.action === 'conflict'), stripe: stripe.stripe };
   }
 

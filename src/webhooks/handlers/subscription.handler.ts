@@ -1,5 +1,6 @@
 import { BillingError, ErrorCode } from '../../common/errors';
 import { Customer } from '../../billing/customers/customer.entity';
+import { EntitlementService } from '../../billing/entitlements/entitlement.service';
 import { lockCustomerSubscriptions, SubscriptionService } from '../../billing/subscriptions/subscription.service';
 import type { SubscriptionSnapshot } from '../../stripe/stripe.gateway';
 import { toObjectSnapshot } from '../../stripe/stripe.mappers';
@@ -42,5 +43,6 @@ export const handleSubscriptionEvent: EventHandler = async (event, { em, gateway
 
   const service = new SubscriptionService(em, gateway, { priceMap: {} });
   await service.applySnapshot(em, snapshot, { customer, syncedAt });
+  await new EntitlementService(em, log).recomputeForCustomer(customer.id);
   return 'processed';
 };
