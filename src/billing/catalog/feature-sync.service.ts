@@ -105,6 +105,8 @@ export class FeatureSyncService {
   ): Promise<CatalogChange[]> {
     const work = async (tx: EntityManager): Promise<CatalogChange[]> => {
       const changes: CatalogChange[] = [];
+      const entitlements = new EntitlementService(tx);
+      if (!dryRun) await entitlements.lockCatalog();
       const products = await tx.find(Product, { code: { $in: catalog.products.map((p) => p.code) } });
       const rows = await tx.find(PlanFeature, { product: { $in: products.map((p) => p.id) } });
       for (const def of catalog.products) {
@@ -140,7 +142,7 @@ export class FeatureSyncService {
       }
       if (!dryRun) {
         await tx.flush();
-        await new EntitlementService(tx).recomputeAll();
+        await entitlements.recomputeAll();
       }
       return changes;
     };

@@ -4,6 +4,8 @@ import { rawQuery } from '../../db/raw-query';
 /** Subscription statuses that grant a plan's features, as Stripe counts them for active entitlements. */
 export const ENTITLING_STATUSES = ['active', 'trialing'] as const;
 
+const CATALOG_LOCK = 'entitlements:catalog';
+
 export interface EntitlementChange {
   customerId: string;
   feature: string;
@@ -34,9 +36,19 @@ export interface FeatureState {
 export class EntitlementRepository {
   constructor(private readonly em: EntityManager) {}
 
-  /** Serialises writers of one customer's entitlements until the caller's transaction ends. */
+  /**
+   * Serialises writers of one customer's entitlements until the caller's transaction ends, and
+   * holds off a change of the plans' features meanwhile (`lockCatalog`): a recompute that read
+   * the features before such a change committed would otherwise write its stale result over the
+   * change's own recompute.
+   */
   async lockCustomer(customerId: string): Promise<void> {
-    await this.em.execute('select pg_advisory_xact_lock(hashtext(?))', [`entitlements:${customerId}`]);
+    await this.em.execute('select pg_advisory_xact_lock(hashtext(?)), pg_advisory_xact_lock_shared(hashtext(?))', [`entitlements:${customerId}`, CATALOG_LOCK]);
+  }
+
+  /** Taken before the plans' features change: waits for every customer's writer, and holds new ones off until the transaction ends. */
+  async lockCatalog(): Promise<void> {
+    await this.em.execute('select pg_advisory_xact_lock(hashtext(?))', [CATALOG_LOCK]);
   }
 
   /**

@@ -37,6 +37,11 @@ export class EntitlementService {
     if (changes.length) this.log?.info({ customerId, changes }, 'entitlements recomputed from the catalog');
   }
 
+  /** Call first in a transaction that changes the plans' features (then `recomputeAll`). */
+  lockCatalog(): Promise<void> {
+    return this.repository.lockCatalog();
+  }
+
   /** Recomputes the catalog's side for every customer (after the catalog's features changed). */
   async recomputeAll(): Promise<number> {
     const changes = await this.repository.recomputeFromCatalog(null);
