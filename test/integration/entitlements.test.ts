@@ -79,6 +79,23 @@ describe(EntitlementService.name, () => {
     expect((await has(alice, 'sso')).data.hasEntitlement).toBe(false);
   });
 
+  it("keeps granting a subscriber's features from the catalog while Stripe's entitlements cannot be read, and agrees with Stripe once they can", async () => {
+    const faults = server.emulator!.faults;
+    faults.failNext(500, 1000, { path: '/v1/entitlements/active_entitlements' });
+    const frank = await authHeader('ent-frank');
+    await startPro(frank, { trialDays: 7 });
+    const deadline = Date.now() + 5_000;
+    while (!(await has(frank, 'sso')).data.hasEntitlement && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await activeFeatures(frank)).toEqual(PRO_FEATURES);
+    const sources = `select distinct e.source from entitlements e join customers c on c.id = e.customer_id where c.user_id = 'ent-frank'`;
+    expect(await sql(sources)).toEqual([{ source: 'catalog' }]);
+
+    // Stripe's retry of the summary event succeeds once the API answers again.
+    faults.clear();
+    await settle();
+    expect(await sql(sources)).toEqual([{ source: 'stripe+catalog' }]);
+  });
+
   it('gives existing Pro customers a feature added to Pro in the catalog at once, without a new period', async () => {
     const bob = await authHeader('ent-bob');
     const started = await startPro(bob, { trialDays: 14 });
@@ -87,6 +104,17 @@ describe(EntitlementService.name, () => {
 
     const withAuditLog = structuredClone(defaultCatalog);
     withAuditLog.products.find((p) => p.code === 'pro')!.features.push({ lookupKey: 'audit_log', name: 'Audit log' });
+    const features = async () => (await stripe('GET', '/v1/entitlements/features?limit=100')).data.map((f: { lookup_key: string }) => f.lookup_key).sort();
+    const before = await features();
+    const planned = await new CatalogSyncService(server.gateway!, server.orm.em.fork()).sync(withAuditLog, { dryRun: true });
+    expect(planned.changes.map((c) => `${c.where} ${c.action} ${c.object} ${c.key}`)).toEqual([
+      'stripe create feature audit_log',
+      'stripe attach product feature pro/audit_log',
+      'database create product feature pro/audit_log',
+    ]);
+    expect(await features()).toEqual(before);
+    expect((await has(bob, 'audit_log')).data.hasEntitlement).toBe(false);
+
     const result = await sync(withAuditLog);
     expect(result.changes.filter((c) => c.where === 'stripe').map((c) => `${c.action} ${c.object} ${c.key}`)).toEqual([
       'create feature audit_log',
