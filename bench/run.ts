@@ -18,6 +18,7 @@ import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
 import { Client } from 'pg';
 import { seedUsers, type SeededUser } from './lib/seed';
+import { ENTITLEMENT_TARGETS, entitlementScenarios } from './entitlements.scenarios';
 
 interface Args extends LoadOptions {
   only: string[] | null;
@@ -108,7 +109,8 @@ interface Row {
 }
 
 /** The issue's targets, checked on the figures of this run. */
-const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string }> = {
+const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string; maxP99Ms?: number }> = {
+  ...ENTITLEMENT_TARGETS,
   products: { ceiling: 'bare query', minRatio: 0.9, sameWork: 'bare products' },
   subscriptions: { ceiling: 'bare query', minRatio: 0.6 },
   recordUsage: { ceiling: 'bare mutation', minRatio: 0.7, sameWork: 'bare durable mutation' },
@@ -249,6 +251,7 @@ async function main(): Promise<void> {
       const deliveries = await webhookDeliveries(tollgate, webhookSecret);
       plan.push({ scenario: 'webhooks', server: tollgate, target: { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, detail: { eventMix: deliveries.mix } });
     }
+    if (want('entitlements')) plan.push(...(await entitlementScenarios(tollgate, users, graphql)));
 
     // The plan runs `rounds` times over, each scenario for its share of the duration, so that a
     // Tollgate path and its ceiling are measured at the same times of the run: the speed of a
@@ -485,6 +488,7 @@ function compare(rows: Row[]): void {
     };
     if (t?.minRatio !== undefined) check((row.ratio ?? 0) >= t.minRatio, `${(row.ratio ?? 0).toFixed(2)} >= ${t.minRatio}`);
     if (t?.minRate !== undefined) check(row.rate >= t.minRate, `${fmtRate(row.rate)} >= ${fmtRate(t.minRate)}/s`);
+    if (t?.maxP99Ms !== undefined) check(row.p99Ms !== null && row.p99Ms < t.maxP99Ms, `p99 < ${t.maxP99Ms} ms`);
     check(rssOk, `RSS < ${MAX_RSS_MB} MB`);
     check(row.errors === 0, 'no errors');
     row.target = { description: parts.join('; '), met };

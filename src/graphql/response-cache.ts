@@ -12,10 +12,10 @@ export const CATALOG_ROOT_FIELDS: ReadonlySet<string> = new Set(['products', 'pr
 
 /**
  * Root query fields whose answer depends only on the caller's customer row, that customer's
- * subscription rows and the catalog (subscription fields are columns of the row; `price` and
- * `product` come from the catalog).
+ * subscription and entitlement rows and the catalog (subscription fields are columns of the row;
+ * `price` and `product` come from the catalog; `hasEntitlement` is one entitlement row).
  */
-export const CUSTOMER_ROOT_FIELDS: ReadonlySet<string> = new Set(['subscriptions', 'subscription', 'viewer']);
+export const CUSTOMER_ROOT_FIELDS: ReadonlySet<string> = new Set(['subscriptions', 'subscription', 'viewer', 'hasEntitlement']);
 
 /** Distinct answers kept per catalog snapshot; the oldest goes first beyond that. */
 export const MAX_CACHED_RESPONSES = 1000;

@@ -128,6 +128,8 @@ describe("whole answers of a caller's subscription queries are kept while the ro
     expect(started.errors).toBeUndefined();
     aliceSubscription = started.data.startSubscription.subscription.id;
     expect((await server.gql(START, { input: { plan: 'pro', trialDays: 14 } }, bob)).errors).toBeUndefined();
+    // The webhooks that follow (subscription, entitlements) change the rows answers are keyed on.
+    await server.emulator!.waitForWebhooks();
   });
   beforeEach(() => {
     listCalls = jest.spyOn(SubscriptionResolver.prototype, 'subscriptions');

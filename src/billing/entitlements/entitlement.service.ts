@@ -28,12 +28,16 @@ export class EntitlementService {
   }
 
   /**
-   * Recomputes the catalog's side for one customer from its subscription rows as they are in
-   * this transaction. Call after writing a subscription row.
+   * Recomputes the catalog's side for one customer from its subscription rows as this
+   * EntityManager sees them (in the caller's transaction, if any). Call after writing a
+   * subscription row.
    */
   async recomputeForCustomer(customerId: string): Promise<void> {
-    await this.repository.lockCustomer(customerId);
-    const changes = await this.repository.recomputeFromCatalog(customerId);
+    const changes = await this.em.transactional(async (tx) => {
+      const repository = new EntitlementRepository(tx);
+      await repository.lockCustomer(customerId);
+      return repository.recomputeFromCatalog(customerId);
+    });
     if (changes.length) this.log?.info({ customerId, changes }, 'entitlements recomputed from the catalog');
   }
 
@@ -51,8 +55,9 @@ export class EntitlementService {
 
   /**
    * Stripe's side for one Stripe customer: every page of its active entitlements, fetched
-   * before any lock is taken, then applied in the caller's transaction unless a newer fetch was
-   * applied meanwhile. Features on which Stripe and the catalog disagree are logged and counted.
+   * before any lock is taken, then applied in one short transaction (nested in the caller's, if
+   * any) unless a newer fetch was applied meanwhile. Features on which Stripe and the catalog
+   * disagree are logged and counted.
    */
   async refreshFromStripe(gateway: StripeGateway, stripeCustomerId: string): Promise<StripeRefreshOutcome> {
     const customer = await this.em.findOne(Customer, { stripeCustomerId });
@@ -60,22 +65,27 @@ export class EntitlementService {
     const fetchedAt = new Date();
     const entitlements = await gateway.listActiveEntitlements(stripeCustomerId);
 
-    await this.repository.lockCustomer(customer.id);
-    const last = await this.repository.lastStripeSync(customer.id);
-    if (last && last > fetchedAt) return 'stale';
-    await this.repository.recomputeFromCatalog(customer.id);
-    const before = await this.repository.activeFeatures(customer.id);
-    await this.repository.applyFromStripe(
-      customer.id,
-      entitlements.map((e) => ({ feature: e.lookupKey, stripeFeatureId: e.featureId, stripeEntitlementId: e.id })),
-      fetchedAt,
-    );
-    const after = await this.repository.activeFeatures(customer.id);
+    const applied = await this.em.transactional(async (tx) => {
+      const repository = new EntitlementRepository(tx);
+      await repository.lockCustomer(customer.id);
+      const last = await repository.lastStripeSync(customer.id);
+      if (last && last > fetchedAt) return null;
+      await repository.recomputeFromCatalog(customer.id);
+      const before = await repository.activeFeatures(customer.id);
+      await repository.applyFromStripe(
+        customer.id,
+        entitlements.map((e) => ({ feature: e.lookupKey, stripeFeatureId: e.featureId, stripeEntitlementId: e.id })),
+        fetchedAt,
+      );
+      const after = await repository.activeFeatures(customer.id);
+      return { before, after, mismatches: await repository.mismatches(customer.id) };
+    });
+    if (!applied) return 'stale';
+
+    const { before, after, mismatches } = applied;
     const granted = after.filter((f) => !before.includes(f));
     const revoked = before.filter((f) => !after.includes(f));
     if (granted.length || revoked.length) this.log?.info({ customerId: customer.id, granted, revoked }, 'entitlements applied from Stripe');
-
-    const mismatches = await this.repository.mismatches(customer.id);
     if (mismatches.length) {
       const counter = entitlementMismatchCounter();
       for (const m of mismatches) counter.inc({ granted_by: m.grantedBy });
