@@ -109,7 +109,7 @@ describe(EntitlementService.name, () => {
     const planned = await new CatalogSyncService(server.gateway!, server.orm.em.fork()).sync(withAuditLog, { dryRun: true });
     expect(planned.changes.map((c) => `${c.where} ${c.action} ${c.object} ${c.key}`)).toEqual([
       'stripe create feature audit_log',
-      'stripe attach product feature pro/audit_log',
+      'stripe create product feature pro/audit_log',
       'database create product feature pro/audit_log',
     ]);
     expect(await features()).toEqual(before);
@@ -118,7 +118,7 @@ describe(EntitlementService.name, () => {
     const result = await sync(withAuditLog);
     expect(result.changes.filter((c) => c.where === 'stripe').map((c) => `${c.action} ${c.object} ${c.key}`)).toEqual([
       'create feature audit_log',
-      'attach product feature pro/audit_log',
+      'create product feature pro/audit_log',
     ]);
     // Granted by the sync itself, before any webhook: the catalog's side is recomputed at once.
     expect((await has(bob, 'audit_log')).data.hasEntitlement).toBe(true);

@@ -12,7 +12,7 @@ import { Product } from './product.entity';
 /** Metadata that marks Stripe objects created from the catalog file; nothing without it is ever changed. */
 export const OWNER_METADATA = { tollgate_managed: 'true' } as const;
 
-export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict' | 'attach' | 'detach';
+export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict' | 'detach';
 
 /** One line of the plan: what changes where. */
 export interface CatalogChange {

@@ -16,7 +16,7 @@ function toChange(step: FeatureStep): CatalogChange {
     case 'update-feature':
       return { where: 'stripe', action: step.active === false ? 'archive' : 'update', object: 'feature', key: step.lookupKey, detail: step.detail };
     case 'attach':
-      return { where: 'stripe', action: 'attach', object: 'product feature', key: `${step.productCode}/${step.lookupKey}`, detail: step.productId ?? '(new product)' };
+      return { where: 'stripe', action: 'create', object: 'product feature', key: `${step.productCode}/${step.lookupKey}`, detail: step.productId ?? '(new product)' };
     case 'detach':
       return { where: 'stripe', action: 'detach', object: 'product feature', key: `${step.productCode}/${step.lookupKey}`, detail: `${step.productFeatureId} (no longer in the plan)` };
     case 'conflict':
