@@ -1,9 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { rawQuery } from '../../db/raw-query';
 
-/** Subscription statuses that grant a plan's features, as Stripe counts them for active entitlements. */
-export const ENTITLING_STATUSES = ['active', 'trialing'] as const;
-
 const CATALOG_LOCK = 'entitlements:catalog';
 
 export interface EntitlementChange {
@@ -53,7 +50,7 @@ export class EntitlementRepository {
 
   /**
    * Makes `catalog_active` match the catalog's plan features for the customers' `active` and
-   * `trialing` subscriptions: one customer, or every customer when `customerId` is null (after
+   * `trialing` subscriptions (the statuses Stripe grants active entitlements for): one customer, or every customer when `customerId` is null (after
    * the catalog changed). Only rows that change are written; returns those changes.
    */
   async recomputeFromCatalog(customerId: string | null): Promise<EntitlementChange[]> {

@@ -6,8 +6,8 @@ import type { StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from '../customers/customer.entity';
 import { EntitlementRepository, type FeatureState } from './entitlement.repository';
 
-/** Lookup keys as the catalog allows them (and Stripe's limit of 80 characters). */
-const FEATURE_KEY = /^[a-z0-9][a-z0-9_.-]{0,79}$/;
+/** A Stripe lookup key: up to 80 characters; features made outside the catalog may use any printable ones. */
+const FEATURE_KEY = /^[\x21-\x7e]{1,80}$/;
 
 export type StripeRefreshOutcome = 'applied' | 'stale' | 'unknown-customer';
 
@@ -96,7 +96,7 @@ export class EntitlementService {
 
   /** Whether the customer (null: the caller has none yet) has the feature now. */
   async has(customer: Customer | null, feature: string): Promise<boolean> {
-    if (!FEATURE_KEY.test(feature)) throw BillingError.badInput('feature must be a lookup key such as "sso"', 'feature');
+    if (!FEATURE_KEY.test(feature)) throw BillingError.badInput('feature must be a lookup key such as "sso" (1 to 80 characters, no spaces)', 'feature');
     if (!customer) return false;
     return this.repository.isActive(customer.id, feature);
   }
