@@ -19,7 +19,7 @@ export interface CatalogChange {
   where: 'stripe' | 'database';
   action: ChangeAction;
   object: 'meter' | 'product' | 'price' | 'feature' | 'product feature';
-  /** Meter event name, product code or price lookup key. */
+  /** Meter event name, product code, price or feature lookup key, or `plan/feature` for a product feature. */
   key: string;
   detail: string;
 }
