@@ -15,6 +15,7 @@ import { attemptInvoicePayment, createInvoice, finalizeInvoice, type LineSpec } 
 import { aggregateUsage } from './meters';
 import { resolvePaymentMethod } from './payment-methods';
 import { planOf } from './prices';
+import { settlements } from './settlements';
 
 const ENDED = ['canceled', 'incomplete_expired'];
 /** Stripe expires a subscription left `incomplete` for 23 hours. */
@@ -103,10 +104,6 @@ function newItem(store: Store, sub: Obj, input: ItemInput, period: { start: numb
   };
   store.insert('subscription_item', item);
   return item;
-}
-
-function isMetered(store: Store, item: Obj): boolean {
-  return store.get('price', item.price)?.recurring?.usage_type === 'metered';
 }
 
 function currentPeriod(sub: Obj): { start: number; end: number } {
@@ -516,6 +513,9 @@ function readTrialEnd(store: Store, p: Obj): number | null | undefined {
   if (days !== undefined) return days > 0 ? store.now() + days * 86400 : null;
   return undefined;
 }
+
+settlements.subscriptionInvoicePaid = onSubscriptionInvoicePaid;
+settlements.subscriptionInvoiceFailed = onSubscriptionInvoiceFailed;
 
 export function registerSubscriptions(router: Router, store: Store): void {
   store.renderers.set('subscription', (s) => renderSubscription(store, s));
