@@ -1,4 +1,4 @@
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { startHarness, recurringPrice, type Harness } from './helpers';
 
 let h: Harness;
