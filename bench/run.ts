@@ -19,6 +19,7 @@ import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './l
 import { Client } from 'pg';
 import { seedUsers, type SeededUser } from './lib/seed';
 import { runWebhookBench } from './webhooks.bench';
+import { ENTITLEMENT_TARGETS, entitlementScenarios } from './entitlements.scenarios';
 
 interface Args extends LoadOptions {
   only: string[] | null;
@@ -116,7 +117,8 @@ interface Row {
  * bare query, and a single `recordUsage` against the bare server's durable insert (the stack's
  * durable-write ceiling).
  */
-const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string }> = {
+const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: number; sameWork?: string; maxP99Ms?: number }> = {
+  ...ENTITLEMENT_TARGETS,
   products: { ceiling: 'bare products', minRatio: 0.9 },
   subscriptions: { ceiling: 'bare query', minRatio: 0.6, sameWork: 'bare subscriptions' },
   recordUsage: { ceiling: 'bare durable mutation', minRatio: 0.8 },
@@ -260,6 +262,7 @@ async function main(): Promise<void> {
       const deliveries = await webhookDeliveries(tollgate, webhookSecret);
       plan.push({ scenario: 'webhooks', server: tollgate, target: { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, detail: { eventMix: deliveries.mix } });
     }
+    if (want('entitlements')) plan.push(...(await entitlementScenarios(tollgate, users, graphql)));
 
     // The plan runs `rounds` times over, each scenario for its share of the duration, so that a
     // Tollgate path and its ceiling are measured at the same times of the run: the speed of a
@@ -496,6 +499,7 @@ function compare(rows: Row[]): void {
     };
     if (t?.minRatio !== undefined) check((row.ratio ?? 0) >= t.minRatio, `${(row.ratio ?? 0).toFixed(2)} >= ${t.minRatio}`);
     if (t?.minRate !== undefined) check(row.rate >= t.minRate, `${fmtRate(row.rate)} >= ${fmtRate(t.minRate)}/s`);
+    if (t?.maxP99Ms !== undefined) check(row.p99Ms !== null && row.p99Ms < t.maxP99Ms, `p99 < ${t.maxP99Ms} ms`);
     check(rssOk, `RSS < ${MAX_RSS_MB} MB`);
     check(row.errors === 0, 'no errors');
     row.target = { description: parts.join('; '), met };

@@ -74,3 +74,18 @@ new Gauge({
 export function setQueueDepthSource(source: QueueDepthSource | null): void {
   queueDepthSource = source;
 }
+
+/**
+ * Features that Stripe's active entitlements and the catalog (applied to the customer's
+ * subscriptions) disagree on when Stripe's list is applied, by the side that grants them.
+ */
+export function entitlementMismatchCounter(): Counter<'granted_by'> {
+  return (
+    (register.getSingleMetric('tollgate_entitlement_mismatches_total') as Counter<'granted_by'> | undefined) ??
+    new Counter({
+      name: 'tollgate_entitlement_mismatches_total',
+      help: "Features granted by only one of Stripe's active entitlements and the catalog when Stripe's list was applied, by granting side (stripe, catalog).",
+      labelNames: ['granted_by'],
+    })
+  );
+}

@@ -3,6 +3,8 @@ import { Price } from '../billing/catalog/price.entity';
 import { Product } from '../billing/catalog/product.entity';
 import { CheckoutSession } from '../billing/checkout/checkout-session.entity';
 import { Customer } from '../billing/customers/customer.entity';
+import { Entitlement } from '../billing/entitlements/entitlement.entity';
+import { PlanFeature } from '../billing/entitlements/plan-feature.entity';
 import { Invoice } from '../billing/invoices/invoice.entity';
 import { Subscription } from '../billing/subscriptions/subscription.entity';
 import { UsageEvent } from '../billing/usage/usage-event.entity';
@@ -10,4 +12,4 @@ import { UsageHourly } from '../billing/usage/usage-hourly.entity';
 import { StripeEvent } from '../webhooks/stripe-event.entity';
 
 /** Every entity, listed once: no folder scanning, so ts, js and jest all see the same set. */
-export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, UsageHourly, CheckoutSession, Invoice, StripeEvent];
+export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, UsageHourly, CheckoutSession, Invoice, StripeEvent, PlanFeature, Entitlement];

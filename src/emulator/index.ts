@@ -32,6 +32,7 @@ import { registerCoupons } from './resources/coupons';
 import { registerSetupIntents } from './resources/setup-intents';
 import { registerRefunds } from './resources/refunds';
 import { registerCustomerExtras } from './resources/customer-extras';
+import { entitlementsAfterEvent, registerEntitlements } from './resources/entitlements';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
@@ -114,6 +115,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerSetupIntents(router, store);
   registerRefunds(router, store);
   registerCustomerExtras(router, store);
+  registerEntitlements(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
@@ -143,7 +145,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const store = new Store();
   const faults = new FaultController();
   const delivery = new WebhookDelivery(options.deliveryRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS, logger, () => Math.floor(Date.now() / 1000));
-  store.onEvent = (e) => delivery.enqueue(e);
+  store.onEvent = (e) => {
+    delivery.enqueue(e);
+    entitlementsAfterEvent(store, e);
+  };
   store.countEndpointsFor = (type) => delivery.countFor(type);
 
   const router = new Router();

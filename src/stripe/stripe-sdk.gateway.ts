@@ -7,6 +7,7 @@ import {
   type StripeErrorContext,
 } from './stripe-errors';
 import type {
+  ActiveEntitlementSnapshot,
   BillingPortalSessionSnapshot,
   CancelSubscriptionInput,
   CheckoutSessionSnapshot,
@@ -19,6 +20,7 @@ import type {
   CreateProductInput,
   CreateSubscriptionInput,
   CustomerSnapshot,
+  FeatureSnapshot,
   InvoiceSnapshot,
   ListInvoicesInput,
   ListPricesInput,
@@ -26,6 +28,7 @@ import type {
   MeterSnapshot,
   Page,
   PriceSnapshot,
+  ProductFeatureSnapshot,
   ProductSnapshot,
   SendMeterEventsResult,
   StripeEventSnapshot,
@@ -543,7 +546,7 @@ export class StripeSdkGateway implements StripeGateway {
       () =>
         this.stripe.events.list({
           limit,
-          ...(input.createdAfter ? { created: { gt: toUnixSeconds(input.createdAfter) } } : {}),
+          ...(input.createdAfter ? { created: { gt: Math.floor(input.createdAfter.getTime() / 1000) } } : {}),
           ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
         }),
       { resource: 'Event' },
@@ -576,6 +579,78 @@ export class StripeSdkGateway implements StripeGateway {
     }
     return toEventSnapshot(event);
   }
+
+  // Entitlements
+
+  async listFeatures(): Promise<FeatureSnapshot[]> {
+    const features = await this.call('entitlements.features.list', () =>
+      this.stripe.entitlements.features.list({ limit: 100 }).autoPagingToArray({ limit: PAGINATION_LIMIT }),
+    );
+    return features.map(toFeatureSnapshot);
+  }
+
+  async createFeature(input: { name: string; lookupKey: string; metadata?: Record<string, string>; idempotencyKey: string }): Promise<FeatureSnapshot> {
+    const feature = await this.call('entitlements.features.create', () =>
+      this.stripe.entitlements.features.create(
+        { name: input.name, lookup_key: input.lookupKey, ...(input.metadata ? { metadata: input.metadata } : {}) },
+        { idempotencyKey: input.idempotencyKey },
+      ),
+    );
+    return toFeatureSnapshot(feature);
+  }
+
+  async updateFeature(input: { id: string; name?: string; active?: boolean; idempotencyKey: string }): Promise<FeatureSnapshot> {
+    const feature = await this.call(
+      'entitlements.features.update',
+      () =>
+        this.stripe.entitlements.features.update(
+          input.id,
+          { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.active !== undefined ? { active: input.active } : {}) },
+          { idempotencyKey: input.idempotencyKey },
+        ),
+      { resource: 'Feature' },
+    );
+    return toFeatureSnapshot(feature);
+  }
+
+  async listProductFeatures(productId: string): Promise<ProductFeatureSnapshot[]> {
+    const features = await this.call(
+      'products.listFeatures',
+      () => this.stripe.products.listFeatures(productId, { limit: 100 }).autoPagingToArray({ limit: PAGINATION_LIMIT }),
+      { resource: 'Product' },
+    );
+    return features.map((pf) => ({ id: pf.id, productId, feature: toFeatureSnapshot(pf.entitlement_feature) }));
+  }
+
+  async attachProductFeature(input: { productId: string; featureId: string; idempotencyKey: string }): Promise<ProductFeatureSnapshot> {
+    const pf = await this.call(
+      'products.createFeature',
+      () => this.stripe.products.createFeature(input.productId, { entitlement_feature: input.featureId }, { idempotencyKey: input.idempotencyKey }),
+      { resource: 'Product' },
+    );
+    return { id: pf.id, productId: input.productId, feature: toFeatureSnapshot(pf.entitlement_feature) };
+  }
+
+  async detachProductFeature(input: { productId: string; productFeatureId: string }): Promise<void> {
+    try {
+      await this.call('products.deleteFeature', () => this.stripe.products.deleteFeature(input.productId, input.productFeatureId), { resource: 'Product feature' });
+    } catch (error) {
+      if (!(error instanceof BillingError && error.code === ErrorCode.NOT_FOUND)) throw error;
+    }
+  }
+
+  async listActiveEntitlements(customerId: string): Promise<ActiveEntitlementSnapshot[]> {
+    const entitlements = await this.call(
+      'entitlements.activeEntitlements.list',
+      () => this.stripe.entitlements.activeEntitlements.list({ customer: customerId, limit: 100 }).autoPagingToArray({ limit: PAGINATION_LIMIT }),
+      { resource: 'Customer' },
+    );
+    return entitlements.map((e) => ({ id: e.id, featureId: typeof e.feature === 'string' ? e.feature : e.feature.id, lookupKey: e.lookup_key }));
+  }
+}
+
+function toFeatureSnapshot(feature: Stripe.Entitlements.Feature): FeatureSnapshot {
+  return { id: feature.id, lookupKey: feature.lookup_key, name: feature.name, active: feature.active, metadata: { ...(feature.metadata ?? {}) } };
 }
 
 /** Latest `created` accepted: far beyond any real event, and still a date PostgreSQL can store. */

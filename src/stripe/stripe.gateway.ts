@@ -395,6 +395,30 @@ export interface ListInvoicesInput {
   startingAfter?: string;
 }
 
+/** A Stripe Entitlements feature: what a plan unlocks, named by a lookup key. */
+export interface FeatureSnapshot {
+  id: string;
+  lookupKey: string;
+  name: string;
+  /** False once archived: it can no longer be attached to products. */
+  active: boolean;
+  metadata: Record<string, string>;
+}
+
+/** A feature attached to a product: subscribers of the product are entitled to it. */
+export interface ProductFeatureSnapshot {
+  id: string;
+  productId: string;
+  feature: FeatureSnapshot;
+}
+
+/** One of a customer's active entitlements as Stripe computes them. */
+export interface ActiveEntitlementSnapshot {
+  id: string;
+  featureId: string;
+  lookupKey: string;
+}
+
 export interface StripeGateway {
   /**
    * Where this gateway sends requests, fixed at construction. Only `live` expects events with
@@ -500,4 +524,21 @@ export interface StripeGateway {
    * `BillingError` INTERNAL_SERVER_ERROR when no webhook secret is configured.
    */
   constructWebhookEvent(rawBody: Buffer | string, signatureHeader: string | undefined): StripeEventSnapshot;
+
+  // Entitlements
+
+  /** Every feature (all pages), archived ones included. */
+  listFeatures(): Promise<FeatureSnapshot[]>;
+  /** Creates a feature; its lookup key is unique in the account. */
+  createFeature(input: { name: string; lookupKey: string; metadata?: Record<string, string>; idempotencyKey: string }): Promise<FeatureSnapshot>;
+  /** Renames, archives (`active: false`) or restores a feature. */
+  updateFeature(input: { id: string; name?: string; active?: boolean; idempotencyKey: string }): Promise<FeatureSnapshot>;
+  /** The features attached to a product (all pages). */
+  listProductFeatures(productId: string): Promise<ProductFeatureSnapshot[]>;
+  /** Attaches a feature to a product. */
+  attachProductFeature(input: { productId: string; featureId: string; idempotencyKey: string }): Promise<ProductFeatureSnapshot>;
+  /** Detaches a feature from a product; detaching one already gone is not an error. */
+  detachProductFeature(input: { productId: string; productFeatureId: string }): Promise<void>;
+  /** A customer's active entitlements, every page. */
+  listActiveEntitlements(customerId: string): Promise<ActiveEntitlementSnapshot[]>;
 }

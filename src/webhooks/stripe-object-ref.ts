@@ -15,7 +15,13 @@ function idOf(value: unknown): string | null {
 export function stripeObjectRefOf(object: Record<string, unknown> | undefined | null): StripeObjectRef | null {
   if (!object) return null;
   const objectType = typeof object.object === 'string' && object.object ? object.object : null;
-  const objectId = typeof object.id === 'string' && object.id ? object.id : null;
+  // An entitlement summary has no id of its own: it is the customer's, so its events are keyed by the customer.
+  const objectId =
+    typeof object.id === 'string' && object.id
+      ? object.id
+      : objectType === 'entitlements.active_entitlement_summary'
+        ? idOf(object.customer)
+        : null;
   if (!objectType || !objectId) return null;
   const customerId = objectType === 'customer' ? objectId : idOf(object.customer);
   return {

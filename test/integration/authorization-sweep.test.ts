@@ -63,12 +63,19 @@ const CASES: Record<string, Case> = {
     intruder: 'NOT_FOUND',
   },
   viewer: {
-    query: `{ viewer { id email subscriptions { id } } }`,
+    query: `{ viewer { id email subscriptions { id } entitlements { feature active } } }`,
     variables: () => ({}),
     intruder: (data, a) => {
       expect(data.viewer.id).not.toBe(a.customerId);
       expect(data.viewer).toMatchObject({ email: 'mallory@example.com', subscriptions: [] });
+      expect(data.viewer.entitlements.filter((e: { active: boolean }) => e.active)).toEqual([]);
     },
+  },
+  hasEntitlement: {
+    query: `query($customerId: ID) { hasEntitlement(feature: "sso", customerId: $customerId) }`,
+    variables: () => ({}),
+    // Without customerId it answers for the caller alone: A's Pro features are not B's.
+    intruder: (data) => expect(data.hasEntitlement).toBe(false),
   },
   checkoutSession: {
     query: `query($id: ID!, $customerId: ID) { checkoutSession(id: $id, customerId: $customerId) { id url } }`,
@@ -326,6 +333,7 @@ describe('authorization sweep: every query and mutation, as another user and as 
       expect((await ok(server.gql(CASES.invoices.query, vars({}), headers))).invoices.edges.length).toBeGreaterThanOrEqual(1);
       expect((await ok(server.gql(CASES.usage.query, vars({ subscriptionId: a.proSubscriptionId }), headers))).usage.total).toBe(5);
       expect((await ok(server.gql(CASES.subscriptions.query, vars({}), headers))).subscriptions).toHaveLength(2);
+      expect((await ok(server.gql(CASES.hasEntitlement.query, vars({}), headers))).hasEntitlement).toBe(true);
     }
   });
 });

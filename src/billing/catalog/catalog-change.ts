@@ -4,14 +4,14 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 /** Metadata that marks Stripe objects created from the catalog file; nothing without it is ever changed. */
 export const OWNER_METADATA = { tollgate_managed: 'true' } as const;
 
-export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict';
+export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'archive' | 'import' | 'conflict' | 'detach';
 
 /** One line of the plan: what changes where. */
 export interface CatalogChange {
   where: 'stripe' | 'database';
   action: ChangeAction;
-  object: 'meter' | 'product' | 'price';
-  /** Meter event name, product code or price lookup key. */
+  object: 'meter' | 'product' | 'price' | 'feature' | 'product feature';
+  /** Meter event name, product code, price or feature lookup key, or `plan/feature` for a product feature. */
   key: string;
   detail: string;
 }

@@ -22,12 +22,16 @@ const priceSchema = z
     message: 'a metered price needs an interval and a meter',
   });
 
+/** A Stripe Entitlements feature the plan grants, by lookup key. */
+const featureSchema = z.object({ lookupKey: code.max(80), name: z.string().min(1).max(80) });
+
 const productSchema = z.object({
   code,
   name: z.string().min(1),
   description: z.string().optional(),
   active: z.boolean().optional(),
   prices: z.array(priceSchema).min(1),
+  features: z.array(featureSchema).default([]),
 });
 
 const meterSchema = z.object({
@@ -51,6 +55,15 @@ export const catalogSchema = z
         if (price.meter && !meters.has(price.meter)) {
           ctx.addIssue({ code: 'custom', message: `price "${price.lookupKey}" uses meter "${price.meter}", which is not in meters` });
         }
+      }
+    }
+    // One lookup key is one Stripe feature, so every plan that lists it must name it alike.
+    const featureNames = new Map<string, string>();
+    for (const product of catalog.products) {
+      for (const feature of product.features) {
+        const name = featureNames.get(feature.lookupKey) ?? feature.name;
+        if (name !== feature.name) ctx.addIssue({ code: 'custom', message: `feature "${feature.lookupKey}" has two names: "${name}" and "${feature.name}"` });
+        featureNames.set(feature.lookupKey, name);
       }
     }
   });

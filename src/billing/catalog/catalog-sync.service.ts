@@ -4,6 +4,7 @@ import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } fro
 import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, type CatalogSyncOptions } from './catalog-change';
 import type { CatalogDefinition, CatalogProductDefinition } from './catalog-file';
 import { digest, money, planPrice, planProduct, termsOf } from './catalog-sync.plan';
+import { FeatureSyncService } from './feature-sync.service';
 import { Meter } from './meter.entity';
 import { Price, type PriceIntervalValue } from './price.entity';
 import { Product } from './product.entity';
@@ -56,6 +57,7 @@ export class CatalogSyncService {
   async sync(catalog: CatalogDefinition, options: CatalogSyncOptions = {}): Promise<CatalogSyncResult> {
     const stripe = await this.syncStripe(catalog, options);
     if (this.em) stripe.changes.push(...(await this.syncDatabase(this.em, catalog, stripe.stripe, options)));
+    stripe.changes.push(...(await new FeatureSyncService(this.gateway, this.em).sync(catalog, stripe.stripe.products, options)));
     return { dryRun: !!options.dryRun, changes: stripe.changes, conflicts: stripe.changes.filter((c) => c.action === 'conflict'), stripe: stripe.stripe };
   }
 

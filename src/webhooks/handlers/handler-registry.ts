@@ -1,6 +1,7 @@
 import { priceHandler, productHandler } from './catalog.handler';
 import { checkoutSessionHandler } from './checkout.handler';
 import { customerHandler } from './customer.handler';
+import { entitlementSummaryHandler } from './entitlements.handler';
 import { invoiceHandler } from './invoice.handler';
 import { subscriptionHandler } from './subscription.handler';
 import type { EventHandler } from './types';
@@ -33,4 +34,5 @@ export const eventHandlers = new EventHandlerRegistry()
   .register(checkoutSessionHandler)
   .register(customerHandler)
   .register(productHandler)
-  .register(priceHandler);
+  .register(priceHandler)
+  .register(entitlementSummaryHandler);

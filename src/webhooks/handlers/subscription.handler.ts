@@ -1,4 +1,5 @@
 import { Customer } from '../../billing/customers/customer.entity';
+import { EntitlementService } from '../../billing/entitlements/entitlement.service';
 import { lockCustomerSubscriptions, SubscriptionService } from '../../billing/subscriptions/subscription.service';
 import type { SubscriptionSnapshot } from '../../stripe/stripe.gateway';
 import { toObjectSnapshot } from '../../stripe/stripe.mappers';
@@ -38,6 +39,8 @@ export const subscriptionHandler: EventHandler<SubscriptionSnapshot> = {
     await lockCustomerSubscriptions(em, customer.id);
     const service = new SubscriptionService(em, gateway, { priceMap: {} });
     await service.applySnapshot(em, fetched.snapshot, { customer, syncedAt: fetched.syncedAt });
+    // The plan's features follow the subscription row at once, in the same transaction.
+    await new EntitlementService(em, log).recomputeForCustomer(customer.id);
     return 'processed';
   },
 };

@@ -42,6 +42,7 @@ const starter: CatalogProductDefinition = {
   code: 'starter',
   name: 'Starter',
   prices: [{ lookupKey: 'starter_monthly', currency: 'usd', unitAmount: 1900, interval: 'month' }],
+  features: [],
 };
 const monthly: CatalogPriceDefinition = starter.prices[0];
 

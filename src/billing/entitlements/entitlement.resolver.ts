@@ -1,0 +1,31 @@
+import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLContext } from '../../graphql/context';
+import { actingCustomer } from '../../graphql/guards';
+import { CustomerType } from '../subscriptions/subscription.type';
+import { EntitlementService } from './entitlement.service';
+import { EntitlementType } from './entitlement.type';
+
+function service(ctx: GraphQLContext): EntitlementService {
+  return new EntitlementService(ctx.em, ctx.log);
+}
+
+@Resolver(() => CustomerType)
+export class EntitlementResolver {
+  @Query(() => Boolean, {
+    description: 'Whether the caller (admins: the customer named by customerId) has the feature now. Answered from the database, never from Stripe.',
+  })
+  async hasEntitlement(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('feature', () => String, { description: 'A feature lookup key, such as "sso".' }) feature: string,
+    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+  ): Promise<boolean> {
+    const customer = await actingCustomer(ctx, customerId);
+    return service(ctx).has(customer, feature);
+  }
+
+  @FieldResolver(() => [EntitlementType], { description: 'Every feature of the catalog (and any other the customer was granted), with whether the customer has it now.' })
+  async entitlements(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<EntitlementType[]> {
+    const rows = await service(ctx).list(customer.id);
+    return rows.map((r) => Object.assign(new EntitlementType(), r));
+  }
+}
