@@ -255,7 +255,7 @@ export function transitionSchedule(store: Store, sub: Obj, at: number, prorate: 
     return;
   }
   const prev = { current_phase: { ...sched.current_phase } };
-  const plan = planToItems(store, sub, next.items, at);
+  const plan = { ...planToItems(store, sub, next.items, at), usageFrom: prorate ? at + 1 : at };
   if (prorate) {
     const { lines } = changeLines(store, sub, plan, next.proration_behavior ?? 'create_prorations');
     applyPlan(store, sub, plan);

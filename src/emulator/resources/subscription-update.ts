@@ -58,6 +58,11 @@ export interface ChangePlan {
   at: number;
   /** The pending update's invoice. */
   invoice?: string;
+  /**
+   * When usage starts to count for metered prices the plan brings in. Default `at + 1`: the
+   * change's own second was billed at the old price. A phase starting at a period end: `at`.
+   */
+  usageFrom?: number;
 }
 
 export interface ChangeLines {
@@ -252,6 +257,8 @@ function chargeLine(store: Store, price: Obj, qty: number, fraction: number, per
 export function changeLines(store: Store, sub: Obj, plan: ChangePlan, prorationBehavior: string): ChangeLines {
   const period = currentPeriod(sub);
   const at = plan.at;
+  // Meter events carry whole seconds: those of the change's own second still count for the old price.
+  const usageUntil = { start: period.start, end: at + 1 };
   const fraction = Math.max(0, Math.min(1, (period.end - at) / (period.end - period.start)));
   const prorate = prorationBehavior !== 'none' && sub.status !== 'trialing';
   const rest = { start: at, end: period.end };
@@ -263,7 +270,7 @@ export function changeLines(store: Store, sub: Obj, plan: ChangePlan, prorationB
     for (const item of sub._items as Obj[]) {
       const price = priceOf(store, item.price);
       if (isMeteredPrice(price)) {
-        const usage = itemUsageLine(store, sub, item, price, { start: period.start, end: at });
+        const usage = itemUsageLine(store, sub, item, price, usageUntil);
         if (usage) lines.push(usage);
       } else if (prorate && sub.status !== 'trialing' && fraction > 0) {
         lines.push(creditLine(store, price, item.quantity ?? 1, fraction, rest, item.id, at));
@@ -288,7 +295,7 @@ export function changeLines(store: Store, sub: Obj, plan: ChangePlan, prorationB
     const newPrice = change.priceId ? priceOf(store, change.priceId) : null;
     if (oldPrice && isMeteredPrice(oldPrice) && newPrice?.id !== oldPrice.id) {
       const item = (sub._items as Obj[]).find((i) => i.id === change.itemId)!;
-      const usage = itemUsageLine(store, sub, item, oldPrice, { start: period.start, end: at });
+      const usage = itemUsageLine(store, sub, item, oldPrice, usageUntil);
       if (usage) lines.push(usage);
     }
     if (!prorate || fraction <= 0) continue;
@@ -316,7 +323,7 @@ export function applyPlan(store: Store, sub: Obj, plan: ChangePlan): void {
     if (change.itemId) {
       const item = (sub._items as Obj[]).find((x) => x.id === change.itemId);
       if (!item) continue;
-      if (item.price !== price.id && isMeteredPrice(price)) item._usage_from = plan.at;
+      if (item.price !== price.id && isMeteredPrice(price)) item._usage_from = plan.usageFrom ?? plan.at + 1;
       item.price = price.id;
       if (!isMeteredPrice(price)) item.quantity = change.quantity;
       if (change.metadata) item.metadata = change.metadata;
@@ -327,6 +334,7 @@ export function applyPlan(store: Store, sub: Obj, plan: ChangePlan): void {
   }
   if (plan.cycleReset) {
     const { interval, count } = cycleOf(store, sub);
+    for (const item of sub._items as Obj[]) item._usage_from = Math.max(item._usage_from ?? 0, plan.usageFrom ?? plan.at + 1);
     sub._anchor = plan.at;
     sub._cycle = 0;
     sub.billing_cycle_anchor = plan.at;
