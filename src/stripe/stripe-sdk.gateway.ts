@@ -39,6 +39,7 @@ import type {
   UpdateProductInput,
   UpdateSubscriptionInput,
 } from './stripe.gateway';
+import { SubscriptionChangeCalls } from './subscription-change.calls';
 import {
   subscriptionClientSecret,
   toBillingPortalSessionSnapshot,
@@ -143,6 +144,8 @@ export class StripeSdkGateway implements StripeGateway {
   private meterSession: { token: string; expiresAt: number } | null = null;
   private meterSessionPending: Promise<string> | null = null;
   private meterStreamUnavailable = false;
+  /** Plan changes: item updates, schedules, invoice previews. */
+  private readonly changes: SubscriptionChangeCalls;
 
   constructor(options: StripeSdkGatewayOptions) {
     if (!options.secretKey) throw new TypeError('secretKey is required');
@@ -160,7 +163,15 @@ export class StripeSdkGateway implements StripeGateway {
       telemetry: false,
       appInfo: { name: 'tollgate' },
     });
+    this.changes = new SubscriptionChangeCalls(this.stripe, (operation, fn, context) => this.call(operation, fn, context));
   }
+
+  changeSubscriptionItems: StripeGateway['changeSubscriptionItems'] = (input) => this.changes.changeSubscriptionItems(input);
+  previewSubscriptionInvoice: StripeGateway['previewSubscriptionInvoice'] = (input) => this.changes.previewSubscriptionInvoice(input);
+  createScheduleFromSubscription: StripeGateway['createScheduleFromSubscription'] = (input) => this.changes.createScheduleFromSubscription(input);
+  updateSchedulePhases: StripeGateway['updateSchedulePhases'] = (input) => this.changes.updateSchedulePhases(input);
+  releaseSchedule: StripeGateway['releaseSchedule'] = (input) => this.changes.releaseSchedule(input);
+  retrieveSchedule: StripeGateway['retrieveSchedule'] = (id) => this.changes.retrieveSchedule(id);
 
   /**
    * Runs one SDK call and maps its failure to a BillingError. The SDK retries connection

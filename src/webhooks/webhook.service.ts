@@ -7,6 +7,7 @@ import { handlePriceEvent, handleProductEvent } from './handlers/catalog.handler
 import { handleCheckoutSessionEvent } from './handlers/checkout.handler';
 import { handleInvoiceEvent } from './handlers/invoice.handler';
 import { handleSubscriptionEvent } from './handlers/subscription.handler';
+import { SUBSCRIPTION_SCHEDULE_HANDLERS } from './handlers/subscription-schedule.handler';
 import type { EventHandler, HandlerOutcome } from './handlers/types';
 
 /** Event types with a handler. Everything else is stored as `ignored`. */
@@ -23,6 +24,7 @@ const HANDLERS: Record<string, EventHandler> = {
   'invoice.paid': handleInvoiceEvent,
   'invoice.payment_succeeded': handleInvoiceEvent,
   'invoice.payment_failed': handleInvoiceEvent,
+  ...SUBSCRIPTION_SCHEDULE_HANDLERS,
 };
 
 export type ReceiveResult =

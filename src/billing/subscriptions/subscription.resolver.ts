@@ -8,6 +8,9 @@ import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import type { Subscription } from './subscription.entity';
 import { SubscriptionService } from './subscription.service';
+import { SubscriptionChangeService } from './subscription-change.service';
+// Imported both ways (the change resolver maps rows with toSubscriptionType): only used inside methods.
+import { toChangeInput } from './subscription-change.resolver';
 import {
   CustomerType,
   StartSubscriptionInput,
@@ -29,6 +32,7 @@ export function toSubscriptionType(row: Subscription): SubscriptionType {
     trialEnd: row.trialEnd ?? null,
     createdAt: row.createdAt,
     priceId: row.price.id,
+    pendingChangeRow: row.pendingChange ?? null,
   });
 }
 
@@ -77,14 +81,18 @@ export class SubscriptionResolver {
     });
   }
 
-  @Mutation(() => SubscriptionType)
+  @Mutation(() => SubscriptionType, {
+    description:
+      'Changes plan, interval or quantity. Upgrades apply now and charge the prorated difference (clientSecret when the payment needs the customer; the change applies once paid); downgrades wait for the period end (pendingChange).',
+  })
   async updateSubscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
   ): Promise<SubscriptionType> {
     requireBilling(ctx);
     const customer = await actingCustomer(ctx, input.customerId);
-    return toSubscriptionType(await service(ctx).update(customer, input));
+    const changed = await new SubscriptionChangeService(ctx.em, ctx.gateway, { priceMap: ctx.config.stripe.priceMap }).change(customer, toChangeInput(input));
+    return Object.assign(toSubscriptionType(changed.subscription), { clientSecret: changed.clientSecret });
   }
 
   @Mutation(() => SubscriptionType, { description: 'Cancels at the end of the period by default; atPeriodEnd: false ends it now.' })

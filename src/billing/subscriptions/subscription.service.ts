@@ -13,6 +13,8 @@ import { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 // Imported both ways (Checkout uses this module's locks and checks): only used inside methods.
 import { CheckoutService } from '../checkout/checkout.service';
+// Imported both ways too (plan changes build on this service): only used inside methods.
+import { SubscriptionChangeService } from './subscription-change.service';
 import { Subscription, type SubscriptionItemSnapshot } from './subscription.entity';
 
 /** Statuses in which a subscription still holds (or is about to hold) the product. */
@@ -167,41 +169,19 @@ export class SubscriptionService {
     return started;
   }
 
+  /** A plan, interval or quantity change: see SubscriptionChangeService (now, or at the period end). */
   async update(customer: Customer | null, input: UpdateSubscriptionInput): Promise<Subscription> {
-    const gateway = this.requireGateway();
-    const row = await this.getOwnedOrThrow(customer, input.id);
-    if (!LIVE_STATUSES.includes(row.status)) throw new BillingError(ErrorCode.CONFLICT, `A ${row.status} subscription cannot be changed`);
-    const changesPrice = Boolean(input.plan || input.priceId);
-    if (!changesPrice && input.quantity == null) throw BillingError.badInput('Give a new plan, priceId or quantity');
-    const price = changesPrice ? await this.resolveRecurringPrice(input) : await this.em.findOneOrFail(Price, { id: row.price.id });
-    const quantity = checkQuantity(input.quantity ?? row.quantity);
-    const current = await this.em.findOneOrFail(Price, { id: row.price.id });
-    if (price.product.id !== current.product.id) {
-      // Swapping the licensed item alone would leave metered items of the old plan (or miss the
-      // new plan's), so usage would be billed wrongly: refuse instead of half-changing the plan.
-      const metered = await this.em.count(Price, { product: { $in: [price.product.id, current.product.id] }, usageType: 'metered', active: true });
-      if (metered > 0 || row.items.some((i) => i.meter)) {
-        throw BillingError.badInput('Moving to or from a plan with metered usage is not supported by updateSubscription; cancel and start the new plan', 'plan');
-      }
-    }
-    const item = this.licensedItem(row);
-    const proration = input.prorationBehavior ?? 'create_prorations';
-    const snapshot = await gateway.updateSubscription({
-      id: row.stripeSubscriptionId,
-      itemId: item.stripeItemId,
-      priceId: price.stripePriceId!,
-      quantity,
-      prorationBehavior: proration,
-      // The row's version is part of the key: the same change retried is one request, a later change is a new one.
-      idempotencyKey: idempotencyKey('subscription.update', row.id, row.updatedAt.getTime(), price.id, quantity, proration),
-    });
-    return this.applySnapshot(this.em, snapshot, { customer: customer! });
+    return (await new SubscriptionChangeService(this.em, this.gateway, this.options).change(customer, input)).subscription;
   }
 
   async cancel(customer: Customer | null, id: string, atPeriodEnd: boolean): Promise<Subscription> {
     const gateway = this.requireGateway();
     const row = await this.getOwnedOrThrow(customer, id);
     if (row.status === 'canceled' || row.status === 'incomplete_expired') return row;
+    // A change scheduled for the period end goes with the cancellation (its schedule is released first).
+    if (row.stripeScheduleId || row.pendingChange?.kind === 'scheduled') {
+      await new SubscriptionChangeService(this.em, this.gateway, this.options).releaseSchedule(this.em, row);
+    }
     const snapshot = await gateway.cancelSubscription({
       id: row.stripeSubscriptionId,
       atPeriodEnd,
@@ -255,7 +235,9 @@ export class SubscriptionService {
       quantity: i.quantity,
       meter: meters.find((m) => m.stripeMeterId === i.price.recurring?.meterId)?.eventName ?? null,
     }));
+    const pending = await pendingChangeOf(em, snapshot, existing, price);
     const values = {
+      ...pending,
       price: em.getReference(Price, price.id, { wrapped: true }),
       status: snapshot.status,
       quantity: main.quantity ?? 1,
@@ -342,6 +324,40 @@ export class SubscriptionService {
     if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
     return this.gateway;
   }
+}
+
+/**
+ * The pending-change columns for a snapshot: a pending update (waiting for its invoice to be
+ * paid) shows as `awaiting_payment`; one that is gone is cleared. A change scheduled for the
+ * period end is kept while the schedule is attached and its time has not come, and cleared once
+ * the schedule is detached, the period rolled over to it, or the subscription ended.
+ */
+async function pendingChangeOf(
+  em: EntityManager,
+  snapshot: SubscriptionSnapshot,
+  existing: Subscription | null,
+  price: Price,
+): Promise<Pick<Subscription, 'pendingChange' | 'stripeScheduleId'>> {
+  if (snapshot.status === 'canceled' || snapshot.status === 'incomplete_expired') return { pendingChange: null, stripeScheduleId: null };
+  const scheduleId = snapshot.scheduleId === undefined ? (existing?.stripeScheduleId ?? null) : snapshot.scheduleId;
+  if (snapshot.pendingUpdate) {
+    const prices = await em.find(Price, { stripePriceId: { $in: snapshot.pendingUpdate.items.map((i) => i.priceId) } });
+    const licensed = prices.find((p) => p.usageType === 'licensed') ?? price;
+    const item = snapshot.pendingUpdate.items.find((i) => i.priceId === licensed.stripePriceId);
+    return {
+      stripeScheduleId: scheduleId,
+      pendingChange: {
+        kind: 'awaiting_payment',
+        priceId: licensed.id,
+        quantity: item?.quantity ?? 1,
+        effectiveAt: null,
+        expiresAt: snapshot.pendingUpdate.expiresAt?.toISOString() ?? null,
+      },
+    };
+  }
+  const kept = existing?.pendingChange?.kind === 'scheduled' ? existing.pendingChange : null;
+  const due = kept?.effectiveAt && snapshot.currentPeriodStart && snapshot.currentPeriodStart.getTime() >= new Date(kept.effectiveAt).getTime();
+  return { stripeScheduleId: scheduleId, pendingChange: kept && scheduleId && !due ? kept : null };
 }
 
 function checkQuantity(quantity: number): number {

@@ -158,6 +158,31 @@ function afterItems(store: Store, sub: Obj, plan: ChangePlan | null): { id: stri
   return out;
 }
 
+/** `preview_mode=recurring`: a regular cycle's invoice once the plan applied, licensed items only, no prorations. */
+function recurringLines(store: Store, sub: Obj, plan: ChangePlan | null): { lines: LineSpec[]; period: Period } {
+  const after = afterItems(store, sub, plan);
+  const first = store.get('price', after[0].price)!.recurring;
+  const period =
+    plan?.cycleReset === true
+      ? periodAt(plan.at, first.interval, first.interval_count, 1)
+      : periodAt(sub._anchor, first.interval, first.interval_count, sub._cycle + 1);
+  const lines = after.map((a): LineSpec => {
+    const price = store.get('price', a.price) as Obj;
+    const metered = price.recurring.usage_type === 'metered';
+    return {
+      amount: metered ? 0 : price.unit_amount * a.quantity,
+      description: metered
+        ? productName(store, price)
+        : `${a.quantity} \u00d7 ${productName(store, price)} (at ${money(price.unit_amount, price.currency)} / ${price.recurring.interval})`,
+      price,
+      quantity: metered ? 0 : a.quantity,
+      period,
+      subscriptionItem: a.id,
+    };
+  });
+  return { lines, period };
+}
+
 /** The schedule phase that starts when the current period ends, as a plan. */
 function scheduledPlan(store: Store, sub: Obj): ChangePlan | null {
   const sched = sub.schedule ? store.get('subscription_schedule', sub.schedule) : undefined;
@@ -181,6 +206,13 @@ export function registerInvoicePreview(router: Router, store: Store): void {
     }
     const details = obj(p, 'subscription_details') ?? {};
     const items = arr(details, 'items');
+    const mode = str(p, 'preview_mode') ?? 'next';
+    if (mode !== 'next' && mode !== 'recurring') throw invalidRequest('Invalid preview_mode: must be one of next, recurring', 'preview_mode');
+    if (mode === 'recurring') {
+      const plan = items ? readChangePlan(store, sub, items, readProrationDate(store, sub, details, 'proration_date'), 'subscription_details[items]') : scheduledPlan(store, sub);
+      const { lines, period } = recurringLines(store, sub, plan);
+      return out(ctx, previewInvoice(store, sub, lines, 'upcoming', period));
+    }
     if (!items) {
       const plan = scheduledPlan(store, sub);
       const { lines, period } = renewalLines(store, sub, plan, null);
