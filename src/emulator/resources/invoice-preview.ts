@@ -120,7 +120,8 @@ function renewalLines(store: Store, sub: Obj, plan: ChangePlan | null, deferred:
   const lines: LineSpec[] = [...(sub._pending as LineSpec[]), ...(deferred ?? [])];
   for (const item of sub._items as Obj[]) {
     if (changed.has(item.id)) continue;
-    const usage = itemUsageLine(store, sub, item, store.get('price', item.price) as Obj, { start: period.start, end: Math.min(now, period.end) });
+    // Usage so far, this second's meter events included.
+    const usage = itemUsageLine(store, sub, item, store.get('price', item.price) as Obj, { start: period.start, end: Math.min(now + 1, period.end) });
     if (usage) lines.push(usage);
   }
   const after = afterItems(store, sub, plan);
