@@ -304,6 +304,11 @@ export class UsageService {
     return resolved;
   }
 
+  private async hasUsage(subscriptionId: string, meter: string): Promise<boolean> {
+    const rows = await this.em.execute(`select 1 from usage_events where subscription_id = ? and meter = ? limit 1`, [subscriptionId, meter]);
+    return rows.length > 0;
+  }
+
   /**
    * The subscription and meter a request is about. With an id: that subscription (the caller's,
    * else NOT_FOUND) and its metered item on `meter` (or its only metered item). With a meter
@@ -320,7 +325,9 @@ export class UsageService {
       if (!subscription) throw BillingError.notFound('Subscription');
       const meters = [...new Set(subscription.items.map((i) => i.meter).filter((m): m is string => Boolean(m)))];
       if (meter !== null) {
-        if (!meters.includes(meter)) throw BillingError.badInput(`This subscription has no metered price on "${meter}"`, 'meter');
+        // Reading keeps working for a meter the plan had before a change: its usage stays visible.
+        const known = meters.includes(meter) || (!billingOnly && (await this.hasUsage(subscription.id, meter)));
+        if (!known) throw BillingError.badInput(`This subscription has no metered price on "${meter}"`, 'meter');
         return { subscription, meter };
       }
       if (meters.length === 0) throw BillingError.badInput('This subscription has no metered price', 'subscriptionId');
