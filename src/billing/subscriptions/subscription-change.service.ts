@@ -287,6 +287,9 @@ export class SubscriptionChangeService {
   }
 
   private paymentBehavior(plan: ChangePlan): PaymentBehavior {
+    // Before the first payment (incomplete) or during a trial there is no paid plan to keep:
+    // the change applies, and whatever it invoices is paid with the rest.
+    if (plan.row.status === 'incomplete' || plan.row.status === 'trialing') return 'allow_incomplete';
     return plan.items.some((i) => i.deleted) ? 'error_if_incomplete' : 'pending_if_incomplete';
   }
 
