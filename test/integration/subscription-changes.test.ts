@@ -240,6 +240,50 @@ describe('plan changes (HTTP, PostgreSQL, the Stripe emulator)', () => {
     });
   });
 
+  describe('changes made in the billing portal (the same Stripe-side requests, arriving as webhooks)', () => {
+    it('an upgrade made there shows the new plan, and a downgrade it schedules shows as pendingChange', async () => {
+      const kim = await authHeader('change-kim');
+      const sub = await paidSubscription(server, stripe, kim, { plan: 'starter' });
+      const prices = (await stripe.prices.list({ lookup_keys: ['pro_monthly', 'pro_api_calls', 'starter_monthly'] })).data;
+      const price = (key: string) => prices.find((p) => p.lookup_key === key)!.id;
+      const current = await stripe.subscriptions.retrieve(sub.stripeId);
+      // The portal's plan switch: one update of the items, prorations invoiced at once.
+      await stripe.subscriptions.update(sub.stripeId, {
+        items: [{ id: current.items.data[0].id, price: price('pro_monthly') }, { price: price('pro_api_calls') }],
+        proration_behavior: 'always_invoice',
+      });
+      await server.emulator!.waitForWebhooks();
+      await eventually(async () => {
+        expect((await server.gql(GET, { id: sub.id }, kim)).data.subscription).toMatchObject({ product: { code: 'pro' }, pendingChange: null });
+      });
+      const usage = await server.gql(RECORD, { input: { subscriptionId: sub.id, quantity: 2 } }, kim);
+      expect(usage.errors).toBeUndefined();
+
+      // The portal's downgrade at the period end: a schedule made from the subscription.
+      const periodEnd = current.items.data[0].current_period_end;
+      const schedule = await stripe.subscriptionSchedules.create({ from_subscription: sub.stripeId });
+      await stripe.subscriptionSchedules.update(schedule.id, {
+        phases: [
+          { items: [{ price: price('pro_monthly'), quantity: 1 }, { price: price('pro_api_calls') }], start_date: schedule.phases[0].start_date, end_date: periodEnd },
+          { items: [{ price: price('starter_monthly'), quantity: 1 }] },
+        ],
+      });
+      await server.emulator!.waitForWebhooks();
+      await eventually(async () => {
+        expect((await server.gql(GET, { id: sub.id }, kim)).data.subscription.pendingChange).toMatchObject({
+          plan: 'starter',
+          status: 'SCHEDULED',
+          effectiveAt: new Date(periodEnd * 1000).toISOString(),
+        });
+      });
+      await stripe.subscriptionSchedules.release(schedule.id);
+      await server.emulator!.waitForWebhooks();
+      await eventually(async () => {
+        expect((await server.gql(GET, { id: sub.id }, kim)).data.subscription.pendingChange).toBeNull();
+      });
+    });
+  });
+
   describe('concurrency', () => {
     it('concurrent changes to one subscription run one after the other and leave Stripe and the row in the same state', async () => {
       const ivy = await authHeader('change-ivy');
