@@ -260,6 +260,24 @@ describe('subscription schedules', () => {
     expect((await h.stripe.subscriptions.retrieve(sub.id)).status).toBe('canceled');
   });
 
+  test('a phase ending with a trial: the first paid invoice is on the items of the next phase', async () => {
+    const c = await customer();
+    const sub = await h.stripe.subscriptions.create({ customer: c.id, items: [{ price: big.id }], trial_period_days: 3 });
+    const sched = await h.stripe.subscriptionSchedules.create({ from_subscription: sub.id });
+    await h.stripe.subscriptionSchedules.update(sched.id, {
+      phases: [
+        { items: [{ price: big.id, quantity: 1 }], start_date: sched.phases[0].start_date, end_date: sub.trial_end! },
+        { items: [{ price: small.id, quantity: 1 }, { price: smallMetered.id }] },
+      ],
+    });
+    h.emu.advanceClock(sub.trial_end! - h.emu.now() + 60);
+    const after = await h.stripe.subscriptions.retrieve(sub.id);
+    expect(after.status).toBe('active');
+    expect(after.items.data.map((i) => i.price.id).sort()).toEqual([small.id, smallMetered.id].sort());
+    const [first] = await invoicesOf(sub.id);
+    expect(first.amount_due).toBe(1000);
+  });
+
   test('canceling the subscription cancels its schedule; the current phase start cannot move', async () => {
     const { sub } = await meteredSubscription();
     const sched = await h.stripe.subscriptionSchedules.create({ from_subscription: sub.id });
