@@ -22,7 +22,8 @@ export function toScheduleSnapshot(schedule: Stripe.SubscriptionSchedule): Subsc
   const status = SCHEDULE_STATUSES.includes(schedule.status as ScheduleStatus) ? (schedule.status as ScheduleStatus) : 'canceled';
   return {
     id: schedule.id,
-    subscriptionId: idOf(schedule.subscription),
+    // A released schedule names its former subscription in released_subscription.
+    subscriptionId: idOf(schedule.subscription) ?? idOf(schedule.released_subscription),
     customerId: idOf(schedule.customer) ?? '',
     status,
     endBehavior: schedule.end_behavior,

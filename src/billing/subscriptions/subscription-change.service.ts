@@ -194,28 +194,24 @@ export class SubscriptionChangeService {
   }
 
   /**
-   * Keeps `pendingChange` in step with a subscription schedule (from its webhooks): an open
-   * schedule shows the change of its next phase; a released, canceled or completed one clears
-   * what it held. A schedule other than the one the row follows is only taken when the row
-   * follows none (one made in the billing portal or the Dashboard).
+   * Keeps `pendingChange` in step with a subscription schedule (from its webhooks, ours or one
+   * made in the billing portal or the Dashboard). `attachedScheduleId` is the subscription's
+   * schedule as Stripe has it now: the schedule attached to it shows the change of its next
+   * phase; one that is no longer attached (released, canceled, completed, or replaced) clears
+   * what the row took from it.
    */
-  async applySchedule(em: EntityManager, schedule: SubscriptionScheduleSnapshot): Promise<Subscription | null> {
+  async applySchedule(em: EntityManager, schedule: SubscriptionScheduleSnapshot, attachedScheduleId: string | null): Promise<Subscription | null> {
     if (!schedule.subscriptionId) return null;
     const row = await em.findOne(Subscription, { stripeSubscriptionId: schedule.subscriptionId });
     if (!row) return null;
     const open = schedule.status === 'active' || schedule.status === 'not_started';
-    if (!open) {
-      if (row.stripeScheduleId === schedule.id) {
-        row.stripeScheduleId = null;
-        if (row.pendingChange?.kind === 'scheduled') row.pendingChange = null;
-      }
-      await em.flush();
-      return row;
+    if (open && attachedScheduleId === schedule.id && LIVE_STATUSES.includes(row.status)) {
+      row.stripeScheduleId = schedule.id;
+      row.pendingChange = await this.pendingOfSchedule(em, schedule);
+    } else if (row.stripeScheduleId === schedule.id) {
+      row.stripeScheduleId = attachedScheduleId;
+      if (row.pendingChange?.kind === 'scheduled') row.pendingChange = null;
     }
-    if (row.stripeScheduleId && row.stripeScheduleId !== schedule.id) return row;
-    if (!LIVE_STATUSES.includes(row.status)) return row;
-    row.stripeScheduleId = schedule.id;
-    row.pendingChange = await this.pendingOfSchedule(em, schedule);
     await em.flush();
     return row;
   }

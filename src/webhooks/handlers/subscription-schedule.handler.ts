@@ -30,7 +30,15 @@ export const handleSubscriptionScheduleEvent: EventHandler = async (event, { em,
   } catch (error) {
     if (!(error instanceof BillingError && error.code === ErrorCode.NOT_FOUND)) throw error;
   }
-  const row = await new SubscriptionChangeService(em, gateway, { priceMap: {} }).applySchedule(em, schedule);
+  if (!schedule.subscriptionId) return 'ignored';
+  // Which schedule the subscription follows now decides, not the order the events came in.
+  let attached: string | null = null;
+  try {
+    attached = (await gateway.retrieveSubscription(schedule.subscriptionId)).scheduleId ?? null;
+  } catch (error) {
+    if (!(error instanceof BillingError && error.code === ErrorCode.NOT_FOUND)) throw error;
+  }
+  const row = await new SubscriptionChangeService(em, gateway, { priceMap: {} }).applySchedule(em, schedule, attached);
   return row ? 'processed' : 'ignored';
 };
 
@@ -45,6 +53,7 @@ export const SUBSCRIPTION_SCHEDULE_HANDLERS: Record<string, EventHandler> = {
   'subscription_schedule.canceled': handleSubscriptionScheduleEvent,
   'subscription_schedule.completed': handleSubscriptionScheduleEvent,
   'subscription_schedule.aborted': handleSubscriptionScheduleEvent,
+  'subscription_schedule.expiring': handleSubscriptionScheduleEvent,
   'customer.subscription.pending_update_applied': handleSubscriptionEvent,
   'customer.subscription.pending_update_expired': handleSubscriptionEvent,
 };
