@@ -13,7 +13,10 @@ import {
   switchCard,
   UPDATE,
 } from '../helpers/plan-changes';
+import { deliverSignedEvent, stripeEvent } from '../helpers/stripe-signature';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+
+const WEBHOOK_SECRET = 'whsec_tollgate_plan_changes_0123456789abcdef';
 
 /*
  * Plan changes over HTTP against PostgreSQL and the emulator (through the SDK), with the
@@ -26,7 +29,12 @@ describe('plan changes (HTTP, PostgreSQL, the Stripe emulator)', () => {
   let forwarder: UsageForwarder;
 
   beforeAll(async () => {
-    server = await startTestServer({ USAGE_FORWARDER_ENABLED: 'false', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0' });
+    server = await startTestServer({
+      USAGE_FORWARDER_ENABLED: 'false',
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+      RATE_LIMIT_USAGE_PER_MINUTE: '0',
+      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    });
     stripe = emulatorSdk(server);
     forwarder = new UsageForwarder({ orm: server.orm, gateway: server.gateway!, log: createLogger({ level: 'silent' }), baseBackoffMs: 10, maxBackoffMs: 50 });
   });
@@ -130,6 +138,31 @@ describe('plan changes (HTTP, PostgreSQL, the Stripe emulator)', () => {
       expect(stripeSub.cancel_at_period_end).toBe(true);
       await server.emulator!.waitForWebhooks();
       expect((await server.gql(GET, { id: sub.id }, carol)).data.subscription.pendingChange).toBeNull();
+    });
+
+    it('a late event of a released schedule neither brings its change back nor clears the newer one', async () => {
+      const liz = await authHeader('change-liz');
+      const sub = await paidSubscription(server, stripe, liz, { plan: 'pro' });
+      await server.gql(UPDATE, { input: { id: sub.id, plan: 'starter' } }, liz);
+      const first = (await stripe.subscriptions.retrieve(sub.stripeId)).schedule as string;
+      await server.gql(CANCEL_PENDING, { id: sub.id }, liz);
+      await server.gql(UPDATE, { input: { id: sub.id, plan: 'starter', quantity: 2 } }, liz);
+      const second = (await stripe.subscriptions.retrieve(sub.stripeId)).schedule as string;
+      expect(second).not.toBe(first);
+      await server.emulator!.waitForWebhooks();
+
+      // The first schedule as it looked while active, and as released, delivered again late.
+      const stale = server.emulator!.events().filter((e) => e.data.object.id === first).map((e) => e.data.object);
+      expect(stale.length).toBeGreaterThanOrEqual(2);
+      for (const object of stale) {
+        const res = await deliverSignedEvent(server.url, stripeEvent('subscription_schedule.updated', object), WEBHOOK_SECRET);
+        expect(res.status).toBe(200);
+      }
+      await eventually(async () => {
+        const rows = await server.orm.em.fork().getConnection().execute(`select stripe_schedule_id from subscriptions where id = ?`, [sub.id]);
+        expect(rows[0].stripe_schedule_id).toBe(second);
+      });
+      expect((await server.gql(GET, { id: sub.id }, liz)).data.subscription.pendingChange).toMatchObject({ plan: 'starter', quantity: 2, status: 'SCHEDULED' });
     });
 
     it('made now on request, the usage of the removed metered item up to the change is billed on the change invoice', async () => {
