@@ -154,6 +154,8 @@ export function advanceSubscription(store: Store, sub: Obj): void {
     }
     if (period.end > now) return;
     if (sub.status === 'trialing' && sub.trial_end && sub.trial_end <= now) {
+      // A phase ending with the trial: the paid period starts on the next phase's items.
+      if (boundary !== null && boundary === period.end) transitionSchedule(store, sub, boundary, false);
       endTrial(store, sub, sub.trial_end);
       continue;
     }
