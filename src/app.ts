@@ -164,7 +164,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     usageFastPath.middleware(),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
-        let user = null;
+        let user: AuthUser | null;
         try {
           user = deps.authenticate ? await deps.authenticate(req) : null;
         } catch (error) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded-postgres';
 
 declare global {
-  // eslint-disable-next-line no-var
+   
   var __TOLLGATE_EMBEDDED_PG__: EmbeddedDatabase | undefined;
 }
 

@@ -28,6 +28,6 @@ export function onControl(handle: (cmd: string, args: unknown) => Promise<unknow
   });
   // The parent going away must not leave a server (and its database) behind.
   process.on('disconnect', () => {
-    stop().finally(() => process.exit(0));
+    void stop().finally(() => process.exit(0));
   });
 }

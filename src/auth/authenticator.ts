@@ -2,7 +2,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Request } from 'express';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { BillingError, ErrorCode } from '../common/errors';
-import type { AuthUser } from '../graphql/context';
+import type { AuthUser } from './auth-user';
 import { jose } from './jose';
 
 export interface AuthenticatorOptions {

@@ -51,7 +51,7 @@ export async function ensureLocalAuthSecret(dataDir: string): Promise<string> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const winner = await readSecret(file);
-    if (!winner) throw new Error(`${file} exists but is empty; delete it to create a new secret`);
+    if (!winner) throw new Error(`${file} exists but is empty; delete it to create a new secret`, { cause: error });
     return winner;
   } finally {
     await unlink(temp).catch(() => undefined);

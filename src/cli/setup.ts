@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadCatalogFile } from '../billing/catalog/catalog-file';
 import { formatChangeTable, summarizeChanges } from '../billing/catalog/catalog-sync.report';
 import { CatalogSyncService } from '../billing/catalog/catalog-sync.service';
-import { ConfigError, loadConfig, readEnvFiles } from '../config/env';
+import { ConfigError, effectiveEnv, loadConfig, processEnv } from '../config/env';
 import { initORM, migrate } from '../db/orm';
 import { gatewayFromConfig } from '../stripe/gateway-from-config';
 import { StripeSdkGateway } from '../stripe/stripe-sdk.gateway';
@@ -80,7 +80,7 @@ async function context(args: Args): Promise<Context> {
   const envFileName = path.relative(cwd, envFile) || envFile;
   const text = await readEnvFile(envFile);
   const fileValues = text === null ? {} : parseEnvText(text);
-  const effective = { ...readEnvFiles(cwd, [envFileName, '.env']), ...process.env };
+  const effective = effectiveEnv(cwd, [envFileName, '.env']);
   return { cwd, envFile, envFileName, text, fileValues, effective };
 }
 
@@ -93,7 +93,7 @@ async function check(ctx: Context): Promise<void> {
   out(`Checking the configuration (${ctx.text === null ? `${ctx.envFileName} does not exist; ` : ''}environment, ${ctx.envFileName}, .env)`);
   const results: CheckResult[] = [];
   try {
-    const config = loadConfig(process.env, { cwd: ctx.cwd, envFiles: [ctx.envFileName, '.env'] });
+    const config = loadConfig(processEnv(), { cwd: ctx.cwd, envFiles: [ctx.envFileName, '.env'] });
     results.push({ level: 'ok', message: `The configuration is valid: ${config.mode} mode.` });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -137,14 +137,15 @@ async function write(ctx: Context, updates: Record<string, string>): Promise<voi
   out(`Wrote ${ctx.envFileName} (mode 0600; every other line kept as it was):`);
   describeUpdates(updates, edit).forEach((line) => out(line));
   for (const key of [...edit.updated, ...edit.added]) {
-    if (process.env[key] !== undefined && process.env[key] !== updates[key]) {
+    const fromEnvironment = processEnv()[key];
+    if (fromEnvironment !== undefined && fromEnvironment !== updates[key]) {
       out(`! ${key} is also set in the environment, which wins over ${ctx.envFileName}.`);
     }
   }
 }
 
 async function runCatalogSync(ctx: Context): Promise<void> {
-  const config = loadConfig(process.env, { cwd: ctx.cwd, envFiles: [ctx.envFileName, '.env'] });
+  const config = loadConfig(processEnv(), { cwd: ctx.cwd, envFiles: [ctx.envFileName, '.env'] });
   if (!config.stripe.secretKey || !config.database.url) {
     throw new ExitError(1, 'Catalog sync needs STRIPE_SECRET_KEY and DATABASE_URL.');
   }

@@ -1,6 +1,6 @@
 import { scrubSecrets } from './secrets';
 import pino, { type Logger } from 'pino';
-import { scrubLogValue } from '../security/log-scrubber';
+import { scrubLogValue } from './log-scrubber';
 
 /**
  * Paths that may carry secrets. Values under them are replaced before a line is written, so
@@ -36,7 +36,7 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
       base: { service: 'tollgate' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       // Every value of every line is scrubbed, not only the redact paths: secrets turn up under
-      // names and depths no path list foresees (src/security/log-scrubber.ts).
+      // names and depths no path list foresees (log-scrubber.ts).
       formatters: { log: (object) => scrubLogValue(object, scrubSecrets) as Record<string, unknown> },
       serializers: {
         // formatters.log has already turned Errors into scrubbed plain objects; serializing those

@@ -165,6 +165,16 @@ export function readEnvFiles(cwd: string, files = ['.env.local', '.env']): Env {
   return merged;
 }
 
+/** The process environment: what loadConfig reads when not given one. */
+export function processEnv(): Env {
+  return process.env;
+}
+
+/** The settings as loadConfig sees them: the env files under the real environment. */
+export function effectiveEnv(cwd: string, files?: string[]): Env {
+  return { ...readEnvFiles(cwd, files), ...process.env };
+}
+
 function isUrl(value: string, protocols: string[]): boolean {
   try {
     return protocols.includes(new URL(value).protocol);

@@ -114,9 +114,10 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
         throw new Error(
           `Embedded PostgreSQL cannot use ${dataDir}: running as root, it runs as the "postgres" user, ` +
             `which must be able to enter every parent directory (chmod o+x on them, or set DATA_DIR elsewhere).\n${detail}`,
+          { cause: error },
         );
       }
-      throw new Error(`Embedded PostgreSQL did not start on port ${port}: ${error ?? ''}${detail ? `\n${detail}` : ''}`);
+      throw new Error(`Embedded PostgreSQL did not start on port ${port}: ${String(error ?? '')}${detail ? `\n${detail}` : ''}`, { cause: error });
     }
   }
   const started = pg;

@@ -4,7 +4,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import path from 'node:path';
 import { Client } from 'pg';
 import { migrationsList } from '../../migrations';
-import { RATE_LIMIT_SCHEMA } from '../security/mutation-rate-limiter';
+import { RATE_LIMIT_SCHEMA } from './schemas';
 import { entities } from './entities';
 
 export interface OrmOptions {

@@ -156,13 +156,12 @@ export class IdentifierLog {
 
   /** Makes room for `size` bytes at `used` in one block, skipping to a new block if needed. */
   private reserve(size: number): void {
-    let room = BLOCK - (this.used & (BLOCK - 1));
+    const room = BLOCK - (this.used & (BLOCK - 1));
     if (this.used >>> BLOCK_BITS < this.blocks.length && size <= room) return;
     if (this.used >>> BLOCK_BITS < this.blocks.length) {
       // The rest of this block is skipped; mark it when a length fits.
       if (room >= HEADER) this.blocks[this.used >>> BLOCK_BITS].writeUInt32LE(PAD, this.used & (BLOCK - 1));
       this.used += room;
-      room = BLOCK;
     }
     if (this.used + BLOCK > MAX_BYTES) throw new RangeError('identifier log is full');
     this.blocks.push(Buffer.allocUnsafe(BLOCK));

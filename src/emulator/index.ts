@@ -22,7 +22,7 @@ import { registerMeters, isSessionToken, meterLog } from './resources/meters';
 import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
 import { registerInvoices } from './resources/invoices';
 import { registerInvoicePreview } from './resources/invoice-preview';
-import { registerSubscriptionSchedules } from './resources/subscription-schedules';
+import { registerSubscriptionSchedules } from './resources/subscription-schedule-routes';
 import { registerPaymentIntents } from './resources/payment-intents';
 import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
@@ -146,7 +146,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     }
   };
 
-  let api: ApiServer;
   const reset = () => {
     const keep = options.webhookEndpoints ?? [];
     for (const we of store.list('webhook_endpoint')) delivery.removeEndpoint(we.id);
@@ -171,7 +170,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
 
   const control = controlRoutes({ store, faults, delivery, advanceClock, reset });
   const pages = hostedPages(store);
-  api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
+  // reset() above runs only after start-up, once api exists.
+  const api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
 
   if (options.stateFile) {

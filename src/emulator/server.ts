@@ -2,7 +2,7 @@
  * HTTP front of the emulator: reads the request, applies injected faults, authenticates the
  * Bearer key, replays idempotent POSTs, dispatches to the API router and writes Stripe's JSON.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { createHash } from 'node:crypto';
 import { ApiError, invalidRequest } from './errors';
 import { newId } from './ids';

@@ -1,17 +1,12 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { AuthUser } from '../auth/auth-user';
 import type { AppConfig } from '../config/env';
 import type { StripeGateway } from '../stripe/stripe.gateway';
 import type { UsageHandoff } from '../billing/usage/usage-fast-path';
 import type { Loaders } from './loaders';
 
-/** The caller, from a verified access token. */
-export interface AuthUser {
-  userId: string;
-  email?: string;
-  roles: string[];
-  isAdmin: boolean;
-}
+export type { AuthUser };
 
 export interface GraphQLContext {
   /** A fork of the EntityManager for this request only. */

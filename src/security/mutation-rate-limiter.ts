@@ -2,11 +2,11 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
-/**
- * The limiter's own schema: the ORM's schema diff only looks at the schemas its entities use, so
- * a table here never shows up as something to drop, and no migration is needed for it.
- */
-export const RATE_LIMIT_SCHEMA = 'tollgate_rate_limits';
+import { RATE_LIMIT_SCHEMA } from '../db/schemas';
+
+// The limiter's own schema: the ORM's schema diff only looks at the schemas its entities use, so
+// a table there never shows up as something to drop, and no migration is needed for it.
+export { RATE_LIMIT_SCHEMA };
 export const RATE_LIMIT_TABLE = 'mutation_budget';
 
 /** A budget is taken in at most this many slices a window ... */

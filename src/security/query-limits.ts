@@ -1,5 +1,6 @@
+import type {
+  GraphQLError} from 'graphql';
 import {
-  GraphQLError,
   Kind,
   isInterfaceType,
   isObjectType,

@@ -477,7 +477,7 @@ describe(StripeSdkGateway.name, () => {
       });
       await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
       receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/stripe`;
-      await emu.addWebhookEndpoint({ url: receiverUrl, secret: WEBHOOK_SECRET });
+      emu.addWebhookEndpoint({ url: receiverUrl, secret: WEBHOOK_SECRET });
     });
 
     afterAll(async () => {

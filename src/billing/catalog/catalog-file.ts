@@ -64,7 +64,7 @@ export async function loadCatalogFile(file: string): Promise<CatalogDefinition> 
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new Error(`Cannot read the catalog file ${file}: ${(error as Error).message}`);
+    throw new Error(`Cannot read the catalog file ${file}: ${(error as Error).message}`, { cause: error });
   }
   const parsed = catalogSchema.safeParse(raw);
   if (!parsed.success) {

@@ -60,7 +60,7 @@ export async function seedCatalog(em: EntityManager, catalog: CatalogDefinition,
       } else apply(product, values);
 
       for (const p of def.prices) {
-        let price = await tx.findOne(Price, { lookupKey: p.lookupKey });
+        const price = await tx.findOne(Price, { lookupKey: p.lookupKey });
         const meter = p.meter ? meters.get(p.meter) ?? (await tx.findOne(Meter, { eventName: p.meter })) : null;
         const values = {
           currency: p.currency,
@@ -72,7 +72,7 @@ export async function seedCatalog(em: EntityManager, catalog: CatalogDefinition,
           stripePriceId: ids.prices?.[p.lookupKey],
         };
         if (!price) {
-          price = tx.create(Price, { lookupKey: p.lookupKey, product, meter: meter ?? null, ...values });
+          tx.create(Price, { lookupKey: p.lookupKey, product, meter: meter ?? null, ...values });
           result.created++;
         } else {
           if (price.product.id !== product.id || (price.meter?.id ?? null) !== (meter?.id ?? null)) {

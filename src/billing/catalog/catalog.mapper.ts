@@ -1,4 +1,5 @@
-import { PriceInterval, PriceType, ProductType, UsageType } from './catalog.type';
+import type { PriceInterval, UsageType } from './catalog.type';
+import { PriceType, ProductType } from './catalog.type';
 import type { Price } from './price.entity';
 import type { Product } from './product.entity';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Collection, Entity, OneToMany, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
-import { Price } from './price.entity';
+import type { Price } from './price.entity';
 
 /** A plan of the catalog, addressed by its stable `code` (starter, pro, ...). */
 @Entity({ tableName: 'products' })
@@ -25,7 +25,8 @@ export class Product {
   @Property({ type: 'text', nullable: true, unique: true })
   stripeProductId?: string | null;
 
-  @OneToMany(() => Price, (price) => price.product)
+  // Named, not imported as a value: Price already imports Product, and entities form no cycle.
+  @OneToMany('Price', 'product')
   prices = new Collection<Price>(this);
 
   @Property({ type: 'timestamptz' })

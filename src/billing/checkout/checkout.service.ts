@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId, isId } from '../../common/ids';
-import type { AuthUser } from '../../graphql/context';
+import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { CheckoutSessionSnapshot, StripeGateway, SubscriptionSnapshot } from '../../stripe/stripe.gateway';
 import { Price } from '../catalog/price.entity';
@@ -12,13 +12,13 @@ import { CustomerService } from '../customers/customer.service';
 import { Subscription } from '../subscriptions/subscription.entity';
 import {
   alreadySubscribed,
+  applySubscriptionSnapshot,
   assertNoLiveSubscription,
   hasLiveSubscription,
   lockCustomerSubscriptions,
   MAX_QUANTITY,
   meteredPricesOfPlan,
-  SubscriptionService,
-} from '../subscriptions/subscription.service';
+} from '../subscriptions/subscription-rows';
 import { CheckoutSession } from './checkout-session.entity';
 import { checkRedirectUrl, type RedirectUrlPolicy } from './redirect-url';
 
@@ -198,7 +198,7 @@ export class CheckoutService {
       const subscription = await this.subscriptionOf(snapshot);
       if (subscription) {
         const customer = await em.findOneOrFail(Customer, { id: row.customer.id });
-        await new SubscriptionService(em, this.gateway, { priceMap: {} }).applySnapshot(em, subscription, { customer, syncedAt: fetchedAt });
+        await applySubscriptionSnapshot(em, subscription, { customer, syncedAt: fetchedAt });
       }
     }
 

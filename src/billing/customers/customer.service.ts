@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
-import type { AuthUser } from '../../graphql/context';
+import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from './customer.entity';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
-import type { AuthUser } from '../../graphql/context';
+import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { BillingPortalSessionSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { checkRedirectUrl, type RedirectUrlPolicy } from '../checkout/redirect-url';

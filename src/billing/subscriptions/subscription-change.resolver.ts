@@ -47,6 +47,20 @@ export class SubscriptionChangeResolver {
     });
   }
 
+  @Mutation(() => SubscriptionType, {
+    description:
+      'Changes plan, interval or quantity. Upgrades apply now and charge the prorated difference (clientSecret when the payment needs the customer; the change applies once paid); downgrades wait for the period end (pendingChange).',
+  })
+  async updateSubscription(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
+  ): Promise<SubscriptionType> {
+    requireBilling(ctx);
+    const customer = await actingCustomer(ctx, input.customerId);
+    const changed = await changes(ctx).change(customer, toChangeInput(input));
+    return Object.assign(toSubscriptionType(changed.subscription), { clientSecret: changed.clientSecret });
+  }
+
   @Mutation(() => SubscriptionType, { description: 'Drops a change scheduled for the end of the period.' })
   async cancelPendingChange(
     @Ctx() ctx: GraphQLContext,

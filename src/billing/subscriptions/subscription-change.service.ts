@@ -80,7 +80,7 @@ export class SubscriptionChangeService {
   constructor(
     private readonly em: EntityManager,
     private readonly gateway: StripeGateway | null,
-    private readonly options: SubscriptionServiceOptions,
+    options: SubscriptionServiceOptions,
   ) {
     this.subscriptions = new SubscriptionService(em, gateway, options);
   }
@@ -177,17 +177,7 @@ export class SubscriptionChangeService {
    * change it held. Used before a change made now and before a cancellation.
    */
   async releaseSchedule(em: EntityManager, row: Subscription): Promise<void> {
-    const gateway = this.requireGateway();
-    if (row.stripeScheduleId) {
-      const scheduleId = row.stripeScheduleId;
-      try {
-        await gateway.releaseSchedule({ id: scheduleId, idempotencyKey: idempotencyKey('schedule.release', row.id, scheduleId) });
-      } catch (error) {
-        // Released, canceled or completed meanwhile (the period rolled over): nothing left to release.
-        const current = await gateway.retrieveSchedule(scheduleId).catch(() => null);
-        if (!current || current.status === 'active' || current.status === 'not_started') throw error;
-      }
-    }
+    if (row.stripeScheduleId) await this.subscriptions.releaseSchedule(row.stripeScheduleId, row.id);
     row.stripeScheduleId = null;
     row.pendingChange = null;
     await em.flush();

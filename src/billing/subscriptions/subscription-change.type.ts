@@ -1,14 +1,7 @@
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { BillingInterval } from './subscription.type';
+import { BillingInterval, SubscriptionChangeEffective } from './subscription.type';
 
-export enum SubscriptionChangeEffective {
-  IMMEDIATELY = 'immediately',
-  PERIOD_END = 'period_end',
-}
-registerEnumType(SubscriptionChangeEffective, {
-  name: 'SubscriptionChangeEffective',
-  description: 'When a plan change takes effect. Default: a downgrade (a lower amount per billing period) at the period end, anything else now.',
-});
+export { SubscriptionChangeEffective };
 
 export enum PendingChangeStatus {
   SCHEDULED = 'scheduled',

@@ -8,16 +8,12 @@ import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import type { Subscription } from './subscription.entity';
 import { SubscriptionService } from './subscription.service';
-import { SubscriptionChangeService } from './subscription-change.service';
-// Imported both ways (the change resolver maps rows with toSubscriptionType): only used inside methods.
-import { toChangeInput } from './subscription-change.resolver';
 import {
   CustomerType,
   StartSubscriptionInput,
   StartSubscriptionPayload,
   SubscriptionStatus,
   SubscriptionType,
-  UpdateSubscriptionInput,
 } from './subscription.type';
 
 export function toSubscriptionType(row: Subscription): SubscriptionType {
@@ -79,20 +75,6 @@ export class SubscriptionResolver {
       subscription: toSubscriptionType(result.subscription),
       clientSecret: result.clientSecret,
     });
-  }
-
-  @Mutation(() => SubscriptionType, {
-    description:
-      'Changes plan, interval or quantity. Upgrades apply now and charge the prorated difference (clientSecret when the payment needs the customer; the change applies once paid); downgrades wait for the period end (pendingChange).',
-  })
-  async updateSubscription(
-    @Ctx() ctx: GraphQLContext,
-    @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
-  ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
-    const changed = await new SubscriptionChangeService(ctx.em, ctx.gateway, { priceMap: ctx.config.stripe.priceMap }).change(customer, toChangeInput(input));
-    return Object.assign(toSubscriptionType(changed.subscription), { clientSecret: changed.clientSecret });
   }
 
   @Mutation(() => SubscriptionType, { description: 'Cancels at the end of the period by default; atPeriodEnd: false ends it now.' })

@@ -1,7 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import type { PendingChangeSnapshot } from './subscription.entity';
-// Imported both ways (the change types use BillingInterval): only used in decorators, at run time.
-import { SubscriptionChangeEffective } from './subscription-change.type';
 
 export enum SubscriptionStatus {
   ACTIVE = 'active',
@@ -20,6 +18,15 @@ export enum BillingInterval {
   YEAR = 'year',
 }
 registerEnumType(BillingInterval, { name: 'BillingInterval' });
+
+export enum SubscriptionChangeEffective {
+  IMMEDIATELY = 'immediately',
+  PERIOD_END = 'period_end',
+}
+registerEnumType(SubscriptionChangeEffective, {
+  name: 'SubscriptionChangeEffective',
+  description: 'When a plan change takes effect. Default: a downgrade (a lower amount per billing period) at the period end, anything else now.',
+});
 
 export enum ProrationBehaviorEnum {
   CREATE_PRORATIONS = 'create_prorations',

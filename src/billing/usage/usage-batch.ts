@@ -62,7 +62,7 @@ export type BatchOutcome =
 
 /** What the statement needs from a database connection. */
 export interface QueryClient {
-  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: any[] }>;
+  query<R>(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
 }
 
 /** Lends connections of the application's pool. */
@@ -189,9 +189,10 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
     keys[i] = r.idempotencyKey;
     hashes[i] = r.requestHash;
   }
-  let rows: any[];
+  type BatchRow = { ord: string | number; customer_id: string | null; own: boolean; subscription_id: string; meter: string };
+  let rows: BatchRow[];
   try {
-    ({ rows } = await client.query({ name: BATCH_STATEMENT, text: BATCH_SQL, values: [ids, users, subscriptions, meters, quantities, times, keys, hashes, statuses] }));
+    ({ rows } = await client.query<BatchRow>({ name: BATCH_STATEMENT, text: BATCH_SQL, values: [ids, users, subscriptions, meters, quantities, times, keys, hashes, statuses] }));
   } catch (error) {
     // The server no longer knows the statement (DEALLOCATE, a pooler in between): the client's
     // record of it goes too, so that the next use prepares it again.
@@ -213,7 +214,7 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
   if (taken.length === 0) return outcomes;
   let existing: (LedgerRow & { customer_id: string })[];
   try {
-    ({ rows: existing } = await client.query({ text: EXISTING_SQL, values: [taken.map((t) => t.customerId), taken.map((t) => keys[t.index])] }));
+    ({ rows: existing } = await client.query<LedgerRow & { customer_id: string }>({ text: EXISTING_SQL, values: [taken.map((t) => t.customerId), taken.map((t) => keys[t.index])] }));
   } catch {
     // The inserts are committed; only these requests are left open, for the general path.
     for (const { index } of taken) outcomes[index] = { kind: 'failed' };
@@ -290,7 +291,7 @@ export class UsageBatcher {
 
   private async flush(batch: Pending[]): Promise<void> {
     this.inFlight++;
-    let outcomes: BatchOutcome[] | null = null;
+    let outcomes: BatchOutcome[] | null;
     try {
       const client = await this.lender.acquire();
       try {

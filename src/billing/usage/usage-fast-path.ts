@@ -14,7 +14,7 @@ import {
 } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import type { Logger } from 'pino';
-import type { AuthUser } from '../../graphql/context';
+import type { AuthUser } from '../../auth/auth-user';
 import { operationKey, plainGraphQLRequest } from '../../graphql/plain-request';
 import type { MutationRateLimiter, RateLimitDecision } from '../../security/mutation-rate-limiter';
 import { complexityError, costVariables } from '../../security/query-limits';

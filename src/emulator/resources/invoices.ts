@@ -10,7 +10,7 @@ import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
 import { createPaymentIntent, confirmIntent } from './payment-intents';
 import { resolvePaymentMethod } from './payment-methods';
-import { onSubscriptionInvoicePaid, onSubscriptionInvoiceFailed } from './subscriptions';
+import { settlements } from './settlements';
 
 export interface LineSpec {
   amount: number;
@@ -208,14 +208,14 @@ export function markInvoicePaid(store: Store, inv: Obj, pi: Obj | null): void {
   inv.status_transitions.paid_at = store.now();
   store.emit('invoice.paid', inv, { status: 'open' });
   store.emit('invoice.payment_succeeded', inv);
-  onSubscriptionInvoicePaid(store, inv, pi);
+  settlements.subscriptionInvoicePaid(store, inv, pi);
 }
 
 export function onInvoicePaymentFailed(store: Store, inv: Obj): void {
   inv.attempted = true;
   inv.attempt_count += 1;
   store.emit('invoice.payment_failed', inv);
-  onSubscriptionInvoiceFailed(store, inv);
+  settlements.subscriptionInvoiceFailed(store, inv);
 }
 
 /** Charges an open invoice with a payment method (null: nothing to charge with, the attempt fails). */
@@ -261,6 +261,9 @@ export function invoicePaymentsList(store: Store, inv: Obj): Obj {
     : [];
   return { object: 'list', data, has_more: false, total_count: data.length, url: `/v1/invoice_payments?invoice=${inv.id}` };
 }
+
+settlements.invoicePaid = markInvoicePaid;
+settlements.invoicePaymentFailed = onInvoicePaymentFailed;
 
 export function registerInvoices(router: Router, store: Store): void {
   store.includables.set('invoice', {

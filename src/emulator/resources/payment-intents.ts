@@ -9,7 +9,7 @@ import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
 import { attachPaymentMethod, chargeOutcome, declineError, resolvePaymentMethod } from './payment-methods';
-import { onInvoicePaymentFailed, markInvoicePaid } from './invoices';
+import { settlements } from './settlements';
 
 export function createPaymentIntent(
   store: Store,
@@ -82,7 +82,7 @@ export function succeedIntent(store: Store, pi: Obj): void {
   store.emit('payment_intent.succeeded', pi, prev);
   if (pi._invoice) {
     const inv = store.get('invoice', pi._invoice);
-    if (inv && inv.status === 'open') markInvoicePaid(store, inv, pi);
+    if (inv && inv.status === 'open') settlements.invoicePaid(store, inv, pi);
   }
 }
 
@@ -121,7 +121,7 @@ export function confirmIntent(store: Store, pi: Obj, pm: Obj): ConfirmResult {
     type: 'card_error',
   };
   store.emit('payment_intent.payment_failed', pi);
-  if (inv) onInvoicePaymentFailed(store, inv);
+  if (inv) settlements.invoicePaymentFailed(store, inv);
   return 'declined';
 }
 
@@ -237,7 +237,7 @@ export function authenticateIntent(store: Store, id: string, succeed: boolean): 
     };
     store.emit('payment_intent.payment_failed', pi);
     const inv = pi._invoice ? store.get('invoice', pi._invoice) : undefined;
-    if (inv) onInvoicePaymentFailed(store, inv);
+    if (inv) settlements.invoicePaymentFailed(store, inv);
   }
   return pi;
 }

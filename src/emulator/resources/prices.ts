@@ -9,7 +9,7 @@ import { applyMetadata, bool, int, obj, str, strList } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
-import { createProduct } from './products';
+import { createProduct } from './product-records';
 import { diff } from './customers';
 
 export function getPrice(store: Store, id: string, param = 'price'): Obj {

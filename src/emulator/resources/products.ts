@@ -1,53 +1,14 @@
 /** Products: create (optional id, default_price_data), retrieve, update, list, delete. */
 import { invalidRequest, noSuch } from '../errors';
-import { newId } from '../ids';
 import { applyMetadata, bool, obj, str, strList } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
-import type { Obj, Store } from '../store';
+import type { Store } from '../store';
 import { createPrice } from './prices';
+import { createProduct, getProduct } from './product-records';
 import { diff } from './customers';
 
-export function getProduct(store: Store, id: string, param = 'product'): Obj {
-  const p = store.get('product', id);
-  if (!p) throw noSuch('product', id, param);
-  return p;
-}
-
-export function createProduct(store: Store, p: Obj): Obj {
-  const name = str(p, 'name');
-  if (!name) throw invalidRequest('Missing required param: name.', 'name', 'parameter_missing');
-  const id = str(p, 'id') ?? newId('prod_', 14);
-  if (store.get('product', id)) {
-    throw invalidRequest(`Product already exists.`, 'id', 'resource_already_exists');
-  }
-  const now = store.now();
-  const product: Obj = {
-    id,
-    object: 'product',
-    active: bool(p, 'active') ?? true,
-    created: now,
-    default_price: null,
-    description: str(p, 'description') ?? null,
-    images: [],
-    livemode: false,
-    marketing_features: [],
-    metadata: applyMetadata({}, p),
-    name,
-    package_dimensions: null,
-    shippable: null,
-    statement_descriptor: null,
-    tax_code: null,
-    tax_details: null,
-    type: 'service',
-    unit_label: str(p, 'unit_label') ?? null,
-    updated: now,
-    url: str(p, 'url') ?? null,
-  };
-  store.insert('product', product);
-  store.emit('product.created', product);
-  return product;
-}
+export { createProduct, getProduct };
 
 export function registerProducts(router: Router, store: Store): void {
   router.add('POST', '/v1/products', (ctx) => {

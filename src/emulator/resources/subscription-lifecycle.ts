@@ -7,6 +7,7 @@ import { periodAt } from '../periods';
 import type { Obj, Store } from '../store';
 import { diff } from './customers';
 import { attemptInvoicePayment, type LineSpec } from './invoices';
+import { settlements } from './settlements';
 import { cancelScheduleOf, dueScheduleBoundary, transitionSchedule } from './subscription-schedules';
 import {
   currentPeriod,
@@ -183,6 +184,9 @@ export function advanceSubscription(store: Store, sub: Obj): void {
     if (inv.status === 'open') attemptInvoicePayment(store, inv, defaultPaymentMethod(store, sub));
   }
 }
+
+settlements.subscriptionInvoicePaid = onSubscriptionInvoicePaid;
+settlements.subscriptionInvoiceFailed = onSubscriptionInvoiceFailed;
 
 /** Moves every subscription forward to the emulator's current time. */
 export function advanceAllSubscriptions(store: Store): void {

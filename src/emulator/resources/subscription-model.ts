@@ -111,10 +111,6 @@ export function newItem(store: Store, sub: Obj, input: ItemInput, period: { star
   return item;
 }
 
-export function isMetered(store: Store, item: Obj): boolean {
-  return store.get('price', item.price)?.recurring?.usage_type === 'metered';
-}
-
 export function currentPeriod(sub: Obj): { start: number; end: number } {
   const first = sub._items[0];
   return { start: first.current_period_start, end: first.current_period_end };

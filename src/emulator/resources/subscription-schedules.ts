@@ -1,5 +1,5 @@
 /**
- * Subscription schedules: created from a subscription (one phase: its items until its period
+ * Subscription schedules (the model; routes in subscription-schedule-routes.ts): created from a subscription (one phase: its items until its period
  * ends), phases replaced by an update, released (the subscription carries on as it is) or
  * canceled (the subscription ends too). When the clock passes a phase's end the next phase's
  * items replace the subscription's; after the last phase `end_behavior` releases the schedule
@@ -7,20 +7,17 @@
  */
 import { invalidRequest, noSuch } from '../errors';
 import { newId } from '../ids';
-import { applyMetadata, arr, bool, int, obj, str } from '../params';
+import { applyMetadata, arr, int, obj, str } from '../params';
 import { addInterval } from '../periods';
-import type { Router } from '../router';
-import { listOut, out } from '../router';
 import { publicCopy, type Obj, type Store } from '../store';
 import { diff } from './customers';
-import { finishCancel } from './subscription-lifecycle';
 import { checkRecurring, currentPeriod, ENDED, getSubscription } from './subscription-model';
 import { applyPlan, changeLines, planToItems, readProrationBehavior } from './subscription-update';
 
-const OPEN = ['not_started', 'active'];
+export const OPEN = ['not_started', 'active'];
 const END_BEHAVIORS = ['release', 'cancel'];
 
-function getSchedule(store: Store, id: string): Obj {
+export function getSchedule(store: Store, id: string): Obj {
   const s = store.get('subscription_schedule', id);
   if (!s) throw noSuch('subscription_schedule', id, 'schedule');
   return s;
@@ -69,7 +66,7 @@ function phase(currency: string, start: number, end: number, items: Obj[], prora
   };
 }
 
-function createFromSubscription(store: Store, sub: Obj, metadata: Obj): Obj {
+export function createFromSubscription(store: Store, sub: Obj, metadata: Obj): Obj {
   if (ENDED.includes(sub.status)) throw invalidRequest(`You cannot create a schedule from a ${sub.status} subscription.`, 'from_subscription');
   if (sub.schedule && store.get('subscription_schedule', sub.schedule)?.status === 'active') {
     throw invalidRequest(`The subscription \`${sub.id}\` is already attached to a schedule \`${sub.schedule}\`.`, 'from_subscription');
@@ -180,7 +177,7 @@ function readPhases(store: Store, sched: Obj, sub: Obj, raw: Obj[]): Obj[] {
   return phases;
 }
 
-function updateSchedule(store: Store, sched: Obj, p: Obj): Obj {
+export function updateSchedule(store: Store, sched: Obj, p: Obj): Obj {
   if (!OPEN.includes(sched.status)) throw invalidRequest(`You cannot update a subscription schedule that is currently \`${sched.status}\`.`);
   const sub = getSubscription(store, sched.subscription);
   const before = publicCopy(sched);
@@ -211,7 +208,7 @@ function updateSchedule(store: Store, sched: Obj, p: Obj): Obj {
   return sched;
 }
 
-function release(store: Store, sched: Obj, at: number): void {
+export function release(store: Store, sched: Obj, at: number): void {
   const prev = { status: sched.status, released_at: null, released_subscription: null };
   sched.status = 'released';
   sched.released_at = at;
@@ -277,54 +274,4 @@ export function cancelScheduleOf(store: Store, sub: Obj): void {
   sched.canceled_at = store.now();
   sched.current_phase = null;
   store.emit('subscription_schedule.canceled', sched, prev);
-}
-
-export function registerSubscriptionSchedules(router: Router, store: Store): void {
-  router.add('POST', '/v1/subscription_schedules', (ctx) => {
-    const p = ctx.params;
-    const from = str(p, 'from_subscription');
-    if (!from) {
-      throw invalidRequest('The emulator creates subscription schedules from a subscription: pass from_subscription.', 'from_subscription', 'parameter_missing');
-    }
-    const other = Object.keys(p).filter((k) => !['from_subscription', 'expand', 'metadata'].includes(k));
-    if (other.length) throw invalidRequest(`You cannot set \`${other[0]}\` when creating a schedule from a subscription.`, other[0]);
-    const sub = getSubscription(store, from, 'from_subscription');
-    return out(ctx, createFromSubscription(store, sub, applyMetadata({}, p)));
-  });
-
-  router.add('GET', '/v1/subscription_schedules/:id', (ctx) => out(ctx, getSchedule(store, ctx.pathParams.id)));
-
-  router.add('POST', '/v1/subscription_schedules/:id', (ctx) => out(ctx, updateSchedule(store, getSchedule(store, ctx.pathParams.id), ctx.params)));
-
-  router.add('POST', '/v1/subscription_schedules/:id/release', (ctx) => {
-    const sched = getSchedule(store, ctx.pathParams.id);
-    if (!OPEN.includes(sched.status)) throw invalidRequest(`You cannot release a subscription schedule that is currently \`${sched.status}\`.`);
-    release(store, sched, store.now());
-    return out(ctx, sched);
-  });
-
-  router.add('POST', '/v1/subscription_schedules/:id/cancel', (ctx) => {
-    const sched = getSchedule(store, ctx.pathParams.id);
-    if (!OPEN.includes(sched.status)) throw invalidRequest(`You cannot cancel a subscription schedule that is currently \`${sched.status}\`.`);
-    const invoiceNow = bool(ctx.params, 'invoice_now') ?? true;
-    const prev = { status: sched.status };
-    sched.status = 'canceled';
-    sched.canceled_at = store.now();
-    sched.current_phase = null;
-    store.emit('subscription_schedule.canceled', sched, prev);
-    const sub = store.get('subscription', sched.subscription);
-    if (sub && !ENDED.includes(sub.status)) {
-      sub.canceled_at = store.now();
-      finishCancel(store, sub, store.now(), 'cancellation_requested', invoiceNow);
-    }
-    return out(ctx, sched);
-  });
-
-  router.add('GET', '/v1/subscription_schedules', (ctx) => {
-    let items = store.list('subscription_schedule');
-    const customer = str(ctx.params, 'customer');
-    if (customer) items = items.filter((s) => s.customer === customer);
-    if (bool(ctx.params, 'scheduled')) items = items.filter((s) => s.status === 'not_started');
-    return listOut(ctx, items);
-  });
 }

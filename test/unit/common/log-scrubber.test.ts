@@ -1,5 +1,5 @@
 import { scrubSecrets } from '../../../src/common/logger';
-import { scrubLogValue } from '../../../src/security/log-scrubber';
+import { scrubLogValue } from '../../../src/common/log-scrubber';
 
 describe('scrubLogValue', () => {
   const scrub = (value: unknown) => scrubLogValue(value, scrubSecrets);
