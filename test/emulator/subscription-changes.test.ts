@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import Stripe from 'stripe';
-import { startHarness, type Harness } from './helpers';
+import { startHarness, sdkFor, type Harness } from './helpers';
 
 /*
  * Plan changes in the emulator, through the official SDK: items swapped and deleted, usage of a
@@ -329,5 +332,48 @@ describe('invoice previews', () => {
     expect(preview.amount_due).toBe(3000);
     expect(renewal.amount_due).toBe(preview.amount_due);
     expect(renewal.period_start).toBe(preview.period_start);
+  });
+});
+
+describe('state file', () => {
+  test('a pending update and a schedule survive a restart of the emulator, and still apply', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'emu-changes-'));
+    const stateFile = path.join(dir, 'state.json');
+    try {
+      const first = await startHarness({ stateFile });
+      const s = first.stripe;
+      const product = await s.products.create({ name: 'Seats' });
+      const one = await s.prices.create({ product: product.id, currency: 'usd', unit_amount: 1000, recurring: { interval: 'month' } });
+      const two = await s.prices.create({ product: product.id, currency: 'usd', unit_amount: 4000, recurring: { interval: 'month' } });
+      const c = await s.customers.create({ payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } });
+      const pending = await s.subscriptions.create({ customer: c.id, items: [{ price: one.id }] });
+      const failing = await s.paymentMethods.attach('pm_card_chargeCustomerFail', { customer: c.id });
+      await s.subscriptions.update(pending.id, { default_payment_method: failing.id });
+      const updated = await s.subscriptions.update(pending.id, {
+        items: [{ id: pending.items.data[0].id, price: two.id }],
+        proration_behavior: 'always_invoice',
+        payment_behavior: 'pending_if_incomplete',
+        expand: ['latest_invoice.confirmation_secret'],
+      });
+      const secret = (updated.latest_invoice as Stripe.Invoice).confirmation_secret!.client_secret;
+      const scheduled = await s.subscriptions.create({ customer: c.id, items: [{ price: one.id }] });
+      const sched = await s.subscriptionSchedules.create({ from_subscription: scheduled.id });
+      const end = scheduled.items.data[0].current_period_end;
+      await s.subscriptionSchedules.update(sched.id, {
+        phases: [{ items: [{ price: one.id, quantity: 1 }], start_date: sched.phases[0].start_date, end_date: end }, { items: [{ price: two.id, quantity: 1 }] }],
+      });
+      await first.emu.close();
+
+      const second = await startHarness({ stateFile });
+      const again = sdkFor(second.emu);
+      expect((await again.subscriptions.retrieve(pending.id)).pending_update).not.toBeNull();
+      await again.paymentIntents.confirm(secret.split('_secret_')[0], { payment_method: 'pm_card_visa' });
+      expect((await again.subscriptions.retrieve(pending.id)).items.data.map((i) => i.price.id)).toEqual([two.id]);
+      second.emu.advanceClock(end - second.emu.now() + 60);
+      expect((await again.subscriptions.retrieve(scheduled.id)).items.data.map((i) => i.price.id)).toEqual([two.id]);
+      await second.emu.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
