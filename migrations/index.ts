@@ -3,6 +3,7 @@ import { Migration20261126082514 } from './Migration20261126082514';
 import { Migration20261207020653 } from './Migration20261207020653';
 import { Migration20261207021500 } from './Migration20261207021500';
 import { Migration20261207021600 } from './Migration20261207021600';
+import { Migration20261207021700 } from './Migration20261207021700';
 
 /** Every migration, in order. `npm run migration:create` writes a new file; add it here. */
 export const migrationsList: MigrationObject[] = [
@@ -10,4 +11,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261207020653', class: Migration20261207020653 },
   { name: 'Migration20261207021500', class: Migration20261207021500 },
   { name: 'Migration20261207021600', class: Migration20261207021600 },
+  { name: 'Migration20261207021700', class: Migration20261207021700 },
 ];

@@ -21,6 +21,8 @@ import { registerPrices } from './resources/prices';
 import { registerMeters, isSessionToken, meterLog } from './resources/meters';
 import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
 import { registerInvoices } from './resources/invoices';
+import { registerInvoicePreview } from './resources/invoice-preview';
+import { registerSubscriptionSchedules } from './resources/subscription-schedule-routes';
 import { registerPaymentIntents } from './resources/payment-intents';
 import { registerCheckout, expireDueSessions } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
@@ -103,6 +105,9 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerPrices(router, store);
   registerMeters(router, store);
   registerSubscriptions(router, store);
+  registerSubscriptionSchedules(router, store);
+  // Before registerInvoices: /v1/invoices/create_preview must not be taken for an invoice id.
+  registerInvoicePreview(router, store);
   registerInvoices(router, store);
   registerPaymentIntents(router, store);
   registerCheckout(router, store);

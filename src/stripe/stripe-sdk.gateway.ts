@@ -42,6 +42,7 @@ import type {
 import { stripeModeFor } from '../config/stripe-keys';
 import { MeterEventSender, METER_STREAM_BATCH_SIZE } from './meter-event-sender';
 import { StripeCallPolicy, type StripeGatewayLogger } from './stripe-call-policy';
+import { SubscriptionChangeCalls } from './subscription-change.calls';
 import {
   subscriptionClientSecret,
   toBillingPortalSessionSnapshot,
@@ -114,6 +115,8 @@ export class StripeSdkGateway implements StripeGateway {
   private readonly logger: StripeGatewayLogger;
   private readonly policy: StripeCallPolicy;
   private readonly meterEvents: MeterEventSender;
+  /** Plan changes: item updates, schedules, invoice previews. */
+  private readonly changes: SubscriptionChangeCalls;
 
   constructor(options: StripeSdkGatewayOptions) {
     if (!options.secretKey) throw new TypeError('secretKey is required');
@@ -132,7 +135,15 @@ export class StripeSdkGateway implements StripeGateway {
     });
     this.policy = new StripeCallPolicy({ secretKey: options.secretKey, maxRetries, logger });
     this.meterEvents = new MeterEventSender(this.stripe, this.policy, { transport: options.meterEventTransport ?? 'auto', logger });
+    this.changes = new SubscriptionChangeCalls(this.stripe, (operation, fn, context) => this.call(operation, fn, context));
   }
+
+  changeSubscriptionItems: StripeGateway['changeSubscriptionItems'] = (input) => this.changes.changeSubscriptionItems(input);
+  previewSubscriptionInvoice: StripeGateway['previewSubscriptionInvoice'] = (input) => this.changes.previewSubscriptionInvoice(input);
+  createScheduleFromSubscription: StripeGateway['createScheduleFromSubscription'] = (input) => this.changes.createScheduleFromSubscription(input);
+  updateSchedulePhases: StripeGateway['updateSchedulePhases'] = (input) => this.changes.updateSchedulePhases(input);
+  releaseSchedule: StripeGateway['releaseSchedule'] = (input) => this.changes.releaseSchedule(input);
+  retrieveSchedule: StripeGateway['retrieveSchedule'] = (id) => this.changes.retrieveSchedule(id);
 
   /** One SDK call under the call policy (rate-limit retries, errors mapped to BillingError). */
   private call<T>(operation: string, fn: () => Promise<T>, context: StripeErrorContext = {}): Promise<T> {

@@ -138,6 +138,60 @@ export interface SubscriptionSnapshot {
   metadata: Record<string, string>;
   livemode: boolean;
   createdAt: Date;
+  /** The subscription schedule managing it, if any. */
+  scheduleId?: string | null;
+  /** A change waiting for its invoice to be paid (`payment_behavior: pending_if_incomplete`). */
+  pendingUpdate?: SubscriptionPendingUpdateSnapshot | null;
+}
+
+export interface SubscriptionPendingUpdateSnapshot {
+  /** The items the subscription will have once the invoice is paid. */
+  items: Array<{ priceId: string; quantity: number | null }>;
+  /** Stripe drops the change when the invoice is not paid by then (23 hours). */
+  expiresAt: Date | null;
+}
+
+export type ScheduleStatus = 'not_started' | 'active' | 'completed' | 'released' | 'canceled';
+
+export interface SchedulePhaseSnapshot {
+  startDate: Date;
+  endDate: Date | null;
+  items: Array<{ priceId: string; quantity: number | null }>;
+}
+
+export interface SubscriptionScheduleSnapshot {
+  id: string;
+  subscriptionId: string | null;
+  customerId: string;
+  status: ScheduleStatus;
+  endBehavior: string;
+  /** The phase in force now; null once the schedule is released, canceled or completed. */
+  currentPhase: { startDate: Date; endDate: Date | null } | null;
+  phases: SchedulePhaseSnapshot[];
+  createdAt: Date | null;
+}
+
+export interface InvoicePreviewLineSnapshot {
+  description: string | null;
+  /** Integer minor units; negative for credits. */
+  amount: number;
+  quantity: number | null;
+  proration: boolean;
+  priceId: string | null;
+  periodStart: Date | null;
+  periodEnd: Date | null;
+}
+
+export interface InvoicePreviewSnapshot {
+  /** `subscription_update` for the invoice a change creates at once; otherwise the next renewal. */
+  billingReason: string | null;
+  currency: string;
+  /** Integer minor units. */
+  amountDue: number;
+  total: number;
+  periodStart: Date | null;
+  periodEnd: Date | null;
+  lines: InvoicePreviewLineSnapshot[];
 }
 
 export interface CreatedSubscription {
@@ -359,6 +413,65 @@ export interface UpdateSubscriptionInput {
   idempotencyKey: string;
 }
 
+/** One entry of Stripe's `items[]` on a subscription update. */
+export interface SubscriptionItemChange {
+  /** The existing item; omit to add one. */
+  itemId?: string;
+  priceId?: string;
+  /** Omit for metered prices. */
+  quantity?: number;
+  /** Removes the item; usage of a metered item up to now is still billed. */
+  deleted?: boolean;
+}
+
+export interface ChangeSubscriptionItemsInput {
+  id: string;
+  items: SubscriptionItemChange[];
+  prorationBehavior: ProrationBehavior;
+  /** Prorate as of this time (pass the preview's so the invoice equals the preview). */
+  prorationDate?: Date;
+  /**
+   * `pending_if_incomplete`: when the invoice the change creates is not paid at once, the
+   * subscription keeps its items and carries a pending update until the invoice is paid.
+   * Stripe allows only price and quantity changes with it (no deletions).
+   */
+  paymentBehavior: PaymentBehavior;
+  idempotencyKey: string;
+}
+
+export interface ChangedSubscription {
+  subscription: SubscriptionSnapshot;
+  /** The latest invoice's client secret while that invoice is open and awaits the customer. */
+  clientSecret: string | null;
+}
+
+export interface SchedulePhaseInput {
+  items: Array<{ priceId: string; quantity?: number }>;
+  startDate: Date;
+  /** Give an end date or a duration. */
+  endDate?: Date;
+  duration?: { interval: RecurringInterval; intervalCount: number };
+}
+
+export interface UpdateSchedulePhasesInput {
+  id: string;
+  /** The first phase is the current one: its start date cannot change. */
+  phases: SchedulePhaseInput[];
+  endBehavior: 'release' | 'cancel';
+  idempotencyKey: string;
+}
+
+export interface PreviewSubscriptionChangeInput {
+  customerId: string;
+  subscriptionId: string;
+  /** Omit to preview the next renewal as things stand. */
+  items?: SubscriptionItemChange[];
+  prorationBehavior?: ProrationBehavior;
+  prorationDate?: Date;
+  /** `next` (default): the next invoice, prorations included. `recurring`: a regular cycle's invoice after the change. */
+  previewMode?: 'next' | 'recurring';
+}
+
 export interface CancelSubscriptionInput {
   id: string;
   /** True: keep it until the period ends (undo with `resumeSubscription`). False: end it now. */
@@ -476,6 +589,23 @@ export interface StripeGateway {
   resumeSubscription(input: { id: string; idempotencyKey: string }): Promise<SubscriptionSnapshot>;
   /** All subscriptions of a customer, every status, newest first. */
   listSubscriptions(customerId: string): Promise<SubscriptionSnapshot[]>;
+  /**
+   * One subscription update over several items (swap, add, delete with `deleted: true`),
+   * prorated as asked, with the latest invoice's client secret when its payment awaits the customer.
+   */
+  changeSubscriptionItems(input: ChangeSubscriptionItemsInput): Promise<ChangedSubscription>;
+  /** What an invoice would be, stored nowhere (`invoices.createPreview` with `subscription_details`). */
+  previewSubscriptionInvoice(input: PreviewSubscriptionChangeInput): Promise<InvoicePreviewSnapshot>;
+
+  // Subscription schedules
+
+  /** A schedule taking over a subscription: one phase, its current items until its period ends. */
+  createScheduleFromSubscription(input: { subscriptionId: string; idempotencyKey: string }): Promise<SubscriptionScheduleSnapshot>;
+  /** Replaces the phases of a schedule. */
+  updateSchedulePhases(input: UpdateSchedulePhasesInput): Promise<SubscriptionScheduleSnapshot>;
+  /** Detaches the schedule; the subscription carries on as it is now. */
+  releaseSchedule(input: { id: string; idempotencyKey: string }): Promise<SubscriptionScheduleSnapshot>;
+  retrieveSchedule(id: string): Promise<SubscriptionScheduleSnapshot>;
 
   // Checkout and portal
 

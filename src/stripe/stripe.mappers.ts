@@ -13,6 +13,7 @@ import type {
   StripeEventSnapshot,
   StripeObjectSnapshot,
   SubscriptionItemSnapshot,
+  SubscriptionPendingUpdateSnapshot,
   SubscriptionSnapshot,
   SubscriptionStatus,
   UsageType,
@@ -220,6 +221,17 @@ export function toSubscriptionSnapshot(subscription: Stripe.Subscription): Subsc
     metadata: metadataOf(subscription.metadata),
     livemode: subscription.livemode === true,
     createdAt: fromUnix(subscription.created) ?? new Date(0),
+    scheduleId: idOf(subscription.schedule),
+    pendingUpdate: toPendingUpdateSnapshot(subscription.pending_update),
+  };
+}
+
+/** `pending_update`: the items a subscription gets once the update's invoice is paid. */
+export function toPendingUpdateSnapshot(update: Stripe.Subscription.PendingUpdate | null | undefined): SubscriptionPendingUpdateSnapshot | null {
+  if (!update) return null;
+  return {
+    items: (update.subscription_items ?? []).map((i) => ({ priceId: idOf(i.price) ?? '', quantity: typeof i.quantity === 'number' ? i.quantity : null })),
+    expiresAt: fromUnix(update.expires_at),
   };
 }
 

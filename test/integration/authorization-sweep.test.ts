@@ -92,6 +92,11 @@ const CASES: Record<string, Case> = {
     variables: (a) => ({ subscriptionId: a.proSubscriptionId }),
     intruder: 'NOT_FOUND',
   },
+  previewSubscriptionChange: {
+    query: `query($input: UpdateSubscriptionInput!) { previewSubscriptionChange(input: $input) { amountDueNow amountDueAtRenewal } }`,
+    variables: (a) => ({ input: { id: a.proSubscriptionId, plan: 'starter' } }),
+    intruder: 'NOT_FOUND',
+  },
   // ---- mutations ----------------------------------------------------------------------------
   startSubscription: {
     // The only foreign reference it takes is customerId: acting for A is the attack.
@@ -112,6 +117,11 @@ const CASES: Record<string, Case> = {
   resumeSubscription: {
     query: `mutation($id: ID!, $customerId: ID) { resumeSubscription(id: $id, customerId: $customerId) { id } }`,
     variables: (a) => ({ id: a.starterSubscriptionId }),
+    intruder: 'NOT_FOUND',
+  },
+  cancelPendingChange: {
+    query: `mutation($id: ID!, $customerId: ID) { cancelPendingChange(id: $id, customerId: $customerId) { id } }`,
+    variables: (a) => ({ id: a.proSubscriptionId }),
     intruder: 'NOT_FOUND',
   },
   createCheckoutSession: {

@@ -89,13 +89,18 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
     await expect(service.resolveRecurringPrice({ plan: 'nope' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
   });
 
-  it('refuses to move between a plan with metered usage and one without, leaving the subscription as it was', async () => {
+  it('moves between a plan with metered usage and one without in place, in either direction', async () => {
     const judy = await authHeader('judy');
-    const sub = (await server.gql(START, { input: { plan: 'starter' } }, judy)).data.startSubscription.subscription;
-    const res = await server.gql(UPDATE, { input: { id: sub.id, plan: 'pro' } }, judy);
-    expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
-    const after = await server.gql(`query($id: ID!) { subscription(id: $id) { product { code } } }`, { id: sub.id }, judy);
-    expect(after.data.subscription.product.code).toBe('starter');
+    const sub = (await server.gql(START, { input: { plan: 'starter', trialDays: 5 } }, judy)).data.startSubscription.subscription;
+    const up = await server.gql(UPDATE, { input: { id: sub.id, plan: 'pro' } }, judy);
+    expect(up.errors).toBeUndefined();
+    expect(up.data.updateSubscription).toMatchObject({ id: sub.id, status: 'TRIALING', product: { code: 'pro' } });
+    const items = async () =>
+      (await server.orm.em.fork().getConnection().execute(`select items from subscriptions where id = ?`, [sub.id]))[0].items.map((i: { meter: string | null }) => i.meter).sort();
+    expect(await items()).toEqual(['api_calls', null]);
+    const down = await server.gql(UPDATE, { input: { id: sub.id, plan: 'starter', effective: 'IMMEDIATELY' } }, judy);
+    expect(down.data.updateSubscription).toMatchObject({ id: sub.id, product: { code: 'starter' } });
+    expect(await items()).toEqual([null]);
   });
 
   it('refuses a second live subscription to the same product with CONFLICT', async () => {

@@ -140,6 +140,7 @@ describe('every mutation under arbitrary input', () => {
       updateSubscription: { input: { id: subscriptionId, quantity: 2 } },
       cancelSubscription: { id: subscriptionId, atPeriodEnd: true },
       resumeSubscription: { id: subscriptionId },
+      cancelPendingChange: { id: subscriptionId },
       createCheckoutSession: { input: { productId: micro, successUrl: RETURN, cancelUrl: RETURN } },
       createBillingPortalSession: { returnUrl: RETURN },
       recordUsage: { input: { subscriptionId, quantity: 1 } },
@@ -165,7 +166,7 @@ describe('every mutation under arbitrary input', () => {
   afterAll(() => server?.stop());
 
   // cancelSubscription last: once it has ended the subscription, the others can only refuse.
-  const mutationNames = ['startSubscription', 'recordUsage', 'recordUsageBatch', 'updateSubscription', 'createCheckoutSession', 'createBillingPortalSession', 'resumeSubscription', 'cancelSubscription'];
+  const mutationNames = ['startSubscription', 'recordUsage', 'recordUsageBatch', 'updateSubscription', 'cancelPendingChange', 'createCheckoutSession', 'createBillingPortalSession', 'resumeSubscription', 'cancelSubscription'];
 
   it('walks every mutation of the schema', async () => {
     expect(Object.keys((await createSchema()).getMutationType()!.getFields()).sort()).toEqual([...mutationNames].sort());

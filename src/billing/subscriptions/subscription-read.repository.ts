@@ -1,3 +1,4 @@
+import type { PendingChangeSnapshot } from './subscription.entity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { rawQuery } from '../../db/raw-query';
 
@@ -13,6 +14,8 @@ export interface SubscriptionView {
   trialEnd: Date | null;
   createdAt: Date;
   price: { id: string };
+  /** The change a schedule or a pending update holds for later. */
+  pendingChange: PendingChangeSnapshot | null;
 }
 
 /** The ORM has the driver hand timestamps over as text; read on their own they may be either. */
@@ -35,10 +38,11 @@ interface Row {
   trial_end: Timestamp | null;
   created_at: Timestamp;
   price_id: string;
+  pending_change: PendingChangeSnapshot | string | null;
 }
 
 const COLUMNS = `s.id, s.status, s.quantity, s.current_period_start, s.current_period_end, s.cancel_at_period_end,
-  s.canceled_at, s.trial_end, s.created_at, s.price_id`;
+  s.canceled_at, s.trial_end, s.created_at, s.price_id, s.pending_change`;
 
 /**
  * The read path of `subscriptions`, `viewer.subscriptions` and the like: parameterised SQL
@@ -173,5 +177,7 @@ function toView(row: Row): SubscriptionView {
     trialEnd: date(row.trial_end),
     createdAt: date(row.created_at),
     price: { id: row.price_id },
+    // jsonb may come back as text on the ORM's connections, as timestamps do.
+    pendingChange: typeof row.pending_change === 'string' ? (JSON.parse(row.pending_change) as PendingChangeSnapshot) : row.pending_change,
   };
 }

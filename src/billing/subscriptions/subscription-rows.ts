@@ -87,7 +87,9 @@ options: SubscriptionSnapshotOptions = {},
     quantity: i.quantity,
     meter: meters.find((m) => m.stripeMeterId === i.price.recurring?.meterId)?.eventName ?? null,
   }));
+  const pending = await pendingChangeOf(em, snapshot, existing, price);
   const values = {
+    ...pending,
     price: em.getReference(Price, price.id, { wrapped: true }),
     status: snapshot.status,
     quantity: main.quantity ?? 1,
@@ -120,4 +122,38 @@ options: SubscriptionSnapshotOptions = {},
     em.clear();
     return applySubscriptionSnapshot(em, snapshot, { ...options, syncedAt });
   }
+}
+
+/**
+ * The pending-change columns for a snapshot: a pending update (waiting for its invoice to be
+ * paid) shows as `awaiting_payment`; one that is gone is cleared. A change scheduled for the
+ * period end is kept while the schedule is attached and its time has not come, and cleared once
+ * the schedule is detached, the period rolled over to it, or the subscription ended.
+ */
+async function pendingChangeOf(
+  em: EntityManager,
+  snapshot: SubscriptionSnapshot,
+  existing: Subscription | null,
+  price: Price,
+): Promise<Pick<Subscription, 'pendingChange' | 'stripeScheduleId'>> {
+  if (snapshot.status === 'canceled' || snapshot.status === 'incomplete_expired') return { pendingChange: null, stripeScheduleId: null };
+  const scheduleId = snapshot.scheduleId === undefined ? (existing?.stripeScheduleId ?? null) : snapshot.scheduleId;
+  if (snapshot.pendingUpdate) {
+    const prices = await em.find(Price, { stripePriceId: { $in: snapshot.pendingUpdate.items.map((i) => i.priceId) } });
+    const licensed = prices.find((p) => p.usageType === 'licensed') ?? price;
+    const item = snapshot.pendingUpdate.items.find((i) => i.priceId === licensed.stripePriceId);
+    return {
+      stripeScheduleId: scheduleId,
+      pendingChange: {
+        kind: 'awaiting_payment',
+        priceId: licensed.id,
+        quantity: item?.quantity ?? 1,
+        effectiveAt: null,
+        expiresAt: snapshot.pendingUpdate.expiresAt?.toISOString() ?? null,
+      },
+    };
+  }
+  const kept = existing?.pendingChange?.kind === 'scheduled' ? existing.pendingChange : null;
+  const due = kept?.effectiveAt && snapshot.currentPeriodStart && snapshot.currentPeriodStart.getTime() >= new Date(kept.effectiveAt).getTime();
+  return { stripeScheduleId: scheduleId, pendingChange: kept && scheduleId && !due ? kept : null };
 }

@@ -13,6 +13,21 @@ export interface SubscriptionItemSnapshot {
 }
 
 /**
+ * A plan change that has not taken effect yet: `scheduled` by a subscription schedule for the
+ * period end, or `awaiting_payment` (a pending update applied once its invoice is paid).
+ */
+export interface PendingChangeSnapshot {
+  kind: 'scheduled' | 'awaiting_payment';
+  /** Our price row of the licensed item after the change. */
+  priceId: string;
+  quantity: number;
+  /** ISO time the change takes effect; null while it waits for a payment. */
+  effectiveAt: string | null;
+  /** ISO time Stripe drops an unpaid pending update. */
+  expiresAt: string | null;
+}
+
+/**
  * A Stripe subscription mirrored locally. `stripeSyncedAt` is the Stripe-side time of the
  * version applied last: an older version never overwrites a newer one.
  */
@@ -66,6 +81,13 @@ export class Subscription {
 
   @Property({ type: 'timestamptz', nullable: true })
   stripeSyncedAt?: Date | null;
+
+  /** The Stripe subscription schedule holding a change for the period end. */
+  @Property({ type: 'text', nullable: true })
+  stripeScheduleId?: string | null;
+
+  @Property({ type: 'jsonb', nullable: true })
+  pendingChange?: PendingChangeSnapshot | null;
 
   @Property({ type: 'timestamptz' })
   createdAt: Date = new Date();

@@ -15,7 +15,6 @@ import {
   StartSubscriptionPayload,
   SubscriptionStatus,
   SubscriptionType,
-  UpdateSubscriptionInput,
 } from './subscription.type';
 
 export function toSubscriptionType(row: Subscription | SubscriptionView): SubscriptionType {
@@ -30,6 +29,7 @@ export function toSubscriptionType(row: Subscription | SubscriptionView): Subscr
     trialEnd: row.trialEnd ?? null,
     createdAt: row.createdAt,
     priceId: row.price.id,
+    pendingChangeRow: row.pendingChange ?? null,
   });
 }
 
@@ -78,16 +78,6 @@ export class SubscriptionResolver {
       subscription: toSubscriptionType(result.subscription),
       clientSecret: result.clientSecret,
     });
-  }
-
-  @Mutation(() => SubscriptionType)
-  async updateSubscription(
-    @Ctx() ctx: GraphQLContext,
-    @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
-  ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
-    return toSubscriptionType(await service(ctx).update(customer, input));
   }
 
   @Mutation(() => SubscriptionType, { description: 'Cancels at the end of the period by default; atPeriodEnd: false ends it now.' })

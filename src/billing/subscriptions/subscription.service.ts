@@ -10,7 +10,7 @@ import { Product } from '../catalog/product.entity';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { CheckoutService } from '../checkout/checkout.service';
-import { Subscription, type SubscriptionItemSnapshot } from './subscription.entity';
+import { Subscription } from './subscription.entity';
 import {
   alreadySubscribed,
   applySubscriptionSnapshot,
@@ -145,41 +145,12 @@ export class SubscriptionService {
     return started;
   }
 
-  async update(customer: Customer | null, input: UpdateSubscriptionInput): Promise<Subscription> {
-    const gateway = this.requireGateway();
-    const row = await this.getOwnedOrThrow(customer, input.id);
-    if (!LIVE_STATUSES.includes(row.status)) throw new BillingError(ErrorCode.CONFLICT, `A ${row.status} subscription cannot be changed`);
-    const changesPrice = Boolean(input.plan || input.priceId);
-    if (!changesPrice && input.quantity == null) throw BillingError.badInput('Give a new plan, priceId or quantity');
-    const price = changesPrice ? await this.resolveRecurringPrice(input) : await this.em.findOneOrFail(Price, { id: row.price.id });
-    const quantity = checkQuantity(input.quantity ?? row.quantity);
-    const current = await this.em.findOneOrFail(Price, { id: row.price.id });
-    if (price.product.id !== current.product.id) {
-      // Swapping the licensed item alone would leave metered items of the old plan (or miss the
-      // new plan's), so usage would be billed wrongly: refuse instead of half-changing the plan.
-      const metered = await this.em.count(Price, { product: { $in: [price.product.id, current.product.id] }, usageType: 'metered', active: true });
-      if (metered > 0 || row.items.some((i) => i.meter)) {
-        throw BillingError.badInput('Moving to or from a plan with metered usage is not supported by updateSubscription; cancel and start the new plan', 'plan');
-      }
-    }
-    const item = this.licensedItem(row);
-    const proration = input.prorationBehavior ?? 'create_prorations';
-    const snapshot = await gateway.updateSubscription({
-      id: row.stripeSubscriptionId,
-      itemId: item.stripeItemId,
-      priceId: price.stripePriceId!,
-      quantity,
-      prorationBehavior: proration,
-      // The row's version is part of the key: the same change retried is one request, a later change is a new one.
-      idempotencyKey: idempotencyKey('subscription.update', row.id, row.updatedAt.getTime(), price.id, quantity, proration),
-    });
-    return this.applySnapshot(this.em, snapshot, { customer: customer! });
-  }
-
   async cancel(customer: Customer | null, id: string, atPeriodEnd: boolean): Promise<Subscription> {
     const gateway = this.requireGateway();
     const row = await this.getOwnedOrThrow(customer, id);
     if (row.status === 'canceled' || row.status === 'incomplete_expired') return row;
+    // A change scheduled for the period end goes with the cancellation: its schedule is released first.
+    if (row.stripeScheduleId) await this.releaseSchedule(row.stripeScheduleId, row.id);
     const snapshot = await gateway.cancelSubscription({
       id: row.stripeSubscriptionId,
       atPeriodEnd,
@@ -201,6 +172,20 @@ export class SubscriptionService {
       idempotencyKey: idempotencyKey('subscription.resume', row.id, row.updatedAt.getTime()),
     });
     return this.applySnapshot(this.em, snapshot, { customer: customer! });
+  }
+
+  /**
+   * Releases a subscription schedule (the subscription stays as it is now). One already
+   * released, canceled or completed (the period rolled over meanwhile) is fine.
+   */
+  async releaseSchedule(scheduleId: string, rowId: string): Promise<void> {
+    const gateway = this.requireGateway();
+    try {
+      await gateway.releaseSchedule({ id: scheduleId, idempotencyKey: idempotencyKey('schedule.release', rowId, scheduleId) });
+    } catch (error) {
+      const current = await gateway.retrieveSchedule(scheduleId).catch(() => null);
+      if (!current || current.status === 'active' || current.status === 'not_started') throw error;
+    }
   }
 
   // ---- sync from Stripe -----------------------------------------------------------------------
@@ -230,12 +215,6 @@ export class SubscriptionService {
       throw new BillingError(ErrorCode.IDEMPOTENCY_CONFLICT, 'This idempotencyKey was already used for a different subscription');
     }
     return { subscription: row, clientSecret: null };
-  }
-
-  private licensedItem(row: Subscription): SubscriptionItemSnapshot {
-    const item = row.items.find((i) => !i.meter) ?? row.items[0];
-    if (!item) throw new BillingError(ErrorCode.INTERNAL_SERVER_ERROR, 'Subscription has no items');
-    return item;
   }
 
   /** A plan code (catalog, then STRIPE_PRODUCT_PRICE_MAP) or a price id, as an active recurring licensed price. */

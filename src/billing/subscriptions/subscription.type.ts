@@ -1,4 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import type { PendingChangeSnapshot } from './subscription.entity';
 
 export enum SubscriptionStatus {
   ACTIVE = 'active',
@@ -17,6 +18,15 @@ export enum BillingInterval {
   YEAR = 'year',
 }
 registerEnumType(BillingInterval, { name: 'BillingInterval' });
+
+export enum SubscriptionChangeEffective {
+  IMMEDIATELY = 'immediately',
+  PERIOD_END = 'period_end',
+}
+registerEnumType(SubscriptionChangeEffective, {
+  name: 'SubscriptionChangeEffective',
+  description: 'When a plan change takes effect. Default: a downgrade (a lower amount per billing period) at the period end, anything else now.',
+});
 
 export enum ProrationBehaviorEnum {
   CREATE_PRORATIONS = 'create_prorations',
@@ -54,8 +64,17 @@ export class SubscriptionType {
   @Field(() => Date)
   createdAt!: Date;
 
+  @Field(() => String, {
+    nullable: true,
+    description: 'In the answer to a change whose payment needs the customer (declined card, 3-D Secure): confirm it with Stripe.js; the change applies once paid.',
+  })
+  clientSecret?: string | null;
+
   /** Resolved through the loaders. */
   priceId!: string;
+
+  /** Resolved to `pendingChange` through the loaders. */
+  pendingChangeRow?: PendingChangeSnapshot | null;
 }
 
 @ObjectType('StartSubscriptionPayload')
@@ -120,8 +139,14 @@ export class UpdateSubscriptionInput {
   @Field(() => Int, { nullable: true })
   quantity?: number | null;
 
-  @Field(() => ProrationBehaviorEnum, { nullable: true })
+  @Field(() => ProrationBehaviorEnum, { nullable: true, description: 'Default: ALWAYS_INVOICE for upgrades (charged now), CREATE_PRORATIONS otherwise.' })
   prorationBehavior?: ProrationBehaviorEnum | null;
+
+  @Field(() => SubscriptionChangeEffective, { nullable: true })
+  effective?: SubscriptionChangeEffective | null;
+
+  @Field(() => Date, { nullable: true, description: "previewSubscriptionChange's prorationDate, to be charged exactly what was previewed." })
+  prorationDate?: Date | null;
 
   @Field(() => ID, { nullable: true, description: 'Admins only: act for this customer.' })
   customerId?: string | null;

@@ -146,6 +146,12 @@ export class UsageLedgerRepository {
     return new Set(inserted.map((r) => r.id));
   }
 
+  /** Whether the subscription has any usage on `meter` (also one its plan no longer bills). */
+  async hasUsage(subscriptionId: string, meter: string): Promise<boolean> {
+    const rows = await rawQuery<{ one: number }>(this.em, 'select 1 as one from usage_hourly where subscription_id = $1 and meter = $2 limit 1', [subscriptionId, meter]);
+    return rows.length > 0;
+  }
+
   /** The rows of `customerId` recorded under `keys`, by key. */
   async findByKeys(customerId: string, keys: readonly string[]): Promise<Map<string, LedgerRow>> {
     if (keys.length === 0) return new Map();

@@ -270,11 +270,20 @@ export class UsageService {
     return outcomes;
   }
 
+  /** As resolveMetered for reading; a meter the plan had before a change stays readable while it has usage. */
+  private async resolveForReading(subscriptions: MeteredSubscription[], subscriptionId: string | null, meter: string | null) {
+    const byId = subscriptionId ? subscriptions.find((s) => s.id === subscriptionId) : undefined;
+    if (byId && meter !== null && !byId.items.some((i) => i.meter === meter) && (await this.ledger.hasUsage(byId.id, meter))) {
+      return { subscription: byId, meter };
+    }
+    return resolveMetered(subscriptions, subscriptionId, meter, false);
+  }
+
   async summary(customer: Customer | null, input: UsageSummaryInput): Promise<UsageSummary> {
     if (input.subscriptionId) assertId(input.subscriptionId, 'subscriptionId');
     const subscriptionId = input.subscriptionId ?? null;
     const subscriptions = customer ? await this.subscriptionsOf(customer, subscriptionId) : [];
-    const { subscription, meter } = resolveMetered(subscriptions, subscriptionId, input.meter ?? null, false);
+    const { subscription, meter } = await this.resolveForReading(subscriptions, subscriptionId, input.meter ?? null);
     const now = this.now();
     const to = input.to ?? (input.from ? null : subscription.currentPeriodEnd) ?? now;
     const from = input.from ?? (input.to ? null : subscription.currentPeriodStart) ?? new Date(to.getTime() - 30 * DAY_MS);

@@ -4,6 +4,7 @@ import { customerHandler } from './customer.handler';
 import { entitlementSummaryHandler } from './entitlements.handler';
 import { invoiceHandler } from './invoice.handler';
 import { subscriptionHandler } from './subscription.handler';
+import { subscriptionScheduleHandler } from './subscription-schedule.handler';
 import type { EventHandler } from './types';
 
 /** Event type -> handler. Every type not registered is stored as `ignored` and never enqueued. */
@@ -35,4 +36,5 @@ export const eventHandlers = new EventHandlerRegistry()
   .register(customerHandler)
   .register(productHandler)
   .register(priceHandler)
-  .register(entitlementSummaryHandler);
+  .register(entitlementSummaryHandler)
+  .register(subscriptionScheduleHandler);

@@ -17,7 +17,14 @@ import { refetchOrEventCopy, type EventHandler } from './types';
  * never lets overwrite anything newer.
  */
 export const subscriptionHandler: EventHandler<SubscriptionSnapshot> = {
-  types: ['customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted'],
+  types: [
+    'customer.subscription.created',
+    'customer.subscription.updated',
+    'customer.subscription.deleted',
+    // A pending update applied or expired carries the subscription's new items.
+    'customer.subscription.pending_update_applied',
+    'customer.subscription.pending_update_expired',
+  ],
 
   async refetch(event, { gateway, em }) {
     const mapped = toObjectSnapshot(event.object);
