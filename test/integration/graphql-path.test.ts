@@ -167,6 +167,8 @@ describe('every GraphQL request goes through Apollo', () => {
         body: new URLSearchParams({ name: 'Starter (cache test)' }).toString(),
       });
       expect((await deliverSignedEvent(server.url, stripeEvent('product.updated', await renamed.json()), SECRET)).status).toBe(200);
+      // The route records the event; the job engine applies it.
+      await server.waitForJobs();
 
       const after = await fetch(url, { headers: { ...headers, 'if-none-match': etag } });
       expect(after.status).toBe(200);

@@ -158,6 +158,7 @@ describe('plan changes (HTTP, PostgreSQL, the Stripe emulator)', () => {
         const res = await deliverSignedEvent(server.url, stripeEvent('subscription_schedule.updated', object), WEBHOOK_SECRET);
         expect(res.status).toBe(200);
       }
+      await server.waitForJobs();
       await eventually(async () => {
         const rows = await server.orm.em.fork().getConnection().execute(`select stripe_schedule_id from subscriptions where id = ?`, [sub.id]);
         expect(rows[0].stripe_schedule_id).toBe(second);
