@@ -42,11 +42,14 @@ afterAll(() => emu.close());
 async function activeSubscription(card = 'pm_card_visa') {
   const customer = await gateway.createCustomer({ userId: randomUUID(), idempotencyKey: key('customer') });
   const auth = { authorization: `Bearer ${SECRET_KEY}`, 'content-type': 'application/x-www-form-urlencoded' };
-  await fetch(`${emu.url}/v1/customers/${customer.id}`, {
+  // As on Stripe: attach the card, then make it the customer's default (customer updates take no `payment_method`).
+  const visa = (await (await fetch(`${emu.url}/v1/payment_methods/pm_card_visa/attach`, { method: 'POST', headers: auth, body: `customer=${customer.id}` })).json()) as { id: string };
+  const updated = await fetch(`${emu.url}/v1/customers/${customer.id}`, {
     method: 'POST',
     headers: auth,
-    body: `payment_method=pm_card_visa&invoice_settings[default_payment_method]=pm_card_visa`,
+    body: `invoice_settings[default_payment_method]=${visa.id}`,
   });
+  expect(updated.status).toBe(200);
   const created = await gateway.createSubscription({
     customerId: customer.id,
     items: [{ priceId: small.id, quantity: 1 }, { priceId: metered.id }],
