@@ -131,7 +131,8 @@ describe('npm run catalog:sync', () => {
     const applied = await catalogSync(['--file', 'catalog.json']);
     expect(applied.code).toBe(0);
     expect(await stripeCounts()).toMatchObject({ prices: 7, active: 6 });
-  });
+    // Six runs of the command, each a Node process that compiles the CLI as it starts.
+  }, 120_000);
 
   it('refuses without a Stripe key, pointing at local mode', async () => {
     const result = await catalogSync([], { STRIPE_SECRET_KEY: '', STRIPE_WEBHOOK_SECRET: '', DATABASE_URL: '' });
