@@ -70,6 +70,25 @@ export default tseslint.config(
     rules: noProcessEnv,
   },
   {
+    // Authorization is declared on the resolver (@Authorized, @RequiresBilling, @ActingCustomer,
+    // src/graphql/authorization.ts), never checked by hand in a resolver body or a service.
+    files: ['src/**/*.ts'],
+    ignores: ['src/graphql/authorization.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/graphql/guards', './guards'],
+              message: 'Declare authorization instead: @Authorized(), @RequiresBilling(), @ActingCustomer() / @ActingUser() / @ActingScope() / @CurrentUser() from src/graphql/authorization.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     languageOptions: { globals: nodeGlobals, sourceType: 'commonjs' },
   },

@@ -1,7 +1,8 @@
-import { Arg, Ctx, Extensions, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Authorized, Ctx, Extensions, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { BillingError } from '../../common/errors';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import { ActingCustomer, ActingUser, RequiresBilling } from '../../graphql/authorization';
+import type { AuthUser } from '../../graphql/context';
 import { CALLS_STRIPE, STRIPE_CALL_COST } from '../../security/field-costs';
 import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
@@ -38,16 +39,13 @@ export class CheckoutResolver {
   @Mutation(() => CheckoutSessionType, {
     description: 'Starts a hosted Checkout: subscription mode for recurring prices, payment mode for one-time prices.',
   })
+  @Authorized()
+  @RequiresBilling()
   async createCheckoutSession(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => CreateCheckoutSessionInput) input: CreateCheckoutSessionInput,
+    @ActingUser() user: AuthUser,
   ): Promise<CheckoutSessionType> {
-    requireBilling(ctx);
-    let user = requireUser(ctx);
-    if (input.customerId) {
-      const customer = (await actingCustomer(ctx, input.customerId)) as Customer;
-      user = { userId: customer.userId, email: customer.email ?? undefined, roles: [], isAdmin: false };
-    }
     return toCheckoutSessionType(await service(ctx).create(user, input));
   }
 
@@ -56,12 +54,12 @@ export class CheckoutResolver {
     complexity: ({ childComplexity }) => STRIPE_CALL_COST + childComplexity,
   })
   @Extensions({ [CALLS_STRIPE]: true })
+  @Authorized()
   async checkoutSession(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<CheckoutSessionType> {
-    const customer = await actingCustomer(ctx, customerId);
     // Aliases of the same session share one read of Stripe.
     const row = await ctx.loaders.stripeReads.once(`checkout:${customer?.id ?? ''}:${id}`, () => service(ctx).getSyncedOrThrow(customer, id));
     return toCheckoutSessionType(row);

@@ -1,6 +1,7 @@
-import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Authorized, Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer } from '../../graphql/guards';
+import { ActingCustomer } from '../../graphql/authorization';
+import type { Customer } from '../customers/customer.entity';
 import { CustomerType } from '../subscriptions/subscription.type';
 import { EntitlementService } from './entitlement.service';
 import { EntitlementType } from './entitlement.type';
@@ -14,12 +15,12 @@ export class EntitlementResolver {
   @Query(() => Boolean, {
     description: 'Whether the caller (admins: the customer named by customerId) has the feature now. Answered from the database, never from Stripe.',
   })
+  @Authorized()
   async hasEntitlement(
     @Ctx() ctx: GraphQLContext,
     @Arg('feature', () => String, { description: 'A feature lookup key, such as "sso".' }) feature: string,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<boolean> {
-    const customer = await actingCustomer(ctx, customerId);
     return service(ctx).has(customer, feature);
   }
 

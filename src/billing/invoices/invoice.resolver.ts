@@ -1,6 +1,7 @@
-import { Arg, Ctx, Extensions, ID, Int, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Extensions, Int, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer } from '../../graphql/guards';
+import { ActingCustomer } from '../../graphql/authorization';
+import type { Customer } from '../customers/customer.entity';
 import { CALLS_STRIPE, listCost, STRIPE_CALL_COST } from '../../security/field-costs';
 import type { Invoice } from './invoice.entity';
 import { DEFAULT_PAGE_SIZE, encodeCursor, InvoiceService } from './invoice.service';
@@ -32,13 +33,13 @@ export class InvoiceResolver {
     complexity: (options) => listCost(options) + (options.args.after ? 0 : STRIPE_CALL_COST),
   })
   @Extensions({ [CALLS_STRIPE]: true })
+  @Authorized()
   async invoices(
     @Ctx() ctx: GraphQLContext,
     @Arg('first', () => Int, { defaultValue: DEFAULT_PAGE_SIZE, description: '1 to 100.' }) first: number,
-    @Arg('after', () => String, { nullable: true, description: 'The endCursor of the previous page.' }) after?: string | null,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @Arg('after', () => String, { nullable: true, description: 'The endCursor of the previous page.' }) after: string | null | undefined,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<InvoiceConnection> {
-    const customer = await actingCustomer(ctx, customerId);
     const service = new InvoiceService(ctx.em, ctx.gateway, ctx.log);
     // Aliases of the first page share one read of Stripe.
     const page = await service.list(customer, first, after, (c) => ctx.loaders.stripeReads.once(`invoices:${c.id}`, () => service.syncCustomer(c)));

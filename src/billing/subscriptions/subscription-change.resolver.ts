@@ -1,6 +1,7 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer, requireBilling } from '../../graphql/guards';
+import { ActingCustomer, RequiresBilling } from '../../graphql/authorization';
+import type { Customer } from '../customers/customer.entity';
 import { SubscriptionChangeService, type SubscriptionChangeInput } from './subscription-change.service';
 import {
   PendingChangeStatus,
@@ -34,12 +35,13 @@ export class SubscriptionChangeResolver {
   @Query(() => SubscriptionChangePreviewType, {
     description: 'What updateSubscription with the same input would charge now and at the next renewal, with the proration lines. Changes nothing.',
   })
+  @Authorized()
+  @RequiresBilling()
   async previewSubscriptionChange(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
+    @ActingCustomer() customer: Customer | null,
   ): Promise<SubscriptionChangePreviewType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
     const preview = await changes(ctx).preview(customer, toChangeInput(input));
     return Object.assign(new SubscriptionChangePreviewType(), {
       ...preview,
@@ -51,24 +53,25 @@ export class SubscriptionChangeResolver {
     description:
       'Changes plan, interval or quantity. Upgrades apply now and charge the prorated difference (clientSecret when the payment needs the customer; the change applies once paid); downgrades wait for the period end (pendingChange).',
   })
+  @Authorized()
+  @RequiresBilling()
   async updateSubscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => UpdateSubscriptionInput) input: UpdateSubscriptionInput,
+    @ActingCustomer() customer: Customer | null,
   ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
     const changed = await changes(ctx).change(customer, toChangeInput(input));
     return Object.assign(toSubscriptionType(changed.subscription), { clientSecret: changed.clientSecret });
   }
 
   @Mutation(() => SubscriptionType, { description: 'Drops a change scheduled for the end of the period.' })
+  @Authorized()
+  @RequiresBilling()
   async cancelPendingChange(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, customerId);
     return toSubscriptionType(await changes(ctx).cancelPendingChange(customer, id));
   }
 

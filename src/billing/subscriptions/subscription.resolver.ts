@@ -1,7 +1,7 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { BillingError } from '../../common/errors';
-import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import { ActingCustomer, ActingScope, ActingUser, CurrentUser, RequiresBilling, type CustomerScope } from '../../graphql/authorization';
+import type { AuthUser, GraphQLContext } from '../../graphql/context';
 import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
@@ -40,39 +40,36 @@ function service(ctx: GraphQLContext): SubscriptionService {
 @Resolver(() => SubscriptionType)
 export class SubscriptionResolver {
   @Query(() => [SubscriptionType], { description: "The caller's subscriptions, newest first." })
+  @Authorized()
   async subscriptions(
     @Ctx() ctx: GraphQLContext,
-    @Arg('status', () => SubscriptionStatus, { nullable: true }) status?: SubscriptionStatus | null,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @Arg('status', () => SubscriptionStatus, { nullable: true }) status: SubscriptionStatus | null | undefined,
+    @ActingScope({ arg: true }) scope: CustomerScope,
   ): Promise<SubscriptionType[]> {
     // The caller's own: one statement finds the customer and its rows.
-    if (!customerId) return (await new SubscriptionReadRepository(ctx.rootEm).listForUser(requireUser(ctx).userId, status)).map(toSubscriptionType);
-    const customer = await actingCustomer(ctx, customerId);
+    if (!scope.customerId) return (await new SubscriptionReadRepository(ctx.rootEm).listForUser(scope.user.userId, status)).map(toSubscriptionType);
+    const customer = await scope.customer();
     return customer ? (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id, status)).map(toSubscriptionType) : [];
   }
 
   @Query(() => SubscriptionType)
+  @Authorized()
   async subscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<SubscriptionType> {
-    const customer = await actingCustomer(ctx, customerId);
     return toSubscriptionType(await service(ctx).getOwnedOrThrow(customer, id));
   }
 
   @Mutation(() => StartSubscriptionPayload)
+  @Authorized()
+  @RequiresBilling()
   async startSubscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => StartSubscriptionInput) input: StartSubscriptionInput,
+    @ActingUser() user: AuthUser,
   ): Promise<StartSubscriptionPayload> {
-    requireBilling(ctx);
-    const caller = requireUser(ctx);
-    let user = caller;
-    if (input.customerId) {
-      const customer = (await actingCustomer(ctx, input.customerId)) as Customer;
-      user = { userId: customer.userId, email: customer.email ?? undefined, roles: [], isAdmin: false };
-    }
     const result = await service(ctx).start(user, input);
     return Object.assign(new StartSubscriptionPayload(), {
       subscription: toSubscriptionType(result.subscription),
@@ -81,25 +78,25 @@ export class SubscriptionResolver {
   }
 
   @Mutation(() => SubscriptionType, { description: 'Cancels at the end of the period by default; atPeriodEnd: false ends it now.' })
+  @Authorized()
+  @RequiresBilling()
   async cancelSubscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
     @Arg('atPeriodEnd', () => Boolean, { defaultValue: true }) atPeriodEnd: boolean,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, customerId);
     return toSubscriptionType(await service(ctx).cancel(customer, id, atPeriodEnd));
   }
 
   @Mutation(() => SubscriptionType, { description: 'Undoes a scheduled cancellation.' })
+  @Authorized()
+  @RequiresBilling()
   async resumeSubscription(
     @Ctx() ctx: GraphQLContext,
     @Arg('id', () => ID) id: string,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<SubscriptionType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, customerId);
     return toSubscriptionType(await service(ctx).resume(customer, id));
   }
 
@@ -133,8 +130,8 @@ export class SubscriptionResolver {
 @Resolver(() => CustomerType)
 export class ViewerResolver {
   @Query(() => CustomerType, { description: "The caller's billing customer." })
-  async viewer(@Ctx() ctx: GraphQLContext): Promise<CustomerType> {
-    const user = requireUser(ctx);
+  @Authorized()
+  async viewer(@Ctx() ctx: GraphQLContext, @CurrentUser() user: AuthUser): Promise<CustomerType> {
     const row = await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user);
     return Object.assign(new CustomerType(), { id: row.id, email: row.email ?? null });
   }

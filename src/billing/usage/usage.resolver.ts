@@ -1,7 +1,8 @@
-import { Arg, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { BillingError } from '../../common/errors';
+import { ActingCustomer, ActingScope, RequiresBilling, type CustomerScope } from '../../graphql/authorization';
 import type { GraphQLContext } from '../../graphql/context';
-import { actingCustomer, requireBilling, requireUser } from '../../graphql/guards';
+import type { Customer } from '../customers/customer.entity';
 import { batcherFor } from './usage-batch';
 import { BILLING_STATUSES, UsageService } from './usage.service';
 import {
@@ -18,33 +19,32 @@ export class UsageResolver {
   @Mutation(() => UsageRecordType, {
     description: 'Records metered usage in the ledger; Stripe receives it shortly after, from the usage forwarder.',
   })
-  async recordUsage(@Ctx() ctx: GraphQLContext, @Arg('input', () => RecordUsageInput) input: RecordUsageInput): Promise<UsageRecordType> {
-    requireBilling(ctx);
+  @Authorized()
+  @RequiresBilling()
+  async recordUsage(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('input', () => RecordUsageInput) input: RecordUsageInput,
+    @ActingScope() scope: CustomerScope,
+  ): Promise<UsageRecordType> {
     // The request's EntityManager fork is made only if the general path needs it.
     const service = new UsageService(() => ctx.em, undefined, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log));
-    if (input.customerId) {
-      const customer = await actingCustomer(ctx, input.customerId);
-      return Object.assign(new UsageRecordType(), await service.record(customer, input));
-    }
+    if (scope.customerId) return Object.assign(new UsageRecordType(), await service.record(await scope.customer(), input));
     // The caller acts for itself: the customer is found by user id in the same statement as the
     // insert, and loaded on its own only when that statement could not record the event.
-    const user = requireUser(ctx);
-    return Object.assign(
-      new UsageRecordType(),
-      await service.recordForUser(user.userId, input, { loadCustomer: () => actingCustomer(ctx, null) }),
-    );
+    return Object.assign(new UsageRecordType(), await service.recordForUser(scope.user.userId, input, { loadCustomer: () => scope.customer() }));
   }
 
   @Mutation(() => RecordUsageBatchPayloadType, {
     description:
       'Records up to 1,000 usage events in one statement: the way a metering backend should send usage. Each event is checked and answered on its own (recorded, replayed or failed with a code), so one bad event never fails the others; each counts against the usage rate budget.',
   })
+  @Authorized()
+  @RequiresBilling()
   async recordUsageBatch(
     @Ctx() ctx: GraphQLContext,
     @Arg('input', () => RecordUsageBatchInput) input: RecordUsageBatchInput,
+    @ActingCustomer() customer: Customer | null,
   ): Promise<RecordUsageBatchPayloadType> {
-    requireBilling(ctx);
-    const customer = await actingCustomer(ctx, input.customerId);
     const results = await new UsageService(ctx.em).recordBatch(customer, input.events, (event) =>
       // An event may not name a customer of its own: the batch's is the one all are recorded for.
       event.customerId && event.customerId !== (input.customerId ?? null)
@@ -75,15 +75,15 @@ export class UsageResolver {
   }
 
   @Query(() => UsageSummaryType, { description: "Usage of a metered subscription from our ledger; by default over the current billing period." })
+  @Authorized()
   async usage(
     @Ctx() ctx: GraphQLContext,
-    @Arg('subscriptionId', () => ID, { nullable: true }) subscriptionId?: string | null,
-    @Arg('meter', () => String, { nullable: true }) meter?: string | null,
-    @Arg('from', () => Date, { nullable: true }) from?: Date | null,
-    @Arg('to', () => Date, { nullable: true }) to?: Date | null,
-    @Arg('customerId', () => ID, { nullable: true, description: 'Admins only.' }) customerId?: string | null,
+    @Arg('subscriptionId', () => ID, { nullable: true }) subscriptionId: string | null | undefined,
+    @Arg('meter', () => String, { nullable: true }) meter: string | null | undefined,
+    @Arg('from', () => Date, { nullable: true }) from: Date | null | undefined,
+    @Arg('to', () => Date, { nullable: true }) to: Date | null | undefined,
+    @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<UsageSummaryType> {
-    const customer = await actingCustomer(ctx, customerId);
     return Object.assign(new UsageSummaryType(), await new UsageService(ctx.em).summary(customer, { subscriptionId, meter, from, to }));
   }
 }
