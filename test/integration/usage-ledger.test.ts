@@ -93,7 +93,7 @@ describe('recordUsageBatch', () => {
       { subscriptionId: carol.subscriptionId, quantity: 1, idempotencyKey: 'nul\u0000key' },
     ];
     const res = await server.gql(BATCH, { input: { events } }, carol.headers);
-    expect(res.errors?.[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(await sql(`select 1 from usage_events where customer_id = ?`, [carol.customerId])).toHaveLength(0);
   });
 
