@@ -132,7 +132,8 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
 
     const raised = structuredClone(catalog);
     raised.products.find((p) => p.code === 'pro')!.limits[0].limit = 150;
-    await new CatalogSyncService(server.gateway!, server.orm.em.fork()).sync(raised);
+    const synced = await new CatalogSyncService(server.gateway!, server.orm.em.fork()).sync(raised);
+    expect(synced.changes.map((c) => `${c.where} ${c.action} ${c.object} ${c.key} ${c.detail}`)).toEqual(['database update plan limit pro/api_calls limit → 150']);
     expect((await record(erin, { subscriptionId: erinSub.id, quantity: 1 })).errors).toBeUndefined();
     expect((await limits(erin))[0]).toMatchObject({ limit: 150, used: 101, remaining: 49 });
   });
