@@ -9,7 +9,9 @@ import { Invoice } from '../billing/invoices/invoice.entity';
 import { Subscription } from '../billing/subscriptions/subscription.entity';
 import { UsageEvent } from '../billing/usage/usage-event.entity';
 import { UsageHourly } from '../billing/usage/usage-hourly.entity';
+import { PlanLimit } from '../billing/usage/plan-limit.entity';
+import { UsageLimitCounter } from '../billing/usage/usage-limit-counter.entity';
 import { StripeEvent } from '../webhooks/stripe-event.entity';
 
 /** Every entity, listed once: no folder scanning, so ts, js and jest all see the same set. */
-export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, UsageHourly, CheckoutSession, Invoice, StripeEvent, PlanFeature, Entitlement];
+export const entities = [Customer, Meter, Product, Price, Subscription, UsageEvent, UsageHourly, CheckoutSession, Invoice, StripeEvent, PlanFeature, Entitlement, PlanLimit, UsageLimitCounter];

@@ -10,8 +10,8 @@ export type ChangeAction = 'create' | 'update' | 'replace' | 'reactivate' | 'arc
 export interface CatalogChange {
   where: 'stripe' | 'database';
   action: ChangeAction;
-  object: 'meter' | 'product' | 'price' | 'feature' | 'product feature';
-  /** Meter event name, product code, price or feature lookup key, or `plan/feature` for a product feature. */
+  object: 'meter' | 'product' | 'price' | 'feature' | 'product feature' | 'plan limit';
+  /** Meter event name, product code, price or feature lookup key, or `plan/feature` for a product feature, `plan/meter` for a plan limit. */
   key: string;
   detail: string;
 }

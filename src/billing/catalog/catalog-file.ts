@@ -25,6 +25,14 @@ const priceSchema = z
 /** A Stripe Entitlements feature the plan grants, by lookup key. */
 const featureSchema = z.object({ lookupKey: code.max(80), name: z.string().min(1).max(80) });
 
+/** A usage limit on one meter per billing period: `hard` refuses usage beyond it, `soft` only reports it. */
+const limitSchema = z.object({
+  meter: code,
+  limit: z.number().nonnegative().finite(),
+  period: z.literal('billing_period').default('billing_period'),
+  kind: z.enum(['hard', 'soft']),
+});
+
 const productSchema = z.object({
   code,
   name: z.string().min(1),
@@ -32,6 +40,7 @@ const productSchema = z.object({
   active: z.boolean().optional(),
   prices: z.array(priceSchema).min(1),
   features: z.array(featureSchema).default([]),
+  limits: z.array(limitSchema).default([]),
 });
 
 const meterSchema = z.object({
@@ -55,6 +64,14 @@ export const catalogSchema = z
         if (price.meter && !meters.has(price.meter)) {
           ctx.addIssue({ code: 'custom', message: `price "${price.lookupKey}" uses meter "${price.meter}", which is not in meters` });
         }
+      }
+    }
+    for (const product of catalog.products) {
+      const limited = new Set<string>();
+      for (const limit of product.limits) {
+        if (!meters.has(limit.meter)) ctx.addIssue({ code: 'custom', message: `plan "${product.code}" limits meter "${limit.meter}", which is not in meters` });
+        if (limited.has(limit.meter)) ctx.addIssue({ code: 'custom', message: `plan "${product.code}" limits meter "${limit.meter}" twice` });
+        limited.add(limit.meter);
       }
     }
     // One lookup key is one Stripe feature, so every plan that lists it must name it alike.

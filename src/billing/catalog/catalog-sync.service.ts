@@ -5,6 +5,7 @@ import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, typ
 import type { CatalogDefinition, CatalogProductDefinition } from './catalog-file';
 import { digest, money, planPrice, planProduct, termsOf } from './catalog-sync.plan';
 import { FeatureSyncService } from './feature-sync.service';
+import { LimitSyncService } from './limit-sync.service';
 import { Meter } from './meter.entity';
 import { Price, type PriceIntervalValue } from './price.entity';
 import { Product } from './product.entity';
@@ -58,6 +59,7 @@ export class CatalogSyncService {
     const stripe = await this.syncStripe(catalog, options);
     if (this.em) stripe.changes.push(...(await this.syncDatabase(this.em, catalog, stripe.stripe, options)));
     stripe.changes.push(...(await new FeatureSyncService(this.gateway, this.em).sync(catalog, stripe.stripe.products, options)));
+    if (this.em) stripe.changes.push(...(await new LimitSyncService(this.em).sync(catalog, options)));
     return { dryRun: !!options.dryRun, changes: stripe.changes, conflicts: stripe.changes.filter((c) => c.action === 'conflict'), stripe: stripe.stripe };
   }
 

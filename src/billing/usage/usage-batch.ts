@@ -17,7 +17,9 @@ import { poolLender } from '../../db/raw-query';
  * only when a request of a known customer inserted nothing), or nothing matched ("miss"), or the
  * statement failed ("failed"). After a miss or a failure the caller takes the general path, which finds
  * the exact reason (unknown or foreign subscription, no or several meters, canceled, ...) and
- * its error code. The statement never decides an error.
+ * its error code. The statement never decides an error. Usage on a meter with a hard limit in
+ * the subscription's plan is left to the general path too (a miss), which records it under the
+ * limit's lock; a retry of such an event is still answered here from its row.
  *
  * Rows are inserted in (customer, key) order, the same in every statement, so statements of
  * several instances that share keys wait for one another instead of deadlocking; within one
@@ -104,7 +106,7 @@ resolved as (
     join owner o on o.ord = i.ord
     cross join params p
     cross join lateral (
-      select s.id as subscription_id,
+      select s.id as subscription_id, s.price_id,
              coalesce(i.meter, (select min(x ->> 'meter') from jsonb_array_elements(s.items) x where coalesce(x ->> 'meter', '') <> '')) as meter,
              count(*) over () as candidates
         from subscriptions s
@@ -120,6 +122,10 @@ resolved as (
        limit 2
     ) r
    where r.candidates = 1
+     and not exists (
+       select 1 from prices pr join plan_limits l on l.product_id = pr.product_id
+        where pr.id = r.price_id and l.meter = r.meter and l.kind = 'hard'
+     )
 ),
 inserted as (
   insert into usage_events
@@ -147,7 +153,8 @@ select i.ord, o.customer_id, n.id is not null as own, n.subscription_id, n.meter
  * hides the values from the estimates, so both plans cost the same and the generic plan is kept
  * after the fifth execution. A generic plan is only as good as the statistics it was made with:
  * so the statement reads no table that grows fast (it never reads usage_events, whose rows the
- * insert's conflict check finds through the unique index), only customers and subscriptions,
+ * insert's conflict check finds through the unique index), only customers, subscriptions and
+ * the small catalog tables prices and plan_limits,
  * and PostgreSQL plans it again whenever their statistics are updated (ANALYZE, autovacuum).
  */
 const BATCH_STATEMENT = `tollgate_usage_batch_${createHash('sha256').update(BATCH_SQL).digest('hex').slice(0, 12)}`;

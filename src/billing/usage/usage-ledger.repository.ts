@@ -40,7 +40,7 @@ export interface LedgerTotals {
  * statement, the first in input order wins. The `usage_hourly` rollup is kept by a statement
  * trigger on `usage_events` (see the migration), inside this same statement.
  */
-const INSERT_SQL = `
+export const INSERT_SQL = `
 insert into usage_events
   (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
 select t.id, t.customer_id, t.subscription_id, t.meter, t.quantity, t.occurred_at, t.idempotency_key, t.request_hash, 'pending', 0, now(), now()

@@ -5,6 +5,7 @@ import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
 import { batcherFor, type UsageBatcher } from './usage-batch';
 import { UsageLedgerRepository, type MeteredSubscription, type NewLedgerRow } from './usage-ledger.repository';
+import { UsageLimitRepository, type SubscriptionLimit } from './usage-limit.repository';
 import {
   BILLING_STATUSES,
   MAX_BATCH_EVENTS,
@@ -53,6 +54,15 @@ export interface UsageSummary {
   failed: number;
   lagSeconds: number | null;
   buckets: { date: string; total: number }[];
+}
+
+/** A limit of one of the caller's subscriptions and where its usage stands this billing period. */
+export interface UsageLimitStatus extends SubscriptionLimit {
+  used: number;
+  remaining: number;
+  /** The end of the billing period, when usage starts again from zero. */
+  resetsAt: Date;
+  overLimit: boolean;
 }
 
 /** The outcome of one event of a batch: its record (new or replayed), or why it was refused. */
@@ -233,7 +243,9 @@ export class UsageService {
       }
     });
     const ledger = this.ledger;
-    const inserted = await ledger.insert(rows.filter((r): r is NewLedgerRow => r !== null));
+    const refused = await this.recordUnderLimits(customer, subscriptions, rows, outcomes);
+    const inserted = await ledger.insert(rows.filter((r): r is NewLedgerRow => r !== null && !refused.limited.has(r.id)));
+    for (const id of refused.inserted) inserted.add(id);
     // The statement runs on its own (autocommit): when it returns, the rows are durable.
     // Requests that inserted nothing may have a row under their key: a retry, an earlier event of
     // this batch with the same key, or (for a request that failed to resolve) an event that was
@@ -248,6 +260,7 @@ export class UsageService {
     const existing = customer && open.length ? await ledger.findByKeys(customer.id, open.map((o) => o.request.key)) : new Map();
     requests.forEach((request, i) => {
       const row = rows[i];
+      if (refused.indexes.has(i)) return;
       if (row && inserted.has(row.id)) {
         outcomes[i] = { status: 'recorded', record: toRecord({ id: row.id, subscription_id: row.subscriptionId, meter: row.meter, quantity: row.quantity, occurred_at: row.occurredAt, idempotency_key: row.idempotencyKey }) };
         return;
@@ -268,6 +281,81 @@ export class UsageService {
       }
     });
     return outcomes;
+  }
+
+  /**
+   * Records the rows on a meter with a hard limit in their subscription's current plan, each
+   * (subscription, meter) in its own short locked transaction (see UsageLimitRepository), and
+   * fails the events that do not fit with USAGE_LIMIT_EXCEEDED. Returns which rows it handled
+   * (the caller inserts the others the usual way), which it inserted, and the indexes it refused.
+   */
+  private async recordUnderLimits(
+    customer: Customer | null,
+    subscriptions: readonly MeteredSubscription[],
+    rows: readonly (NewLedgerRow | null)[],
+    outcomes: ({ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError })[],
+  ): Promise<{ limited: Set<string>; inserted: Set<string>; indexes: Set<number> }> {
+    const result = { limited: new Set<string>(), inserted: new Set<string>(), indexes: new Set<number>() };
+    const present = rows.filter((r): r is NewLedgerRow => r !== null);
+    if (!customer || present.length === 0) return result;
+    const repository = new UsageLimitRepository(this.em);
+    const hard = (await repository.limitsOf(present.map((r) => r.subscriptionId))).filter((l) => l.kind === 'hard');
+    if (hard.length === 0) return result;
+    const now = this.now();
+    const groups = new Map<string, { limit: SubscriptionLimit; items: { row: NewLedgerRow; index: number }[] }>();
+    rows.forEach((row, index) => {
+      if (!row) return;
+      const limit = hard.find((l) => l.subscriptionId === row.subscriptionId && l.meter === row.meter);
+      if (!limit) return;
+      result.limited.add(row.id);
+      const key = `${row.subscriptionId}\u0000${row.meter}`;
+      const group = groups.get(key) ?? { limit, items: [] };
+      group.items.push({ row, index });
+      groups.set(key, group);
+    });
+    for (const { limit, items } of groups.values()) {
+      const subscription = subscriptions.find((s) => s.id === limit.subscriptionId)!;
+      const period = limitPeriod(subscription, now);
+      // Usage is counted from the period's start: an event dated earlier would land in a closed
+      // period and escape the limit, so it is refused.
+      const inPeriod = items.filter(({ row, index }) => {
+        if (row.occurredAt >= period.start) return true;
+        result.indexes.add(index);
+        outcomes[index] = { status: 'failed', error: BillingError.badInput(`occurredAt is before the current billing period, which the limit on "${row.meter}" counts`, 'occurredAt') };
+        return false;
+      });
+      const done = await repository.insertUnderLimit(customer.id, limit.subscriptionId, limit.meter, period.start, limit.limit, inPeriod.map((i) => i.row));
+      for (const id of done.inserted) result.inserted.add(id);
+      for (const { row, index } of inPeriod) {
+        const used = done.refused.get(row.id);
+        if (used === undefined) continue;
+        result.indexes.add(index);
+        outcomes[index] = {
+          status: 'failed',
+          error: new BillingError(ErrorCode.USAGE_LIMIT_EXCEEDED, `The plan allows ${limit.limit} of "${limit.meter}" per billing period; ${used} used, ${row.quantity} more would exceed it`, {
+            limit: limit.limit,
+            used,
+            resetsAt: period.end.toISOString(),
+          }),
+        };
+      }
+    }
+    return result;
+  }
+
+  /** The caller's usage limits: one per limit of each billing subscription's current plan, with the period's usage. */
+  async limits(customerId: string): Promise<UsageLimitStatus[]> {
+    const subscriptions = (await this.ledger.subscriptionsOf(customerId, null)).filter((s) => BILLING_STATUSES.includes(s.status));
+    const repository = new UsageLimitRepository(this.em);
+    const limits = await repository.limitsOf(subscriptions.map((s) => s.id));
+    const now = this.now();
+    const answers: UsageLimitStatus[] = [];
+    for (const limit of limits) {
+      const period = limitPeriod(subscriptions.find((s) => s.id === limit.subscriptionId)!, now);
+      const used = await repository.used(limit.subscriptionId, limit.meter, period.start);
+      answers.push({ ...limit, used, remaining: Math.max(0, limit.limit - used), resetsAt: period.end, overLimit: used > limit.limit });
+    }
+    return answers;
   }
 
   /** As resolveMetered for reading; a meter the plan had before a change stays readable while it has usage. */
@@ -319,6 +407,12 @@ export class UsageService {
     return this.ledger.subscriptionsOf(customer.id, subscriptionId);
   }
 
+}
+
+/** The billing period a limit counts: the subscription's current one, or the UTC calendar month when it has none. */
+function limitPeriod(subscription: MeteredSubscription, now: Date): { start: Date; end: Date } {
+  if (subscription.currentPeriodStart && subscription.currentPeriodEnd) return { start: subscription.currentPeriodStart, end: subscription.currentPeriodEnd };
+  return { start: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), end: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)) };
 }
 
 function startOfUtcDay(date: Date): number {

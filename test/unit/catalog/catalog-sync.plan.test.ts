@@ -43,6 +43,7 @@ const starter: CatalogProductDefinition = {
   name: 'Starter',
   prices: [{ lookupKey: 'starter_monthly', currency: 'usd', unitAmount: 1900, interval: 'month' }],
   features: [],
+  limits: [],
 };
 const monthly: CatalogPriceDefinition = starter.prices[0];
 

@@ -20,6 +20,7 @@ function catalog(plans: Record<string, string[]>): CatalogDefinition {
       name: code,
       prices: [{ lookupKey: `${code}_monthly`, currency: 'usd', unitAmount: 100, interval: 'month' as const }],
       features: keys.map((k) => ({ lookupKey: k, name: k.toUpperCase() })),
+      limits: [],
     })),
   };
 }

@@ -1,0 +1,140 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadCatalogFile, type CatalogDefinition } from '../../src/billing/catalog/catalog-file';
+import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
+import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+
+const RECORD = `mutation($input: RecordUsageInput!) { recordUsage(input: $input) { id subscriptionId meter quantity idempotencyKey } }`;
+const BATCH = `mutation($input: RecordUsageBatchInput!) {
+  recordUsageBatch(input: $input) { recorded replayed failed results { index status record { id quantity } error { code } } } }`;
+const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status currentPeriodEnd } } }`;
+const LIMITS = `{ viewer { limits { subscriptionId meter limit used remaining resetsAt kind overLimit } } }`;
+
+/**
+ * Usage limits over HTTP against PostgreSQL and the Stripe emulator, with a catalog whose Pro
+ * plan allows 100 API calls a period (hard) and whose Scale plan allows 10 (soft).
+ */
+describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
+  let server: TestServer;
+  let dir: string;
+  let catalog: CatalogDefinition;
+
+  async function start(headers: Record<string, string>, plan = 'pro'): Promise<{ id: string; currentPeriodEnd: string }> {
+    const res = await server.gql(START, { input: { plan, trialDays: 14 } }, headers);
+    expect(res.errors).toBeUndefined();
+    return res.data.startSubscription.subscription;
+  }
+  const record = (headers: Record<string, string>, input: Record<string, unknown>) => server.gql(RECORD, { input }, headers);
+  async function limits(headers: Record<string, string>) {
+    const res = await server.gql(LIMITS, {}, headers);
+    expect(res.errors).toBeUndefined();
+    return res.data.viewer.limits;
+  }
+  async function ledgerTotal(subscriptionId: string): Promise<number> {
+    const [row] = await server.orm.em.fork().getConnection().execute(`select coalesce(sum(quantity), 0)::float8 as total from usage_events where subscription_id = ?`, [subscriptionId]);
+    return Number(row.total);
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-limits-'));
+    catalog = await loadCatalogFile(path.resolve(__dirname, '../../catalog/default.json'));
+    catalog.products.find((p) => p.code === 'pro')!.limits = [{ meter: 'api_calls', limit: 100, period: 'billing_period', kind: 'hard' }];
+    catalog.products.push({
+      code: 'scale',
+      name: 'Scale',
+      prices: [
+        { lookupKey: 'scale_monthly', currency: 'usd', unitAmount: 29900, interval: 'month' },
+        { lookupKey: 'scale_api_calls', currency: 'usd', unitAmount: 1, interval: 'month', usageType: 'metered', meter: 'api_calls' },
+      ],
+      features: [],
+      limits: [{ meter: 'api_calls', limit: 10, period: 'billing_period', kind: 'soft' }],
+    });
+    const file = path.join(dir, 'catalog.json');
+    await writeFile(file, JSON.stringify(catalog));
+    server = await startTestServer({ CATALOG_FILE: file, RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0', USAGE_FORWARDER_ENABLED: 'false' });
+  });
+  afterAll(async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('never lets 50 concurrent calls at the edge overshoot a hard limit, and refuses the rest with the limit, usage and reset time', async () => {
+    const alice = await authHeader('limits-alice');
+    const subscription = await start(alice);
+    const first = await record(alice, { subscriptionId: subscription.id, quantity: 90, idempotencyKey: 'alice-first' });
+    expect(first.errors).toBeUndefined();
+
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => record(alice, { meter: 'api_calls', quantity: 3, idempotencyKey: `alice-${i}` })));
+    const accepted = answers.filter((a) => !a.errors);
+    const refused = answers.filter((a) => a.errors);
+    expect(accepted).toHaveLength(Math.floor(10 / 3));
+    for (const a of refused) {
+      expect(a.errors![0].extensions).toMatchObject({ code: 'USAGE_LIMIT_EXCEEDED', limit: 100, resetsAt: new Date(subscription.currentPeriodEnd).toISOString() });
+      expect(a.errors![0].extensions!.used).toBeGreaterThan(97);
+    }
+    expect(await ledgerTotal(subscription.id)).toBe(99);
+    expect(await limits(alice)).toEqual([
+      { subscriptionId: subscription.id, meter: 'api_calls', limit: 100, used: 99, remaining: 1, resetsAt: subscription.currentPeriodEnd, kind: 'hard', overLimit: false },
+    ]);
+
+    // A retry of an accepted event is answered with its first record, limit reached or not.
+    const replay = await record(alice, { subscriptionId: subscription.id, quantity: 90, idempotencyKey: 'alice-first' });
+    expect(replay.errors).toBeUndefined();
+    expect(replay.data.recordUsage.id).toBe(first.data.recordUsage.id);
+    const again = await server.gql(BATCH, { input: { events: [{ subscriptionId: subscription.id, quantity: 90, idempotencyKey: 'alice-first' }] } }, alice);
+    expect(again.errors).toBeUndefined();
+    expect(again.data.recordUsageBatch.results[0]).toMatchObject({ status: 'REPLAYED', record: { id: first.data.recordUsage.id } });
+    expect(await ledgerTotal(subscription.id)).toBe(99);
+  });
+
+  it('records the events of a batch that fit and fails each one over the hard limit', async () => {
+    const bob = await authHeader('limits-bob');
+    const subscription = await start(bob);
+    const events = [50, 40, 20, 10, 5, 40].map((quantity, i) => ({ subscriptionId: subscription.id, quantity, idempotencyKey: `bob-${i}` }));
+    events.push({ ...events[1] });
+    const res = await server.gql(BATCH, { input: { events } }, bob);
+    expect(res.errors).toBeUndefined();
+    const payload = res.data.recordUsageBatch;
+    expect(payload.results.map((r: { status: string; error: { code: string } | null }) => (r.error ? r.error.code : r.status))).toEqual([
+      'RECORDED',
+      'RECORDED',
+      'USAGE_LIMIT_EXCEEDED',
+      'RECORDED',
+      'USAGE_LIMIT_EXCEEDED',
+      'USAGE_LIMIT_EXCEEDED',
+      'REPLAYED',
+    ]);
+    expect(payload).toMatchObject({ recorded: 3, replayed: 1, failed: 3 });
+    expect(await ledgerTotal(subscription.id)).toBe(100);
+  });
+
+  it('records usage beyond a soft limit and reports it as over the limit', async () => {
+    const carol = await authHeader('limits-carol');
+    const subscription = await start(carol, 'scale');
+    for (const quantity of [8, 5]) expect((await record(carol, { meter: 'api_calls', quantity })).errors).toBeUndefined();
+    expect(await ledgerTotal(subscription.id)).toBe(13);
+    expect(await limits(carol)).toEqual([
+      { subscriptionId: subscription.id, meter: 'api_calls', limit: 10, used: 13, remaining: 0, resetsAt: subscription.currentPeriodEnd, kind: 'soft', overLimit: true },
+    ]);
+  });
+
+  it("shows each customer only its own limits, and applies a plan's new limit at once", async () => {
+    const dan = await authHeader('limits-dan');
+    const erin = await authHeader('limits-erin');
+    expect(await limits(dan)).toEqual([]);
+    const danSub = await start(dan);
+    const erinSub = await start(erin);
+    expect((await record(erin, { subscriptionId: erinSub.id, quantity: 100 })).errors).toBeUndefined();
+    expect((await limits(dan)).map((l: { subscriptionId: string; used: number }) => [l.subscriptionId, l.used])).toEqual([[danSub.id, 0]]);
+    expect((await limits(erin)).map((l: { subscriptionId: string; used: number }) => [l.subscriptionId, l.used])).toEqual([[erinSub.id, 100]]);
+    expect((await record(erin, { subscriptionId: erinSub.id, quantity: 1 })).errors![0].extensions!.code).toBe('USAGE_LIMIT_EXCEEDED');
+
+    const raised = structuredClone(catalog);
+    raised.products.find((p) => p.code === 'pro')!.limits[0].limit = 150;
+    const synced = await new CatalogSyncService(server.gateway!, server.orm.em.fork()).sync(raised);
+    expect(synced.changes.map((c) => `${c.where} ${c.action} ${c.object} ${c.key} ${c.detail}`)).toEqual(['database update plan limit pro/api_calls limit → 150']);
+    expect((await record(erin, { subscriptionId: erinSub.id, quantity: 1 })).errors).toBeUndefined();
+    expect((await limits(erin))[0]).toMatchObject({ limit: 150, used: 101, remaining: 49 });
+  });
+});
