@@ -1,22 +1,11 @@
 import type Stripe from 'stripe';
-import { startHarness, type Harness } from './helpers';
-
-async function failure(p: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Stripe.errors.StripeError;
-  }
-  throw new Error('expected the call to fail');
-}
+import { failure, useHarness, type Harness } from './helpers';
 
 describe('tax ids, balance transactions, portal configurations, meter event adjustments, v2 meter events', () => {
+  const harness = useHarness();
   let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h.emu.close();
+  beforeAll(() => {
+    h = harness();
   });
 
   it('adds, lists and deletes customer tax ids, refusing malformed ones', async () => {

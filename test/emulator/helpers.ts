@@ -26,3 +26,28 @@ export async function recurringPrice(stripe: Stripe, amount = 1000, extra: Parti
   const product = await stripe.products.create({ name: `Plan ${amount}` });
   return stripe.prices.create({ product: product.id, currency: 'usd', unit_amount: amount, recurring: { interval: 'month' }, ...extra });
 }
+
+/** The rejection of a call expected to fail (the test fails when it succeeds). */
+export async function failure(p: Promise<unknown>): Promise<Stripe.errors.StripeError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Stripe.errors.StripeError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** An emulator and SDK for the enclosing describe block, stopped after it; read it inside tests. */
+export function useHarness(options: EmulatorOptions = {}): () => Harness {
+  let harness: Harness | undefined;
+  beforeAll(async () => {
+    harness = await startHarness(options);
+  });
+  afterAll(async () => {
+    await harness?.emu.close();
+  });
+  return () => {
+    if (!harness) throw new Error('the emulator harness is not started');
+    return harness;
+  };
+}

@@ -1,22 +1,10 @@
-import type Stripe from 'stripe';
-import { recurringPrice, startHarness, type Harness } from './helpers';
-
-async function failure(p: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Stripe.errors.StripeError;
-  }
-  throw new Error('expected the call to fail');
-}
+import { failure, recurringPrice, useHarness, type Harness } from './helpers';
 
 describe('payment methods, SetupIntents, capture and refunds', () => {
+  const harness = useHarness();
   let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness();
-  });
-  afterAll(async () => {
-    await h.emu.close();
+  beforeAll(() => {
+    h = harness();
   });
 
   it('creates card payment methods from test numbers and tokens, refusing others as Stripe does', async () => {
