@@ -1,6 +1,6 @@
+import { loadCliConfig } from './cli-config';
 import 'reflect-metadata';
 import { Client } from 'pg';
-import { ConfigError, loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { installJobQueue } from '../jobs/job-runner';
 import { JobQueueRepository } from '../jobs/job-queue.repository';
@@ -32,16 +32,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const eventIds = args.filter((a) => !a.startsWith('-'));
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return 1;
-    }
-    throw error;
-  }
+  const config = loadCliConfig();
+  if (!config) return 1;
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   return withDatabase(config, async (url) => {
     await installJobQueue(url, log);

@@ -1,8 +1,8 @@
+import { loadCliConfig } from './cli-config';
 import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { UsageForwarder } from '../billing/usage/usage-forwarder';
 import { createLogger } from '../common/logger';
-import { ConfigError, loadConfig } from '../config/env';
 import { withDatabase } from '../db/database';
 import { initORM } from '../db/orm';
 import { gatewayFromConfig } from '../stripe/gateway-from-config';
@@ -34,16 +34,8 @@ async function main(): Promise<number> {
   }
   const once = values.once;
 
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return 1;
-    }
-    throw error;
-  }
+  const config = loadCliConfig();
+  if (!config) return 1;
   if (!config.billingEnabled) {
     console.error('Billing is disabled (ENABLE_BILLING=false): there is nothing to forward usage to.');
     return 1;

@@ -1,6 +1,6 @@
+import { loadCliConfig } from './cli-config';
 import 'reflect-metadata';
 import { createLogger } from '../common/logger';
-import { ConfigError, loadConfig } from '../config/env';
 import { initORM, migrate } from '../db/orm';
 import { installJobQueue, startJobRunner } from '../jobs/job-runner';
 import { gatewayFromConfig } from '../stripe/gateway-from-config';
@@ -24,16 +24,8 @@ async function main(): Promise<number> {
     console.error(`unknown argument: ${args[0]}\n\n${USAGE}`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return 1;
-    }
-    throw error;
-  }
+  const config = loadCliConfig();
+  if (!config) return 1;
   if (!config.billingEnabled) {
     console.error('Billing is disabled (ENABLE_BILLING=false): there are no Stripe events to apply.');
     return 1;

@@ -24,6 +24,18 @@ export interface GqlResponse<T> {
 export const TEST_JWT_SECRET = 'tollgate-test-secret-0123456789abcdefghij';
 
 /** The config a test server runs with: local mode, a random port, quiet logs, no env files. */
+/**
+ * Production settings for a test server: Stripe and auth as production requires them. The
+ * database URL is a placeholder; the test server puts its own database in.
+ */
+export const PRODUCTION_ENV: Env = {
+  NODE_ENV: 'production',
+  STRIPE_SECRET_KEY: 'sk_test_production1',
+  STRIPE_WEBHOOK_SECRET: 'whsec_production1',
+  DATABASE_URL: 'postgres://ignored:ignored@127.0.0.1:1/ignored',
+  AUTH_JWT_SECRET: 'production-secret-of-at-least-32-chars',
+};
+
 export function testConfig(env: Env = {}): AppConfig {
   return loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', AUTH_JWT_SECRET: TEST_JWT_SECRET, ...env }, { envFiles: [] });
 }

@@ -1,15 +1,9 @@
 import { createLogger } from '../../src/common/logger';
 import { startServer } from '../../src/server';
 import { StoppablePostgres } from '../helpers/stoppable-postgres';
-import { startTestServer, testConfig, type TestServer } from '../helpers/test-server';
+import { startTestServer, testConfig, type TestServer, PRODUCTION_ENV } from '../helpers/test-server';
 
-const production = {
-  NODE_ENV: 'production',
-  STRIPE_SECRET_KEY: 'sk_test_production1',
-  STRIPE_WEBHOOK_SECRET: 'whsec_production1',
-  DATABASE_URL: 'postgres://ignored:ignored@127.0.0.1:1/ignored',
-  AUTH_JWT_SECRET: 'production-secret-of-at-least-32-chars',
-};
+const production = PRODUCTION_ENV;
 
 describe('HTTP surface', () => {
   let server: TestServer;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
+import { authHeader, startTestServer, type TestServer, PRODUCTION_ENV } from '../helpers/test-server';
 
 const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`;
 const UPDATE = `mutation($input: UpdateSubscriptionInput!) { updateSubscription(input: $input) { id } }`;
@@ -78,11 +78,7 @@ describe('production surface', () => {
   const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
   beforeAll(async () => {
     server = await startTestServer({
-      NODE_ENV: 'production',
-      STRIPE_SECRET_KEY: 'sk_test_production1',
-      STRIPE_WEBHOOK_SECRET: 'whsec_production1',
-      DATABASE_URL: 'postgres://ignored:ignored@127.0.0.1:1/ignored',
-      AUTH_JWT_SECRET: 'production-secret-of-at-least-32-chars',
+      ...PRODUCTION_ENV,
       METRICS_TOKEN,
       LOG_LEVEL: 'silent',
     });
@@ -120,13 +116,7 @@ describe('production surface', () => {
 describe('production without METRICS_TOKEN', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({
-      NODE_ENV: 'production',
-      STRIPE_SECRET_KEY: 'sk_test_production1',
-      STRIPE_WEBHOOK_SECRET: 'whsec_production1',
-      DATABASE_URL: 'postgres://ignored:ignored@127.0.0.1:1/ignored',
-      AUTH_JWT_SECRET: 'production-secret-of-at-least-32-chars',
-    });
+    server = await startTestServer(PRODUCTION_ENV);
   });
   afterAll(() => server.stop());
 

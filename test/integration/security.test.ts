@@ -1,7 +1,7 @@
 import { createLogger } from '../../src/common/logger';
 import { startServer, type RunningServer } from '../../src/server';
 import { RATE_LIMIT_SCHEMA } from '../../src/security/mutation-rate-limiter';
-import { authHeader, postGraphQL, startTestServer, testConfig, type TestServer } from '../helpers/test-server';
+import { authHeader, postGraphQL, startTestServer, testConfig, type TestServer, PRODUCTION_ENV } from '../helpers/test-server';
 
 const ALLOWED_ORIGIN = 'https://app.example.com';
 const cancelUnknown = 'mutation { cancelSubscription(id: "00000000-0000-4000-8000-000000000000") { id } }';
@@ -180,13 +180,7 @@ describe('security limits', () => {
 describe('production', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({
-      NODE_ENV: 'production',
-      STRIPE_SECRET_KEY: 'sk_test_production1',
-      STRIPE_WEBHOOK_SECRET: 'whsec_production1',
-      DATABASE_URL: 'postgres://ignored:ignored@127.0.0.1:1/ignored',
-      AUTH_JWT_SECRET: 'production-secret-of-at-least-32-chars',
-    });
+    server = await startTestServer(PRODUCTION_ENV);
   });
   afterAll(() => server.stop());
 

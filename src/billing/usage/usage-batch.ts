@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { LedgerRow } from './usage-ledger.repository';
 import { poolLender } from '../../db/raw-query';
 
 /**
@@ -41,16 +42,6 @@ export interface BatchRequest {
   requestHash: string;
 }
 
-/** A ledger row as the statement returns it. */
-export interface LedgerRow {
-  id: string;
-  subscription_id: string;
-  meter: string;
-  quantity: number;
-  occurred_at: Date | string;
-  idempotency_key: string;
-  request_hash: string;
-}
 
 export type BatchOutcome =
   /** This request's row was inserted and is committed. */
