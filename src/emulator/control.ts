@@ -6,7 +6,7 @@ import type { RawRequest, RawResponse } from './server';
 import type { Store } from './store';
 import type { FaultController, FaultSpec } from './faults';
 import type { WebhookDelivery } from './webhooks';
-import { meterLog } from './resources/meters';
+import { meterLog } from './resources/meter-event-log';
 import { authenticateIntent } from './resources/payment-intents';
 import { authenticateSetupIntent } from './resources/setup-intents';
 

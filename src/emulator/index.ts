@@ -18,7 +18,9 @@ import { registerCustomers } from './resources/customers';
 import { registerPaymentMethods } from './resources/payment-methods';
 import { registerProducts } from './resources/products';
 import { registerPrices } from './resources/prices';
-import { registerMeters, isSessionToken, meterLog } from './resources/meters';
+import { registerMeters } from './resources/meters';
+import { registerMeterEvents, isSessionToken } from './resources/meter-events';
+import { meterLog } from './resources/meter-event-log';
 import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
 import { registerInvoices } from './resources/invoices';
 import { registerInvoicePreview } from './resources/invoice-preview';
@@ -104,6 +106,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerProducts(router, store);
   registerPrices(router, store);
   registerMeters(router, store);
+  registerMeterEvents(router, store);
   registerSubscriptions(router, store);
   registerSubscriptionSchedules(router, store);
   // Before registerInvoices: /v1/invoices/create_preview must not be taken for an invoice id.

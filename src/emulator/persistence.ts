@@ -17,7 +17,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Obj, Store } from './store';
 import type { ApiServer, StoredResponse } from './server';
-import type { MeterEventLog, UsageRow } from './resources/meters';
+import type { MeterEventLog, UsageRow } from './resources/meter-event-log';
 import type { WebhookDelivery } from './webhooks';
 
 /**
