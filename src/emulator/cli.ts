@@ -1,7 +1,8 @@
 /**
  * `npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback]
- *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]`
- * Runs the Stripe emulator until SIGINT/SIGTERM. With --state-file the state survives restarts.
+ *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--quiet]`
+ * Runs the Stripe emulator until SIGINT/SIGTERM. With --state-file the state survives restarts
+ * and kill -9 (--fsync: power cuts too, each write flushed to the disk before the answer).
  */
 import { startEmulator, type EmulatorOptions } from './index';
 
@@ -21,7 +22,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help || args.h) {
-    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]');
+    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--quiet]');
     return;
   }
   const port = args.port !== undefined ? Number(args.port) : 12111;
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     allowNonLoopback: args['allow-non-loopback'] === true,
     logger: args.quiet ? undefined : (line) => console.log(`[emulator] ${line}`),
     stateFile: typeof args['state-file'] === 'string' ? args['state-file'] : undefined,
+    stateFsync: args.fsync === true,
   };
   const emu = await startEmulator(options);
   const u = new URL(emu.url);

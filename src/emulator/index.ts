@@ -64,9 +64,16 @@ export interface EmulatorOptions {
    * (debounced) after changes and on close(), written atomically with mode 0600. A corrupt file
    * is logged once and replaced by an empty state. Webhook endpoints from `webhookEndpoints`
    * and `addWebhookEndpoint` are configuration and are not saved; those created through the
-   * API are.
+   * API are. Every API request that may change the state is also appended to
+   * `<stateFile>.journal` before it is answered and replayed at start, so what was acknowledged
+   * survives the process being killed.
    */
   stateFile?: string;
+  /**
+   * Flush each journal record to the disk (fdatasync) before answering: acknowledged requests
+   * then survive a power cut too, not only a killed process. Costs a disk flush per request.
+   */
+  stateFsync?: boolean;
 }
 
 export interface MeterEventStats {
@@ -178,7 +185,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         expireDueSessions(store);
       });
     } finally {
-      persister?.markDirty();
+      // Not a journaled request when called in-process: saved at once, before later requests.
+      persister?.save();
     }
   };
 
@@ -201,7 +209,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         delivery.setEndpoint({ id: we.id, url: we.url, secret: we._secret, enabledEvents: we.enabled_events });
       }
     });
-    persister?.markDirty();
+    persister?.save();
   };
 
   const control = controlRoutes({ store, faults, delivery, advanceClock, reset });
@@ -211,19 +219,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
 
   if (options.stateFile) {
-    persister = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger);
-    persister.load();
+    const p = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger, { fsync: options.stateFsync });
+    p.load();
+    api.persistence = { journal: (request) => p.record(request), saveNow: () => p.saveNow() };
+    persister = p;
   }
-  const p = persister;
-  // Reads leave the state alone; any other request may change it.
-  const listener: http.RequestListener = p
-    ? (req, res) => {
-        if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') res.once('close', () => p.markDirty());
-        api.listener(req, res);
-      }
-    : api.listener;
 
-  const server = http.createServer(listener);
+  const server = http.createServer(api.listener);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -3,9 +3,10 @@
  * Bearer key, replays idempotent POSTs, dispatches to the API router and writes Stripe's JSON.
  */
 import type http from 'node:http';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ApiError, invalidRequest } from './errors';
-import { newId } from './ids';
+import { newId, withSeed } from './ids';
+import type { JournalRequest } from './journal';
 import { parseForm, type Params } from './params';
 import { isResult, type Ctx, type Router } from './router';
 import { DEFAULT_API_VERSION, type Store } from './store';
@@ -34,12 +35,30 @@ export interface StoredResponse {
 }
 
 const MAX_BODY = 10 * 1024 * 1024;
+/** Request headers that API handling reads: all a journal record needs to replay it. */
+const JOURNAL_HEADERS = ['authorization', 'idempotency-key', 'stripe-version', 'content-type'];
+
+/** Methods that may change the state. */
+function mutates(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+}
+
+/**
+ * Persistence hooks, both called before the answer is written (a throw answers 500 instead):
+ * `journal` with each API request that may have changed the state, `saveNow` after any other
+ * request that may have (control routes, hosted pages), which are rare and not replayable.
+ */
+export interface Persistence {
+  journal(request: JournalRequest): void;
+  saveNow(): void;
+}
 
 export class ApiServer {
   private readonly idempotency = new Map<string, StoredResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Bearer tokens other than sk_test_/rk_test_ keys that the router accepts (meter event sessions). */
   tokenAccepted: (token: string, path: string) => boolean = () => false;
+  persistence: Persistence | undefined;
 
   constructor(
     private readonly store: Store,
@@ -134,6 +153,7 @@ export class ApiServer {
     const isApi = raw.path.startsWith('/v1/') || raw.path.startsWith('/v2/');
     if (!isApi) {
       const r = await this.extra(raw);
+      if (r && mutates(raw.method)) this.persistence?.saveNow();
       this.write(res, r ?? this.json(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${raw.method}: ${raw.path}).` } }, requestId));
       return;
     }
@@ -163,7 +183,34 @@ export class ApiServer {
     }
     const apiVersion = (raw.headers['stripe-version'] as string | undefined) ?? DEFAULT_API_VERSION;
     const idemKey = (raw.headers['idempotency-key'] as string | undefined) ?? null;
-    this.write(res, this.echo(this.api(raw, requestId), raw.method === 'POST' || raw.method === 'DELETE' ? idemKey : null, apiVersion));
+    const at = Date.now();
+    const seed = randomBytes(16);
+    const response = this.execute(raw, at, seed);
+    if (this.persistence && mutates(raw.method)) {
+      const headers: Record<string, string> = {};
+      for (const h of JOURNAL_HEADERS) {
+        const v = raw.headers[h];
+        if (typeof v === 'string') headers[h] = v;
+      }
+      this.persistence.journal({ at, seed: seed.toString('hex'), method: raw.method, path: raw.path, query: raw.query, headers, body: raw.body.toString('latin1') });
+    }
+    this.write(res, this.echo(response, raw.method === 'POST' || raw.method === 'DELETE' ? idemKey : null, apiVersion));
+  }
+
+  /** Runs a request again from its journal record, as it ran the first time. */
+  replay(r: JournalRequest): void {
+    const raw: RawRequest = { method: r.method, path: r.path, query: r.query, headers: r.headers, body: Buffer.from(r.body, 'latin1') };
+    this.execute(raw, r.at, Buffer.from(r.seed, 'hex'));
+  }
+
+  /** Runs an API request at wall-clock time `at` with random bytes from `seed`: replayable. */
+  private execute(raw: RawRequest, at: number, seed: Buffer): RawResponse {
+    this.store.frozenWallMs = at;
+    try {
+      return withSeed(seed, () => this.api(raw, newId('req_', 14)));
+    } finally {
+      this.store.frozenWallMs = null;
+    }
   }
 
   /** Runs one API request synchronously, so each request is atomic with respect to the state. */

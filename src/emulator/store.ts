@@ -46,12 +46,23 @@ export class Store {
   /** Public base URL of this emulator (hosted pages). */
   baseUrl = "";
 
+  /**
+   * While a request runs, the wall-clock time it started (ms): every time it reads is that one,
+   * so replaying it from the journal after a crash reproduces what it did.
+   */
+  frozenWallMs: number | null = null;
+
+  /** Wall-clock ms (without the emulator's clock offset). */
+  wallMs(): number {
+    return this.frozenWallMs ?? Date.now();
+  }
+
   now(): number {
-    return Math.floor(Date.now() / 1000) + this.clockOffsetSeconds;
+    return Math.floor(this.wallMs() / 1000) + this.clockOffsetSeconds;
   }
 
   nowMs(): number {
-    return Date.now() + this.clockOffsetSeconds * 1000;
+    return this.wallMs() + this.clockOffsetSeconds * 1000;
   }
 
   table(type: string): Map<string, Obj> {

@@ -144,7 +144,7 @@ export function registerMeterEvents(router: Router, store: Store): void {
     const id = newId('mes_test_');
     const token = `mes_tok_${randomToken(32)}`;
     const createdMs = store.nowMs();
-    log().sessions.set(token, { id, expiresAtMs: Date.now() + SESSION_TTL_MS });
+    log().sessions.set(token, { id, expiresAtMs: store.wallMs() + SESSION_TTL_MS });
     return {
       id,
       object: 'v2.billing.meter_event_session',
@@ -160,7 +160,7 @@ export function registerMeterEvents(router: Router, store: Store): void {
     if (!session) {
       throw v2Error(401, 'invalid_request_error', 'The meter event stream requires a meter event session authentication token.');
     }
-    if (session.expiresAtMs < Date.now()) {
+    if (session.expiresAtMs < store.wallMs()) {
       throw v2Error(401, 'temporary_session_expired', 'The meter event session has expired. Create a new session.', 'billing_meter_event_session_expired');
     }
     const events = ctx.params.events;
