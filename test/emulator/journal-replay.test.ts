@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Stripe from 'stripe';
+import { startEmulator, type RunningEmulator } from '../../src/emulator';
+
+/*
+ * The state files as a crash would leave them: copied while the emulator runs, between two saves
+ * of the state file (the debounce is long here), then opened by a new emulator. The kill -9 of a
+ * real process is in test/integration/fault-matrix-kill-emulator.test.ts.
+ */
+
+let dir: string;
+const running: RunningEmulator[] = [];
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'emu-journal-replay-'));
+});
+afterEach(async () => {
+  for (const e of running.splice(0)) await e.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(stateFile: string, logs: string[] = []): Promise<RunningEmulator> {
+  const emu = await startEmulator({ port: 0, stateFile, logger: (l) => logs.push(l) });
+  running.push(emu);
+  return emu;
+}
+
+function sdk(emu: RunningEmulator): Stripe {
+  return new Stripe('sk_test_journal', { host: '127.0.0.1', port: emu.port, protocol: 'http', maxNetworkRetries: 0 });
+}
+
+/** Copies the state file and its companions as they are on disk now: what a kill -9 leaves. */
+function crashCopy(stateFile: string, to: string): string {
+  fs.mkdirSync(to, { recursive: true });
+  for (const f of fs.readdirSync(path.dirname(stateFile))) {
+    if (f.startsWith(path.basename(stateFile))) fs.copyFileSync(path.join(path.dirname(stateFile), f), path.join(to, f));
+  }
+  return path.join(to, path.basename(stateFile));
+}
+
+const plain = (o: unknown) => JSON.parse(JSON.stringify(o));
+
+describe('emulator journal', () => {
+  it('brings back every acknowledged object, meter event and idempotent answer after a crash between saves', async () => {
+    const file = path.join(dir, 'a', 'state.json');
+    fs.mkdirSync(path.dirname(file));
+    const a = await start(file);
+    const s = sdk(a);
+    const customers: Stripe.Customer[] = [];
+    for (let i = 0; i < 20; i++) customers.push(await s.customers.create({ email: `c${i}@x.io` }, { idempotencyKey: `cus-${i}` }));
+    const product = await s.products.create({ name: 'Calls' });
+    const price = await s.prices.create({ product: product.id, currency: 'usd', unit_amount: 100, recurring: { interval: 'month' } });
+    const sub = await s.subscriptions.create({ customer: customers[0].id, items: [{ price: price.id }] }, { idempotencyKey: 'sub-0' });
+    const meter = await s.billing.meters.create({ display_name: 'Calls', event_name: 'calls', default_aggregation: { formula: 'sum' } });
+    for (let i = 0; i < 50; i++) {
+      await s.billing.meterEvents.create({ event_name: 'calls', identifier: `v1-${i}`, payload: { stripe_customer_id: customers[0].id, value: '2' } });
+    }
+    const session = await s.v2.billing.meterEventSession.create();
+    const stream = new Stripe(session.authentication_token, { host: '127.0.0.1', port: a.port, protocol: 'http', maxNetworkRetries: 0 });
+    for (let batch = 0; batch < 5; batch++) {
+      await stream.v2.billing.meterEventStream.create({
+        events: Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `v2-${batch}-${i}`, payload: { stripe_customer_id: customers[0].id, value: '1' } })),
+      });
+    }
+    expect(a.meterEventCount()).toBe(550);
+    const events = a.events().map((e) => e.id);
+    const copy = crashCopy(file, path.join(dir, 'b'));
+    expect(fs.statSync(`${copy}.journal`).size).toBeGreaterThan(0);
+
+    const logs: string[] = [];
+    const b = await start(copy, logs);
+    expect(logs.join('\n')).toMatch(/replayed \d+ requests/);
+    // The replay was saved at once: the journal holds only what comes after the start.
+    expect(fs.statSync(`${copy}.journal`).size).toBe(0);
+    const t = sdk(b);
+    expect(b.meterEventCount()).toBe(550);
+    const list = await t.customers.list({ limit: 100 });
+    expect(list.data.map((c) => c.id).sort()).toEqual(customers.map((c) => c.id).sort());
+    for (const c of customers) expect(plain(await t.customers.retrieve(c.id))).toEqual(plain(await s.customers.retrieve(c.id)));
+    expect(plain(await t.subscriptions.retrieve(sub.id))).toEqual(plain(await s.subscriptions.retrieve(sub.id)));
+    expect(b.events().map((e) => e.id)).toEqual(events);
+    const start0 = Math.floor(Date.now() / 1000) - 3600;
+    const summary = await t.billing.meters.listEventSummaries(meter.id, { customer: customers[0].id, start_time: start0, end_time: start0 + 7200 });
+    expect(summary.data[0].aggregated_value).toBe(600);
+
+    // A retry after the restart gets the first answer, and nothing new.
+    const again = await t.customers.create({ email: 'c3@x.io' }, { idempotencyKey: 'cus-3' });
+    expect(again.id).toBe(customers[3].id);
+    expect(again.lastResponse.headers['idempotent-replayed']).toBe('true');
+    expect((await t.customers.list({ limit: 100 })).data).toHaveLength(20);
+    await expect(t.billing.meterEvents.create({ event_name: 'calls', identifier: 'v1-7', payload: { stripe_customer_id: customers[0].id } })).rejects.toThrow(/already exists/);
+    expect(b.meterEventCount()).toBe(550);
+  });
+
+  it('starts from a journal whose last record was cut short, losing only that record', async () => {
+    const file = path.join(dir, 'state.json');
+    const a = await start(file);
+    const s = sdk(a);
+    const c1 = await s.customers.create({ email: 'one@x.io' });
+    const c2 = await s.customers.create({ email: 'two@x.io' });
+    const copy = crashCopy(file, path.join(dir, 'b'));
+    const journal = fs.readFileSync(`${copy}.journal`);
+    fs.writeFileSync(`${copy}.journal`, journal.subarray(0, journal.length - 10));
+    const logs: string[] = [];
+    const b = await start(copy, logs);
+    expect(logs.join('\n')).toMatch(/cut short/);
+    const ids = (await sdk(b).customers.list()).data.map((c) => c.id);
+    expect(ids).toContain(c1.id);
+    expect(ids).not.toContain(c2.id);
+    // New requests after the recovery are journaled and replayed as usual.
+    const c3 = await sdk(b).customers.create({ email: 'three@x.io' });
+    const again = await start(crashCopy(copy, path.join(dir, 'c')));
+    expect((await sdk(again).customers.list()).data.map((c) => c.id).sort()).toEqual([c1.id, c3.id].sort());
+  });
+
+  it('replays nothing twice when the crash came after a save but before the journal was emptied', async () => {
+    const file = path.join(dir, 'state.json');
+    const a = await start(file);
+    const s = sdk(a);
+    await s.billing.meters.create({ display_name: 'Calls', event_name: 'calls', default_aggregation: { formula: 'sum' } });
+    const cus = await s.customers.create({ email: 'x@x.io' });
+    for (let i = 0; i < 10; i++) await s.billing.meterEvents.create({ event_name: 'calls', payload: { stripe_customer_id: cus.id } });
+    const journal = fs.readFileSync(`${file}.journal`);
+    expect(journal.length).toBeGreaterThan(0);
+    await a.close();
+    running.splice(0);
+    // The state file of the save, with the journal it had not emptied yet.
+    fs.writeFileSync(`${file}.journal`, journal);
+    const b = await start(file);
+    expect(b.meterEventCount()).toBe(10);
+    expect((await sdk(b).customers.list()).data).toHaveLength(1);
+  });
+});
