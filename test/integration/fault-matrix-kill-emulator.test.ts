@@ -1,0 +1,152 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Stripe from 'stripe';
+
+/*
+ * The emulator's own process (`npm run emulator -- --state-file ...`) killed with SIGKILL while
+ * meter events and objects are being acknowledged, well inside the interval between two saves of
+ * its state file, then started again on the same files: everything it answered 2xx is there.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const KEY = 'sk_test_tollgate_kill_emulator';
+const CUSTOMERS = 60;
+const V1_EVENTS = 600;
+const STREAM_BATCHES = 20;
+
+let dir: string;
+const children = new Set<ChildProcess>();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Starts the emulator as `npm run emulator` does and waits until it listens. */
+async function startEmulatorProcess(stateFile: string): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/emulator/cli.ts'), '--port', String(port), '--state-file', stateFile], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`emulator did not start:\n${out}`)), 30_000);
+    child.stdout!.on('data', () => {
+      if (/Stripe emulator ready/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`emulator exited with ${code}:\n${out}`));
+    });
+  });
+  return { child, port };
+}
+
+function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  return exited;
+}
+
+function sdk(port: number, key = KEY): Stripe {
+  return new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
+}
+
+async function meterStats(port: number): Promise<{ total_accepted: number; by_identifier: Record<string, { accepted: number }> }> {
+  const res = await fetch(`http://127.0.0.1:${port}/_emulator/meter-events`);
+  return (await res.json()) as any;
+}
+
+/** Runs `worker` over `items` with `concurrency` requests in flight. */
+async function pool<T>(items: T[], concurrency: number, worker: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await worker(items[next++]);
+  }));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-kill-emulator-'));
+});
+
+afterAll(async () => {
+  for (const child of children) await kill(child, 'SIGKILL');
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('fault matrix: the emulator process killed right after acknowledging', () => {
+  it('keeps every acknowledged object and meter event, and an idempotent retry after the restart creates nothing new', async () => {
+    const stateFile = path.join(dir, 'stripe-emulator.json');
+    const first = await startEmulatorProcess(stateFile);
+    const stripe = sdk(first.port);
+    const meter = await stripe.billing.meters.create({ display_name: 'Calls', event_name: 'calls', default_aggregation: { formula: 'sum' } });
+    const payer = await stripe.customers.create({ email: 'payer@example.com' });
+
+    const customers = new Map<number, string>();
+    const acknowledged = new Set<string>();
+    await pool(Array.from({ length: CUSTOMERS }, (_, i) => i), 8, async (i) => {
+      const c = await stripe.customers.create({ email: `kill-${i}@example.com` }, { idempotencyKey: `kill-customer-${i}` });
+      customers.set(i, c.id);
+    });
+    await pool(Array.from({ length: V1_EVENTS }, (_, i) => `v1-${i}`), 16, async (identifier) => {
+      await stripe.billing.meterEvents.create({ event_name: 'calls', identifier, payload: { stripe_customer_id: payer.id, value: '1' } });
+      acknowledged.add(identifier);
+    });
+    const session = await stripe.v2.billing.meterEventSession.create();
+    const stream = sdk(first.port, session.authentication_token);
+    await pool(Array.from({ length: STREAM_BATCHES }, (_, b) => b), 4, async (b) => {
+      const events = Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `v2-${b}-${i}`, payload: { stripe_customer_id: payer.id, value: '1' } }));
+      await stream.v2.billing.meterEventStream.create({ events });
+      for (const e of events) acknowledged.add(e.identifier);
+    });
+    // Killed at once: the state file is saved at most every 200 ms, so the last requests are only in the journal.
+    await kill(first.child, 'SIGKILL');
+    expect(first.child.signalCode).toBe('SIGKILL');
+    expect(acknowledged.size).toBe(V1_EVENTS + STREAM_BATCHES * 100);
+
+    const second = await startEmulatorProcess(stateFile);
+    const again = sdk(second.port);
+    const stats = await meterStats(second.port);
+    const missing = [...acknowledged].filter((id) => !stats.by_identifier[id]);
+    expect(missing).toEqual([]);
+    expect(stats.total_accepted).toBe(acknowledged.size);
+    expect(Object.values(stats.by_identifier).every((s) => s.accepted === 1)).toBe(true);
+    const start = Math.floor(Date.now() / 1000) - 3600;
+    const summary = await again.billing.meters.listEventSummaries(meter.id, { customer: payer.id, start_time: start, end_time: start + 7200 });
+    expect(summary.data[0].aggregated_value).toBe(acknowledged.size);
+
+    const listed = await again.customers.list({ limit: 100 });
+    expect(listed.data.map((c) => c.id).sort()).toEqual([payer.id, ...customers.values()].sort());
+    // The same requests again, as a client retrying after a lost answer would: the first answers, no duplicates.
+    for (const [i, id] of customers) {
+      const retried = await again.customers.create({ email: `kill-${i}@example.com` }, { idempotencyKey: `kill-customer-${i}` });
+      expect(retried.id).toBe(id);
+    }
+    await expect(again.billing.meterEvents.create({ event_name: 'calls', identifier: 'v1-0', payload: { stripe_customer_id: payer.id, value: '1' } })).rejects.toThrow(
+      /already exists/,
+    );
+    expect((await again.customers.list({ limit: 100 })).data).toHaveLength(CUSTOMERS + 1);
+    expect((await meterStats(second.port)).total_accepted).toBe(acknowledged.size);
+
+    await kill(second.child, 'SIGTERM');
+    expect(second.child.exitCode).toBe(0);
+  }, 120_000);
+});
