@@ -1,0 +1,102 @@
+/**
+ * `node scripts/run.cjs bench/emulator-journal.bench.ts`: what the emulator's request journal
+ * costs on the meter event paths. The emulator runs as `npm run emulator` does, in a child
+ * process, three ways: without a state file (nothing written), with a state file (each
+ * state-changing request appended to the journal before its answer), and with `--fsync` (each
+ * record also flushed to the disk). autocannon drives v1 meter events (one event a request, a
+ * unique identifier each) and the v2 meter event stream (100 events a request); prints req/s,
+ * events/s and p50/p99 per run.
+ *
+ * Options (environment): BENCH_JOURNAL_DURATION (s per run, default 4), BENCH_JOURNAL_CONNECTIONS
+ * (default 20).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../src/db/embedded-postgres';
+import { projectRoot } from '../src/common/paths';
+import { runLoad } from './lib/load';
+
+const ROOT = projectRoot();
+const DURATION = Number(process.env.BENCH_JOURNAL_DURATION ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_JOURNAL_CONNECTIONS ?? 20);
+const KEY = 'sk_test_bench_journal';
+
+async function startEmulator(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/emulator/cli.ts'), '--port', String(port), '--quiet', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (/ready at/.test(out)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+async function post(url: string, key: string, body: string, type = 'application/x-www-form-urlencoded'): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
+  if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+async function run(label: string, args: string[]): Promise<void> {
+  const emu = await startEmulator(args);
+  try {
+    const customer = await post(`${emu.url}/v1/customers`, KEY, 'email=bench%40example.com');
+    await post(`${emu.url}/v1/billing/meters`, KEY, 'display_name=Calls&event_name=calls&default_aggregation[formula]=sum');
+    let n = 0;
+    const v1 = await runLoad(
+      {
+        url: `${emu.url}/v1/billing/meter_events`,
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: () => ({ body: `event_name=calls&identifier=${label}-v1-${n++}&payload[stripe_customer_id]=${customer.id}&payload[value]=1` }),
+      },
+      { duration: DURATION, connections: CONNECTIONS, pipelining: 1 },
+    );
+    const session = await post(`${emu.url}/v2/billing/meter_event_session`, KEY, '{}', 'application/json');
+    let b = 0;
+    const v2 = await runLoad(
+      {
+        url: `${emu.url}/v2/billing/meter_event_stream`,
+        headers: { authorization: `Bearer ${session.authentication_token}` },
+        body: () => {
+          const batch = b++;
+          const events = Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `${label}-v2-${batch}-${i}`, payload: { stripe_customer_id: customer.id, value: '1' } }));
+          return { body: JSON.stringify({ events }) };
+        },
+      },
+      { duration: DURATION, connections: Math.min(CONNECTIONS, 8), pipelining: 1 },
+    );
+    const line = (name: string, r: typeof v1, events: number) =>
+      `  ${name.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s ${(r.reqPerSec * events).toFixed(0).padStart(8)} events/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  errors ${r.errors}`;
+    console.log(`${label}`);
+    console.log(line('v1 meter_events', v1, 1));
+    console.log(line('v2 meter_event_stream', v2, 100));
+  } finally {
+    const exited = new Promise((resolve) => emu.child.once('exit', resolve));
+    emu.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-journal-'));
+  try {
+    await run('no state file', []);
+    await run('state file + journal', ['--state-file', path.join(dir, 'a.json')]);
+    await run('journal with --fsync', ['--state-file', path.join(dir, 'b.json'), '--fsync']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
