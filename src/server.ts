@@ -12,11 +12,11 @@ import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
 import { gatewayFromConfig } from './stripe/gateway-from-config';
 import type { StripeGateway } from './stripe/stripe.gateway';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator';
 import { ensureLocalAuthSecret, signToken } from './auth/dev-secret';
 import { createWebhookHandler } from './webhooks/webhook.router';
+import { ensureLocalWebhookSecret } from './webhooks/local-webhook-secret';
 import { WebhookIngestService } from './webhooks/webhook.service';
 import { StripeEventRepository } from './webhooks/stripe-event.repository';
 import { eventHandlers } from './webhooks/handlers/handler-registry';
@@ -86,7 +86,11 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
   try {
     const database: DatabaseHandle = options.databaseUrl
       ? { url: options.databaseUrl, close: async () => undefined }
-      : await openDatabase(config, (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'));
+      : await openDatabase(
+          config,
+          (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'),
+          (line) => log.warn(line),
+        );
     closers.push({ name: 'database', close: () => database.close() });
 
     const orm = await initORM({ url: database.url, poolMax: config.database.poolMax, log });
@@ -98,6 +102,8 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     let emulator: RunningEmulator | undefined;
     let webhookSecret: string | undefined;
     let webhookSecrets: string[] = [];
+    /** Local mode: where the emulator's signing secret is kept (unless STRIPE_WEBHOOK_SECRET gives it). */
+    let webhookSecretFile: string | undefined;
     if (config.billingEnabled) {
       if (config.stripe.secretKey) {
         webhookSecret = config.stripe.webhookSecret;
@@ -109,10 +115,12 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         emulator = await startEmulator({
           port: 0,
           stateFile: path.join(config.dataDir, 'stripe-emulator.json'),
+          stateFsync: config.emulatorFsync,
           logger: (line) => log.debug({ emulator: line }, 'stripe emulator'),
         });
         closers.push({ name: 'emulator', close: () => emulator!.close() });
-        webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
+        if (config.stripe.webhookSecret) webhookSecret = config.stripe.webhookSecret;
+        else ({ secret: webhookSecret, file: webhookSecretFile } = await ensureLocalWebhookSecret(config.dataDir));
         webhookSecrets = config.stripe.webhookSecrets.length ? config.stripe.webhookSecrets : [webhookSecret];
         gateway = gatewayFromConfig(config, { log, secretKey: 'sk_test_tollgate_local_emulator', apiBase: emulator.url, webhookSecret });
       }
@@ -233,6 +241,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       `  Database    ${database.embedded ? `embedded PostgreSQL on 127.0.0.1:${database.embedded.port}, data in ${database.embedded.dataDir}` : redactUrl(database.url)}`,
       ...(devToken ? [`  Dev token   ${devToken}`, `              (user "dev-user"; another: npm run token -- <userId> [--admin])`] : []),
       `  Stripe      ${emulator ? `the built-in Stripe emulator at ${emulator.url}` : describeStripe(config)}`,
+      ...(emulator
+        ? [`  Webhooks    ${url}/webhooks/stripe, signed with ${webhookSecretFile ? `the secret in ${webhookSecretFile}` : 'STRIPE_WEBHOOK_SECRET'}`]
+        : []),
     ].join('\n');
 
     return { url, port, config, orm, app, database, gateway, emulator, devToken, usageForwarder, jobs, waitForJobs, banner, close: closeAll };

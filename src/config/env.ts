@@ -18,6 +18,11 @@ export interface AppConfig {
   host: string;
   port: number;
   dataDir: string;
+  /**
+   * Local mode: the emulator flushes each journal record to the disk before answering, so what
+   * it acknowledged survives a power cut too (a killed process loses nothing either way).
+   */
+  emulatorFsync: boolean;
   logLevel: string;
   database: { url?: string; poolMax: number };
   billingEnabled: boolean;
@@ -167,6 +172,7 @@ const schema = z.object({
   WEBHOOK_BODY_LIMIT: optionalText,
   METRICS_TOKEN: optionalText,
   USAGE_FORWARDER_ENABLED: bool(true),
+  EMULATOR_FSYNC: bool(false),
   WORKER_ENABLED: bool(true),
   WORKER_CONCURRENCY: int(4, 1, 100),
   WORKER_DB_POOL_MAX: int(4, 1, 100),
@@ -312,6 +318,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
     host: e.HOST ?? (mode === 'local' ? '127.0.0.1' : '0.0.0.0'),
     port: e.PORT,
     dataDir: path.resolve(cwd, e.DATA_DIR ?? '.data'),
+    emulatorFsync: e.EMULATOR_FSYNC,
     logLevel: e.LOG_LEVEL,
     database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
     billingEnabled: e.ENABLE_BILLING,

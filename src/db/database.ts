@@ -31,10 +31,13 @@ export async function ensureDatabase(serverUrl: string, name: string): Promise<s
   return url.toString();
 }
 
-/** DATABASE_URL when configured, otherwise the embedded cluster kept in DATA_DIR/postgres. */
-export async function openDatabase(config: AppConfig, onLog?: (line: string) => void): Promise<DatabaseHandle> {
+/**
+ * DATABASE_URL when configured, otherwise the embedded cluster kept in DATA_DIR/postgres.
+ * `onLog` gets the server's own output, `onNotice` what start-up did about a crashed run.
+ */
+export async function openDatabase(config: AppConfig, onLog?: (line: string) => void, onNotice?: (line: string) => void): Promise<DatabaseHandle> {
   if (config.database.url) return { url: config.database.url, close: async () => undefined };
-  const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, 'postgres'), onLog });
+  const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, 'postgres'), onLog, onNotice });
   try {
     const url = await ensureDatabase(embedded.url, EMBEDDED_DB_NAME);
     return { url, embedded, close: () => embedded.stop() };

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { recoverOrphanedPostgres } from './orphaned-postgres';
 
 export interface EmbeddedDatabase {
   /** A postgres:// URL for the `postgres` database of the embedded cluster. */
@@ -18,6 +19,8 @@ export interface EmbeddedDatabaseOptions {
   port?: number;
   persistent?: boolean;
   onLog?: (line: string) => void;
+  /** Told what start-up did that an operator should know (an orphaned server stopped). */
+  onNotice?: (line: string) => void;
   /** How a port is chosen when none is given (default: one the OS reports free). */
   choosePort?: () => Promise<number>;
 }
@@ -74,6 +77,8 @@ export async function startEmbeddedPostgres(options: EmbeddedDatabaseOptions): P
   // As root, PostgreSQL runs as the `postgres` user, which must be able to reach the directory.
   await mkdir(path.dirname(dataDir), { recursive: true });
   await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
+  // A process killed with SIGKILL leaves its server running on this directory: stop it first.
+  await recoverOrphanedPostgres(dataDir, options.onNotice);
   // A port chosen here is free when chosen, but another process can take it before PostgreSQL
   // binds it (clusters starting side by side): then another port is tried. A port given by the
   // caller is tried once.
