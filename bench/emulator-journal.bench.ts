@@ -7,6 +7,9 @@
  * unique identifier each) and the v2 meter event stream (100 events a request); prints req/s,
  * events/s and p50/p99 per run.
  *
+ * Then the append alone, in this process: µs per record of a v1 event and of a 100-event stream
+ * request, without and with fdatasync.
+ *
  * Options (environment): BENCH_JOURNAL_DURATION (s per run, default 4), BENCH_JOURNAL_CONNECTIONS
  * (default 20).
  */
@@ -16,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../src/db/embedded-postgres';
 import { projectRoot } from '../src/common/paths';
+import { RequestJournal } from '../src/emulator/journal';
 import { runLoad } from './lib/load';
 
 const ROOT = projectRoot();
@@ -85,9 +89,26 @@ async function run(label: string, args: string[]): Promise<void> {
   }
 }
 
+/** µs per RequestJournal.append of a record with `body`. */
+function appendCost(file: string, body: string, fsync: boolean, n: number): number {
+  const journal = new RequestJournal(file, fsync);
+  const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+  const seed = '00'.repeat(16);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) journal.append({ seq: i + 1, at: Date.now(), seed, method: 'POST', path: '/v1/billing/meter_events', query: '', headers, body });
+  const us = Number(process.hrtime.bigint() - started) / 1000 / n;
+  journal.close();
+  return us;
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-journal-'));
   try {
+    const v1Body = 'event_name=calls&identifier=bench-v1-123456&payload[stripe_customer_id]=cus_0123456789abcdefghijklmn&payload[value]=1';
+    const v2Body = JSON.stringify({ events: Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `bench-v2-1234-${i}`, payload: { stripe_customer_id: 'cus_0123456789abcdefghijklmn', value: '1' } })) });
+    console.log('journal append alone');
+    console.log(`  v1 event record        ${appendCost(path.join(dir, 'j1'), v1Body, false, 20_000).toFixed(1)} µs   with fdatasync ${appendCost(path.join(dir, 'j2'), v1Body, true, 300).toFixed(0)} µs`);
+    console.log(`  v2 100-event record    ${appendCost(path.join(dir, 'j3'), v2Body, false, 5_000).toFixed(1)} µs   with fdatasync ${appendCost(path.join(dir, 'j4'), v2Body, true, 300).toFixed(0)} µs`);
     await run('no state file', []);
     await run('state file + journal', ['--state-file', path.join(dir, 'a.json')]);
     await run('journal with --fsync', ['--state-file', path.join(dir, 'b.json'), '--fsync']);
