@@ -14,6 +14,7 @@
  * (default 20).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +44,20 @@ async function startEmulator(args: string[]): Promise<{ child: ChildProcess; url
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
+/**
+ * CPU time (user + system, ms) the process has used, from /proc (Linux; 0 elsewhere): per
+ * request it shows the journal's cost even when other work on the machine skews req/s.
+ */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 async function post(url: string, key: string, body: string, type = 'application/x-www-form-urlencoded'): Promise<any> {
   const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
   if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
@@ -55,6 +70,8 @@ async function run(label: string, args: string[]): Promise<void> {
     const customer = await post(`${emu.url}/v1/customers`, KEY, 'email=bench%40example.com');
     await post(`${emu.url}/v1/billing/meters`, KEY, 'display_name=Calls&event_name=calls&default_aggregation[formula]=sum');
     let n = 0;
+    const pid = emu.child.pid!;
+    let cpu = cpuMs(pid);
     const v1 = await runLoad(
       {
         url: `${emu.url}/v1/billing/meter_events`,
@@ -63,8 +80,10 @@ async function run(label: string, args: string[]): Promise<void> {
       },
       { duration: DURATION, connections: CONNECTIONS, pipelining: 1 },
     );
+    const v1Cpu = cpuMs(pid) - cpu;
     const session = await post(`${emu.url}/v2/billing/meter_event_session`, KEY, '{}', 'application/json');
     let b = 0;
+    cpu = cpuMs(pid);
     const v2 = await runLoad(
       {
         url: `${emu.url}/v2/billing/meter_event_stream`,
@@ -77,11 +96,13 @@ async function run(label: string, args: string[]): Promise<void> {
       },
       { duration: DURATION, connections: Math.min(CONNECTIONS, 8), pipelining: 1 },
     );
-    const line = (name: string, r: typeof v1, events: number) =>
-      `  ${name.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s ${(r.reqPerSec * events).toFixed(0).padStart(8)} events/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  errors ${r.errors}`;
+    const v2Cpu = cpuMs(pid) - cpu;
+    const line = (name: string, r: typeof v1, events: number, cpuUsed: number) =>
+      `  ${name.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s ${(r.reqPerSec * events).toFixed(0).padStart(8)} events/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  ` +
+      `emulator CPU ${((cpuUsed * 1000) / Math.max(1, r.requests)).toFixed(0)} µs/request  errors ${r.errors}`;
     console.log(`${label}`);
-    console.log(line('v1 meter_events', v1, 1));
-    console.log(line('v2 meter_event_stream', v2, 100));
+    console.log(line('v1 meter_events', v1, 1, v1Cpu));
+    console.log(line('v2 meter_event_stream', v2, 100, v2Cpu));
   } finally {
     const exited = new Promise((resolve) => emu.child.once('exit', resolve));
     emu.child.kill('SIGTERM');
