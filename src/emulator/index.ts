@@ -218,13 +218,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
 
-  if (options.stateFile) {
-    const p = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger, { fsync: options.stateFsync });
-    p.load();
-    api.persistence = { journal: (request) => p.record(request), saveNow: () => p.saveNow() };
-    persister = p;
-  }
-
   const server = http.createServer(api.listener);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
@@ -238,6 +231,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${urlHost}:${port}`;
   store.baseUrl = url;
+  if (options.stateFile) {
+    // Loaded once the base URL is known (replayed requests build hosted-page URLs from it), in
+    // one synchronous step: no request is handled before it is done.
+    const p = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger, { fsync: options.stateFsync });
+    try {
+      p.load();
+    } catch (e) {
+      await new Promise((resolve) => server.close(resolve));
+      throw e;
+    }
+    api.persistence = { journal: (request) => p.record(request), saveNow: () => p.saveNow() };
+    persister = p;
+  }
   for (const e of options.webhookEndpoints ?? []) initialEndpoints.push(addWebhookEndpoint(e));
   logger(`Stripe emulator listening on ${url}`);
 
