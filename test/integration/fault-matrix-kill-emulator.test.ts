@@ -102,21 +102,26 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
 
     const customers = new Map<number, string>();
     const acknowledged = new Set<string>();
-    await pool(Array.from({ length: CUSTOMERS }, (_, i) => i), 8, async (i) => {
+    const createCustomer = async (i: number) => {
       const c = await stripe.customers.create({ email: `kill-${i}@example.com` }, { idempotencyKey: `kill-customer-${i}` });
       customers.set(i, c.id);
-    });
-    await pool(Array.from({ length: V1_EVENTS }, (_, i) => `v1-${i}`), 16, async (identifier) => {
-      await stripe.billing.meterEvents.create({ event_name: 'calls', identifier, payload: { stripe_customer_id: payer.id, value: '1' } });
-      acknowledged.add(identifier);
-    });
+    };
     const session = await stripe.v2.billing.meterEventSession.create();
     const stream = sdk(first.port, session.authentication_token);
-    await pool(Array.from({ length: STREAM_BATCHES }, (_, b) => b), 4, async (b) => {
-      const events = Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `v2-${b}-${i}`, payload: { stripe_customer_id: payer.id, value: '1' } }));
-      await stream.v2.billing.meterEventStream.create({ events });
-      for (const e of events) acknowledged.add(e.identifier);
-    });
+    // Objects and both kinds of meter events at once, then the last customers right before the kill.
+    await Promise.all([
+      pool(Array.from({ length: CUSTOMERS - 10 }, (_, i) => i), 4, createCustomer),
+      pool(Array.from({ length: V1_EVENTS }, (_, i) => `v1-${i}`), 16, async (identifier) => {
+        await stripe.billing.meterEvents.create({ event_name: 'calls', identifier, payload: { stripe_customer_id: payer.id, value: '1' } });
+        acknowledged.add(identifier);
+      }),
+      pool(Array.from({ length: STREAM_BATCHES }, (_, b) => b), 4, async (b) => {
+        const events = Array.from({ length: 100 }, (_, i) => ({ event_name: 'calls', identifier: `v2-${b}-${i}`, payload: { stripe_customer_id: payer.id, value: '1' } }));
+        await stream.v2.billing.meterEventStream.create({ events });
+        for (const e of events) acknowledged.add(e.identifier);
+      }),
+    ]);
+    await pool(Array.from({ length: 10 }, (_, i) => CUSTOMERS - 10 + i), 10, createCustomer);
     // Killed at once: the state file is saved at most every 200 ms, so the last requests are only in the journal.
     await kill(first.child, 'SIGKILL');
     expect(first.child.signalCode).toBe('SIGKILL');
