@@ -5,6 +5,10 @@
  * rebuild exactly what was acknowledged (same ids, same times, same idempotent answers), so
  * nothing answered is lost when the process is killed between two saves of the state file.
  *
+ * Replay is exact only if a request's effects depend on nothing but the state, the request, its
+ * time and its seed: handlers read the time through the store (`now()`, `nowMs()`, `wallMs()`)
+ * and draw ids and secrets through ids.ts, never `Date.now()` or `Math.random()` directly.
+ *
  * Each line carries a sequence number; the state file records the last one it holds, so a crash
  * between writing the state file and emptying the journal replays nothing twice.
  *

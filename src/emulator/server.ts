@@ -35,7 +35,10 @@ export interface StoredResponse {
 }
 
 const MAX_BODY = 10 * 1024 * 1024;
-/** Request headers that API handling reads: all a journal record needs to replay it. */
+/**
+ * Request headers that API handling reads: all a journal record keeps to replay it. A handler
+ * that starts reading another header (`ctx.headers`) must add it here.
+ */
 const JOURNAL_HEADERS = ['authorization', 'idempotency-key', 'stripe-version', 'content-type'];
 
 /** Methods that may change the state. */
