@@ -79,7 +79,7 @@ function createFromToken(store: Store, token: string): Obj {
       country: 'US',
       display_brand: card.brand,
       exp_month: 12,
-      exp_year: new Date().getUTCFullYear() + 3,
+      exp_year: new Date(store.wallMs()).getUTCFullYear() + 3,
       fingerprint: randomToken(16),
       funding: 'credit',
       generated_from: null,
@@ -181,7 +181,7 @@ function createCardPaymentMethod(store: Store, p: Obj): Obj {
     const month = Number(card.exp_month);
     const year = Number(card.exp_year);
     if (!Number.isInteger(month) || month < 1 || month > 12) throw cardError("Your card's expiration month is invalid.", 'invalid_expiry_month', undefined, { param: 'card[exp_month]' });
-    if (!Number.isInteger(year) || year < new Date().getUTCFullYear()) throw cardError("Your card's expiration year is invalid.", 'invalid_expiry_year', undefined, { param: 'card[exp_year]' });
+    if (!Number.isInteger(year) || year < new Date(store.wallMs()).getUTCFullYear()) throw cardError("Your card's expiration year is invalid.", 'invalid_expiry_year', undefined, { param: 'card[exp_year]' });
   }
   const pm = createFromToken(store, template);
   if (card.exp_month) pm.card.exp_month = Number(card.exp_month);
