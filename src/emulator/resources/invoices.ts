@@ -210,7 +210,8 @@ export function finalizeInvoice(store: Store, inv: Obj): void {
 export function markInvoicePaid(store: Store, inv: Obj, pi: Obj | null): void {
   inv.status = 'paid';
   inv.attempted = true;
-  if (pi) inv.attempt_count = Math.max(1, inv.attempt_count);
+  // The first attempt and the schedule's retries count; a manual payment after the first does not.
+  if (pi && (inv.attempt_count === 0 || inv._automatic_attempt === true)) inv.attempt_count += 1;
   inv.amount_paid = inv.amount_due;
   inv.amount_remaining = 0;
   inv.next_payment_attempt = null;
