@@ -3,6 +3,7 @@
  * customers whose subscriptions live at their clock's time and move only when it advances.
  */
 import Stripe from 'stripe';
+import { objectFields } from '../../src/emulator/spec/generate';
 import { failure, recurringPrice, useHarness } from './helpers';
 
 const harness = useHarness();
@@ -43,6 +44,11 @@ describe('test clocks', () => {
     expect(page.has_more).toBe(true);
     const next = await stripe.testHelpers.testClocks.list({ limit: 2, starting_after: others[0].id });
     expect(next.data[0].id).toBe(clock.id);
+    // Exactly the fields the SDK's type declares.
+    const fields = objectFields(['TestHelpers.TestClock', 'Customer'])['TestHelpers.TestClock'];
+    const keys = Object.keys(clock).filter((k) => k !== 'lastResponse').sort();
+    expect(fields.required.filter((k) => !keys.includes(k))).toEqual([]);
+    expect(keys.filter((k) => !fields.required.includes(k) && !fields.optional.includes(k))).toEqual([]);
   });
 
   test('bad input answers Stripe\'s errors: backwards, too far, unknown parameters, unknown clocks', async () => {
