@@ -209,6 +209,35 @@ describe("a customer on a test clock lives at the clock's time", () => {
     expect((await stripe.invoices.list({ customer: customer.id })).data).toHaveLength(1);
   });
 
+  test("a Checkout Session for the customer is dated by its clock and expires when the clock passes expires_at", async () => {
+    const { stripe, emu } = harness();
+    const price = await recurringPrice(stripe, 300);
+    // A clock in the past: the global clock is long past the session's expires_at.
+    const past = emu.now() - 10 * DAY;
+    const { clock, customer } = await clockCustomer(stripe, past);
+    const session = await stripe.checkout.sessions.create({
+      mode: 'subscription', customer: customer.id, line_items: [{ price: price.id, quantity: 1 }], success_url: 'http://localhost/ok', cancel_url: 'http://localhost/no',
+    });
+    expect(session).toMatchObject({ created: past, expires_at: past + DAY, status: 'open' });
+    emu.advanceClock(60);
+    expect((await stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+    await stripe.testHelpers.testClocks.advance(clock.id, { frozen_time: past + DAY + 60 });
+    expect((await stripe.checkout.sessions.retrieve(session.id)).status).toBe('expired');
+  });
+
+  test("paying on the hosted Checkout page subscribes the clock's customer at the clock's time", async () => {
+    const { stripe, emu } = harness();
+    const price = await recurringPrice(stripe, 350);
+    const { customer } = await clockCustomer(stripe);
+    const session = await stripe.checkout.sessions.create({
+      mode: 'subscription', customer: customer.id, line_items: [{ price: price.id, quantity: 1 }], success_url: 'http://localhost/ok', cancel_url: 'http://localhost/no',
+    });
+    const paid = await fetch(`${emu.url}/checkout/${session.id}`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'card=pm_card_visa&name=Clock', redirect: 'manual' });
+    expect(paid.status).toBe(303);
+    const sub = (await stripe.subscriptions.list({ customer: customer.id })).data[0];
+    expect(sub).toMatchObject({ status: 'active', created: T0, test_clock: customer.test_clock });
+  });
+
   test('a scheduled change applies when the clock reaches the next phase', async () => {
     const { stripe } = harness();
     const small = await recurringPrice(stripe, 1000);

@@ -2,9 +2,11 @@
  * Moving a clock forward: every moment at which something falls due for the clock's customers
  * (renewals, trial ends, cancellations, schedule phases, payment retries) is visited in time
  * order, with `now()` answering that moment, so objects and events carry the time they happened
- * at and a retry scheduled by a failure during the same advance runs when it falls due.
+ * at and a retry scheduled by a failure during the same advance runs when it falls due. Checkout
+ * sessions of the clock's customers expire when the clock passes their `expires_at`.
  */
 import type { Obj, Store } from '../store';
+import { expireDueSessions } from './checkout';
 import { nextRetryAt, retryInvoice } from './dunning';
 import { advanceSubscription, nextDueAt } from './subscription-lifecycle';
 
@@ -56,5 +58,8 @@ export function travel(store: Store, scope: ClockScope, target: number): void {
     last = at;
     store.atTime(at, () => runDue(store, scope, at));
   }
-  store.atTime(target, () => runDue(store, scope, target));
+  store.atTime(target, () => {
+    runDue(store, scope, target);
+    expireDueSessions(store, (s) => inScope(store, scope, s.customer));
+  });
 }
