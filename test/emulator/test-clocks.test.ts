@@ -2,9 +2,13 @@
  * Stripe's test clocks through the official SDK: the clock objects and their errors, and
  * customers whose subscriptions live at their clock's time and move only when it advances.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Stripe from 'stripe';
+import { startEmulator } from '../../src/emulator';
 import { objectFields } from '../../src/emulator/spec/generate';
-import { failure, recurringPrice, useHarness } from './helpers';
+import { failure, recurringPrice, sdkFor, useHarness } from './helpers';
 
 const harness = useHarness();
 const DAY = 86400;
@@ -259,4 +263,34 @@ describe("a customer on a test clock lives at the clock's time", () => {
     expect(after.items.data[0].price.id).toBe(large.id);
     expect(after.latest_invoice).toMatchObject({ amount_paid: 2500, created: FEB_15 });
   });
+});
+
+test('a clock, its customers and a scheduled retry survive a restart with a state file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'emu-clock-'));
+  const stateFile = path.join(dir, 'state.json');
+  try {
+    const first = await startEmulator({ port: 0, stateFile });
+    const s1 = sdkFor(first);
+    const price = await recurringPrice(s1, 800);
+    const { clock, customer } = await clockCustomer(s1, T0, 'pm_card_chargeCustomerFail');
+    const visa = await s1.paymentMethods.attach('pm_card_visa', { customer: customer.id });
+    const sub = await s1.subscriptions.create({ customer: customer.id, items: [{ price: price.id }], default_payment_method: visa.id });
+    await s1.subscriptions.update(sub.id, { default_payment_method: '' });
+    await s1.testHelpers.testClocks.advance(clock.id, { frozen_time: FEB_15 + 60 });
+    expect((await s1.subscriptions.retrieve(sub.id)).status).toBe('past_due');
+    await first.close();
+
+    const second = await startEmulator({ port: 0, stateFile });
+    try {
+      const s2 = sdkFor(second);
+      expect(await s2.testHelpers.testClocks.retrieve(clock.id)).toMatchObject({ frozen_time: FEB_15 + 60, status: 'ready' });
+      await s2.customers.update(customer.id, { invoice_settings: { default_payment_method: visa.id } });
+      await s2.testHelpers.testClocks.advance(clock.id, { frozen_time: FEB_15 + 4 * DAY });
+      expect(await s2.subscriptions.retrieve(sub.id)).toMatchObject({ status: 'active', created: T0 });
+    } finally {
+      await second.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
