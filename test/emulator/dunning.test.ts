@@ -119,6 +119,19 @@ describe('with the default schedule (retries after 3, 5 and 7 days, then cancel)
     expect((await stripe.invoices.retrieve(open.id)).attempt_count).toBe(1);
   });
 
+  test('voiding the failed invoice stops its retries', async () => {
+    const h = harness();
+    const { stripe } = h;
+    const { sub, advance, events } = await subscribed(h, 'pm_card_chargeCustomerFail');
+    await advance(RENEWAL + 3600);
+    const open = await latestInvoice(stripe, sub.id);
+    expect(await stripe.invoices.voidInvoice(open.id)).toMatchObject({ status: 'void', next_payment_attempt: null });
+    const mark = h.emu.events().length;
+    await advance(RENEWAL + 20 * DAY);
+    expect(events(mark).filter((e) => e.type === 'invoice.payment_failed')).toEqual([]);
+    expect((await stripe.invoices.retrieve(open.id)).attempt_count).toBe(1);
+  });
+
   test('replacing the card in the billing portal: the next retry charges the new card', async () => {
     const h = harness();
     const { stripe } = h;

@@ -213,6 +213,7 @@ export function registerInvoices(router: Router, store: Store): void {
     if (inv.status !== 'open') throw invalidRequest(`You can only void an open invoice. This invoice is ${inv.status}.`, undefined, 'invoice_not_editable');
     inv.status = 'void';
     inv.status_transitions.voided_at = store.now();
+    inv.next_payment_attempt = null;
     inv.amount_remaining = 0;
     const pi = inv._payment_intent ? store.get('payment_intent', inv._payment_intent) : undefined;
     if (pi && pi.status !== 'succeeded') {
@@ -229,6 +230,7 @@ export function registerInvoices(router: Router, store: Store): void {
     if (inv.status !== 'open') throw invalidRequest(`You can only mark an open invoice uncollectible. This invoice is ${inv.status}.`, undefined, 'invoice_not_editable');
     inv.status = 'uncollectible';
     inv.status_transitions.marked_uncollectible_at = store.now();
+    inv.next_payment_attempt = null;
     store.emit('invoice.marked_uncollectible', inv, { status: 'open' });
     return out(ctx, inv);
   });
