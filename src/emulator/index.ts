@@ -21,12 +21,12 @@ import { registerPrices } from './resources/prices';
 import { registerMeters } from './resources/meters';
 import { registerMeterEvents, isSessionToken } from './resources/meter-events';
 import { meterLog } from './resources/meter-event-log';
-import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
+import { registerSubscriptions } from './resources/subscriptions';
 import { registerInvoices } from './resources/invoices';
 import { registerInvoicePreview } from './resources/invoice-preview';
 import { registerSubscriptionSchedules } from './resources/subscription-schedule-routes';
 import { registerPaymentIntents } from './resources/payment-intents';
-import { registerCheckout, expireDueSessions } from './resources/checkout';
+import { registerCheckout } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
 import { registerSearch } from './resources/search';
@@ -37,11 +37,16 @@ import { registerSetupIntents } from './resources/setup-intents';
 import { registerRefunds } from './resources/refunds';
 import { registerCustomerExtras } from './resources/customer-extras';
 import { entitlementsAfterEvent, registerEntitlements } from './resources/entitlements';
+import { registerTestClocks, requestClockTime } from './resources/test-clocks';
+import { travel } from './resources/time-travel';
+import { setDunning, type DunningSettings } from './resources/dunning-settings';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
 export { signPayload } from './webhooks';
 export { DEFAULT_API_VERSION } from './store';
+export { DEFAULT_DUNNING } from './resources/dunning-settings';
+export type { AfterLastRetry, DunningSettings } from './resources/dunning-settings';
 
 export interface WebhookEndpointOption {
   url: string;
@@ -74,6 +79,14 @@ export interface EmulatorOptions {
    * then survive a power cut too, not only a killed process. Costs a disk flush per request.
    */
   stateFsync?: boolean;
+  /**
+   * How failed renewal payments are retried (Stripe's custom retry schedule): `retryDays`, the
+   * days after the previous attempt at which each retry runs, and `afterLast`, what the
+   * subscription becomes when the last retry fails (`cancel`, `unpaid` or left `past_due`).
+   * Default: retries after 3, 5 and 7 days, then cancel. Replaying the journal after a restart
+   * redoes past retries with the settings of the new start, so keep them the same.
+   */
+  dunning?: Partial<DunningSettings>;
 }
 
 export interface MeterEventStats {
@@ -95,7 +108,10 @@ export interface RunningEmulator {
   meterEventCount(identifier?: string): number;
   /** Received vs accepted meter events, per identifier. */
   meterEventStats(): MeterEventStats;
-  /** Moves the emulator clock forward and runs what falls due (renewals, trial ends, cancellations). */
+  /**
+   * Moves the emulator's global clock forward and runs what falls due (renewals, trial ends,
+   * cancellations, payment retries) for every customer not on a test clock.
+   */
   advanceClock(seconds: number): void;
   /** The emulator's current time, unix seconds. */
   now(): number;
@@ -131,6 +147,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerRefunds(router, store);
   registerCustomerExtras(router, store);
   registerEntitlements(router, store);
+  registerTestClocks(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
@@ -158,6 +175,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   }
   const logger = options.logger ?? (() => undefined);
   const store = new Store();
+  setDunning(store, options.dunning);
   const faults = new FaultController();
   const delivery = new WebhookDelivery(options.deliveryRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS, logger, () => Math.floor(Date.now() / 1000));
   store.onEvent = (e) => {
@@ -181,8 +199,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     store.clockOffsetSeconds += Math.floor(seconds);
     try {
       store.transaction(() => {
-        advanceAllSubscriptions(store);
-        expireDueSessions(store);
+        // Customers on a test clock move only with their clock.
+        travel(store, null, store.globalNow());
       });
     } finally {
       // Not a journaled request when called in-process: saved at once, before later requests.
@@ -217,6 +235,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   // reset() above runs only after start-up, once api exists.
   const api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
+  api.clockTime = (ctx) => requestClockTime(store, ctx);
 
   const server = http.createServer(api.listener);
   server.keepAliveTimeout = 5_000;

@@ -57,12 +57,38 @@ export class Store {
     return this.frozenWallMs ?? Date.now();
   }
 
+  /**
+   * The time `now()` answers while set: a test clock's frozen time during a request for one of
+   * its customers, or the moment being simulated while a clock advances. Null: the global clock.
+   */
+  private timeAt: number | null = null;
+
+  /** Seconds since the epoch: the global emulator clock, or the time set by `atTime`. */
   now(): number {
-    return Math.floor(this.wallMs() / 1000) + this.clockOffsetSeconds;
+    return this.timeAt ?? this.globalNow();
   }
 
   nowMs(): number {
-    return this.wallMs() + this.clockOffsetSeconds * 1000;
+    return this.timeAt !== null ? this.timeAt * 1000 : this.wallMs() + this.clockOffsetSeconds * 1000;
+  }
+
+  /**
+   * The global clock (the request's frozen wall time, or real time outside requests, plus the
+   * offset of `/_emulator/clock/advance`), whatever `atTime` says.
+   */
+  globalNow(): number {
+    return Math.floor(this.wallMs() / 1000) + this.clockOffsetSeconds;
+  }
+
+  /** Runs fn with `now()` answering `time` (null: the global clock); nests. */
+  atTime<T>(time: number | null, fn: () => T): T {
+    const prior = this.timeAt;
+    this.timeAt = time;
+    try {
+      return fn();
+    } finally {
+      this.timeAt = prior;
+    }
   }
 
   table(type: string): Map<string, Obj> {
