@@ -95,6 +95,77 @@ describe('emulator journal', () => {
     expect(b.meterEventCount()).toBe(550);
   });
 
+  it('replays a test clock advance exactly: the renewal, the failed payment with its retry, the events; the clock then goes on', async () => {
+    const DAY = 86400;
+    const T0 = Date.UTC(2030, 0, 15, 12) / 1000;
+    const RENEWAL = Date.UTC(2030, 1, 15, 12) / 1000;
+    const file = path.join(dir, 'a', 'state.json');
+    fs.mkdirSync(path.dirname(file));
+    const a = await start(file);
+    const s = sdk(a);
+    const product = await s.products.create({ name: 'Pro' });
+    const price = await s.prices.create({ product: product.id, currency: 'usd', unit_amount: 1500, recurring: { interval: 'month' } });
+    const clock = await s.testHelpers.testClocks.create({ frozen_time: T0 });
+    const card = { payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } };
+    const payer = await s.customers.create({ email: 'payer@x.io', test_clock: clock.id, ...card });
+    const failer = await s.customers.create({ email: 'failer@x.io', test_clock: clock.id, ...card });
+    const paying = await s.subscriptions.create({ customer: payer.id, items: [{ price: price.id }] });
+    const failing = await s.subscriptions.create({ customer: failer.id, items: [{ price: price.id }] });
+    expect([paying.status, failing.status]).toEqual(['active', 'active']);
+    // A control route: not journaled, so the state file must hold it before the answer.
+    const pm = (await s.customers.retrieve(failer.id)) as Stripe.Customer;
+    const behavior = await fetch(`${a.url}/_emulator/payment_methods/${pm.invoice_settings.default_payment_method as string}/behavior`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ behavior: 'customer_fail' }),
+    });
+    expect(behavior.status).toBe(200);
+    const advanced = await s.testHelpers.testClocks.advance(clock.id, { frozen_time: RENEWAL + 3600 });
+    expect(advanced.status).toBe('advancing');
+    const copy = crashCopy(file, path.join(dir, 'b'));
+    expect(fs.readFileSync(`${copy}.journal`, 'utf8')).toContain(`/v1/test_helpers/test_clocks/${clock.id}/advance`);
+
+    const invoicesOf = async (t: Stripe, customer: string) => plain((await t.invoices.list({ customer, limit: 100 })).data);
+    const before = {
+      clock: plain(await s.testHelpers.testClocks.retrieve(clock.id)),
+      subs: [plain(await s.subscriptions.retrieve(paying.id)), plain(await s.subscriptions.retrieve(failing.id))],
+      invoices: [await invoicesOf(s, payer.id), await invoicesOf(s, failer.id)],
+      events: plain(a.events()),
+    };
+    expect(before.clock).toMatchObject({ status: 'ready', frozen_time: RENEWAL + 3600 });
+    expect(before.subs.map((x) => x.status)).toEqual(['active', 'past_due']);
+    expect(before.invoices[0].map((i: Stripe.Invoice) => [i.billing_reason, i.status, i.created])).toEqual([
+      ['subscription_cycle', 'paid', RENEWAL],
+      ['subscription_create', 'paid', T0],
+    ]);
+    expect(before.invoices[1][0]).toMatchObject({ billing_reason: 'subscription_cycle', status: 'open', attempt_count: 1, next_payment_attempt: RENEWAL + 3 * DAY });
+
+    // Replayed in a later second of real time: the clock's time, not the wall clock, dates the work.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const logs: string[] = [];
+    const b = await start(copy, logs);
+    expect(logs.join('\n')).toMatch(/replayed \d+ requests/);
+    const t = sdk(b);
+    // Hosted invoice pages are on the new emulator's port (local mode keeps the port; here it is a free one).
+    const samePort = (o: unknown) => JSON.parse(JSON.stringify(o).split(a.url).join(b.url));
+    expect(plain(await t.testHelpers.testClocks.retrieve(clock.id))).toEqual(before.clock);
+    expect([plain(await t.subscriptions.retrieve(paying.id)), plain(await t.subscriptions.retrieve(failing.id))]).toEqual(before.subs);
+    expect(samePort([await invoicesOf(t, payer.id), await invoicesOf(t, failer.id)])).toEqual(samePort(before.invoices));
+    expect(samePort(b.events())).toEqual(samePort(before.events));
+    const once = (type: string, customer: string) => b.events().filter((e) => e.type === type && e.data.object.customer === customer).length;
+    expect([once('invoice.paid', payer.id), once('invoice.payment_failed', failer.id), once('invoice.paid', failer.id)]).toEqual([2, 1, 1]);
+    for (const type of ['test_helpers.test_clock.advancing', 'test_helpers.test_clock.ready']) expect(b.events().filter((e) => e.type === type)).toHaveLength(1);
+
+    // The clock goes on from where it was: the scheduled retry runs (and fails again) three days after the renewal.
+    await t.testHelpers.testClocks.advance(clock.id, { frozen_time: RENEWAL + 4 * DAY });
+    const retried = (await t.invoices.list({ customer: failer.id })).data;
+    expect(retried).toHaveLength(2);
+    expect(retried[0]).toMatchObject({ id: before.invoices[1][0].id, status: 'open', attempt_count: 2, next_payment_attempt: RENEWAL + 8 * DAY });
+    expect(b.events().filter((e) => e.type === 'invoice.payment_failed').map((e) => e.created)).toEqual([RENEWAL, RENEWAL + 3 * DAY]);
+    expect((await t.invoices.list({ customer: payer.id })).data).toHaveLength(2);
+    expect(await t.testHelpers.testClocks.retrieve(clock.id)).toMatchObject({ status: 'ready', frozen_time: RENEWAL + 4 * DAY });
+  });
+
   it('starts from a journal whose last record was cut short, losing only that record', async () => {
     const file = path.join(dir, 'state.json');
     const a = await start(file);
