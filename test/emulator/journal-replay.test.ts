@@ -122,18 +122,22 @@ describe('emulator journal', () => {
     expect(behavior.status).toBe(200);
     const advanced = await s.testHelpers.testClocks.advance(clock.id, { frozen_time: RENEWAL + 3600 });
     expect(advanced.status).toBe('advancing');
+    // Journaled requests for the clock's customers run at the clock's time, on replay too.
+    const late = await s.customers.create({ email: 'late@x.io', test_clock: clock.id, ...card });
+    const lateSub = await s.subscriptions.create({ customer: late.id, items: [{ price: price.id }] });
+    expect([late.created, lateSub.created, lateSub.items.data[0].current_period_end]).toEqual([RENEWAL + 3600, RENEWAL + 3600, Date.UTC(2030, 2, 15, 13) / 1000]);
     const copy = crashCopy(file, path.join(dir, 'b'));
     expect(fs.readFileSync(`${copy}.journal`, 'utf8')).toContain(`/v1/test_helpers/test_clocks/${clock.id}/advance`);
 
     const invoicesOf = async (t: Stripe, customer: string) => plain((await t.invoices.list({ customer, limit: 100 })).data);
     const before = {
       clock: plain(await s.testHelpers.testClocks.retrieve(clock.id)),
-      subs: [plain(await s.subscriptions.retrieve(paying.id)), plain(await s.subscriptions.retrieve(failing.id))],
+      subs: [plain(await s.subscriptions.retrieve(paying.id)), plain(await s.subscriptions.retrieve(failing.id)), plain(await s.subscriptions.retrieve(lateSub.id))],
       invoices: [await invoicesOf(s, payer.id), await invoicesOf(s, failer.id)],
       events: plain(a.events()),
     };
     expect(before.clock).toMatchObject({ status: 'ready', frozen_time: RENEWAL + 3600 });
-    expect(before.subs.map((x) => x.status)).toEqual(['active', 'past_due']);
+    expect(before.subs.map((x) => x.status)).toEqual(['active', 'past_due', 'active']);
     expect(before.invoices[0].map((i: Stripe.Invoice) => [i.billing_reason, i.status, i.created])).toEqual([
       ['subscription_cycle', 'paid', RENEWAL],
       ['subscription_create', 'paid', T0],
@@ -149,7 +153,8 @@ describe('emulator journal', () => {
     // Hosted invoice pages are on the new emulator's port (local mode keeps the port; here it is a free one).
     const samePort = (o: unknown) => JSON.parse(JSON.stringify(o).split(a.url).join(b.url));
     expect(plain(await t.testHelpers.testClocks.retrieve(clock.id))).toEqual(before.clock);
-    expect([plain(await t.subscriptions.retrieve(paying.id)), plain(await t.subscriptions.retrieve(failing.id))]).toEqual(before.subs);
+    const subs = [paying.id, failing.id, lateSub.id].map(async (id) => plain(await t.subscriptions.retrieve(id)));
+    expect(await Promise.all(subs)).toEqual(before.subs);
     expect(samePort([await invoicesOf(t, payer.id), await invoicesOf(t, failer.id)])).toEqual(samePort(before.invoices));
     expect(samePort(b.events())).toEqual(samePort(before.events));
     const once = (type: string, customer: string) => b.events().filter((e) => e.type === type && e.data.object.customer === customer).length;

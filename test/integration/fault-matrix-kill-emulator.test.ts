@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -31,10 +32,10 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Starts the emulator as `npm run emulator` does and waits until it listens. */
-async function startEmulatorProcess(stateFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/emulator/cli.ts'), '--port', String(port), '--state-file', stateFile], {
+/** Starts the emulator as `npm run emulator` does (on `port`, else a free one) and waits until it listens. */
+async function startEmulatorProcess(stateFile: string, extraArgs: string[] = [], port?: number): Promise<{ child: ChildProcess; port: number }> {
+  port ??= await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/emulator/cli.ts'), '--port', String(port), '--state-file', stateFile, ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -150,6 +151,74 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
     );
     expect((await again.customers.list({ limit: 100 })).data).toHaveLength(CUSTOMERS + 1);
     expect((await meterStats(second.port)).total_accepted).toBe(acknowledged.size);
+
+    await kill(second.child, 'SIGTERM');
+    expect(second.child.exitCode).toBe(0);
+  }, 120_000);
+
+  it('brings back a test clock advance killed right after its answer: renewal, failed payment, retry schedule and events once each; the clock goes on', async () => {
+    const DAY = 86400;
+    const T0 = Date.UTC(2030, 0, 15, 12) / 1000;
+    const RENEWAL = Date.UTC(2030, 1, 15, 12) / 1000;
+    const stateFile = path.join(dir, 'clock-emulator.json');
+    // A custom retry schedule from the command line: retries 2 and 4 days after the previous attempt.
+    const args = ['--dunning-retry-days', '2,4', '--dunning-after-last', 'unpaid'];
+    const first = await startEmulatorProcess(stateFile, args);
+    const stripe = sdk(first.port);
+    const product = await stripe.products.create({ name: 'Pro' });
+    const price = await stripe.prices.create({ product: product.id, currency: 'usd', unit_amount: 1500, recurring: { interval: 'month' } });
+    const clock = await stripe.testHelpers.testClocks.create({ frozen_time: T0 });
+    const card = { test_clock: clock.id, payment_method: 'pm_card_visa', invoice_settings: { default_payment_method: 'pm_card_visa' } };
+    const payer = await stripe.customers.create({ email: 'payer@example.com', ...card });
+    const failer = await stripe.customers.create({ email: 'failer@example.com', ...card });
+    const paying = await stripe.subscriptions.create({ customer: payer.id, items: [{ price: price.id }] });
+    const failing = await stripe.subscriptions.create({ customer: failer.id, items: [{ price: price.id }] });
+    const failerCard = ((await stripe.customers.retrieve(failer.id)) as Stripe.Customer).invoice_settings.default_payment_method as string;
+    const behavior = await fetch(`http://127.0.0.1:${first.port}/_emulator/payment_methods/${failerCard}/behavior`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ behavior: 'customer_fail' }),
+    });
+    expect(behavior.status).toBe(200);
+    // No save pending from the requests above: the next one is due 200 ms after the advance.
+    await new Promise((r) => setTimeout(r, 500));
+    await stripe.testHelpers.testClocks.advance(clock.id, { frozen_time: RENEWAL + 3600 });
+    // What a client sees before the kill (reads change nothing, and run at once, before the next save).
+    const seen = async (s: Stripe) => {
+      const [c, subs, payerInvoices, failerInvoices, events] = await Promise.all([
+        s.testHelpers.testClocks.retrieve(clock.id),
+        Promise.all([s.subscriptions.retrieve(paying.id), s.subscriptions.retrieve(failing.id)]),
+        s.invoices.list({ customer: payer.id }),
+        s.invoices.list({ customer: failer.id }),
+        s.events.list({ limit: 100 }),
+      ]);
+      return { clock: c, subs, invoices: [payerInvoices.data, failerInvoices.data], events: events.data };
+    };
+    const plain = (o: unknown) => JSON.parse(JSON.stringify(o, (k, v) => (k === 'lastResponse' ? undefined : v)));
+    const before = plain(await seen(stripe));
+    // The advance is in the journal only, not yet in a save of the state file.
+    expect(readFileSync(`${stateFile}.journal`, 'utf8')).toContain(`/v1/test_helpers/test_clocks/${clock.id}/advance`);
+    await kill(first.child, 'SIGKILL');
+    expect(before.clock).toMatchObject({ status: 'ready', frozen_time: RENEWAL + 3600 });
+    expect(before.invoices[1][0]).toMatchObject({ billing_reason: 'subscription_cycle', status: 'open', attempt_count: 1, next_payment_attempt: RENEWAL + 2 * DAY });
+
+    // Same port, as local mode restarts: the hosted invoice URLs match too.
+    const second = await startEmulatorProcess(stateFile, args, first.port);
+    const again = sdk(second.port);
+    expect(plain(await seen(again))).toEqual(before);
+    const events = before.events as Stripe.Event[];
+    const count = (type: string, customer?: string) => events.filter((e) => e.type === type && (!customer || (e.data.object as { customer?: string }).customer === customer)).length;
+    expect([count('invoice.paid', payer.id), count('invoice.payment_failed', failer.id), count('test_helpers.test_clock.ready')]).toEqual([2, 1, 1]);
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+
+    // The next advance runs the scheduled retry (it fails again) and schedules the last one 4 days later.
+    await again.testHelpers.testClocks.advance(clock.id, { frozen_time: RENEWAL + 3 * DAY });
+    const retried = (await again.invoices.list({ customer: failer.id })).data;
+    expect(retried.map((i) => i.id)).toEqual(before.invoices[1].map((i: Stripe.Invoice) => i.id));
+    expect(retried[0]).toMatchObject({ status: 'open', attempt_count: 2, next_payment_attempt: RENEWAL + 6 * DAY });
+    expect((await again.invoices.list({ customer: payer.id })).data).toHaveLength(2);
+    const failures = (await again.events.list({ type: 'invoice.payment_failed' })).data.map((e) => e.created).sort();
+    expect(failures).toEqual([RENEWAL, RENEWAL + 2 * DAY]);
 
     await kill(second.child, 'SIGTERM');
     expect(second.child.exitCode).toBe(0);
