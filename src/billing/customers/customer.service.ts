@@ -42,9 +42,13 @@ export class CustomerService {
     const row = await this.getOrCreateRow(user);
     if (row.stripeCustomerId) return row as Customer & { stripeCustomerId: string };
     const gateway = this.requireGateway();
+    // In local mode (or by setting, in test mode) the customer lives on a test clock, so
+    // `npm run clock` can move its subscriptions through months in seconds.
+    const clock = gateway.customerTestClock ? await gateway.findOrCreateTestClock(gateway.customerTestClock) : null;
     const created = await gateway.createCustomer({
       userId: user.userId,
       email: user.email,
+      ...(clock ? { testClockId: clock.id } : {}),
       idempotencyKey: idempotencyKey('customer.create', row.id),
     });
     await this.em.nativeUpdate(Customer, { id: row.id, stripeCustomerId: null }, { stripeCustomerId: created.id, livemode: created.livemode });

@@ -7,7 +7,7 @@ import { Subscription } from '../subscriptions/subscription.entity';
 @Entity({ tableName: 'invoices' })
 @Index({ properties: ['customer', 'stripeCreatedAt'] })
 export class Invoice {
-  [OptionalProps]?: 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'attemptCount' | 'paymentActionRequired' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -54,6 +54,21 @@ export class Invoice {
 
   @Property({ type: 'timestamptz', nullable: true })
   paidAt?: Date | null;
+
+  /** Payment attempts on Stripe's retry schedule (the first attempt counts as 1). */
+  @Property({ type: 'integer', default: 0 })
+  attemptCount: number = 0;
+
+  /** When Stripe tries the payment again; null when no retry is scheduled. */
+  @Property({ type: 'timestamptz', nullable: true })
+  nextPaymentAttempt?: Date | null;
+
+  /**
+   * The last payment attempt needs the customer to authenticate (3-D Secure), as Stripe's
+   * `invoice.payment_action_required` said; a later failure or payment clears it.
+   */
+  @Property({ type: 'boolean', default: false })
+  paymentActionRequired: boolean = false;
 
   @Property({ type: 'timestamptz' })
   stripeCreatedAt!: Date;

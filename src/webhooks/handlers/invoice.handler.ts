@@ -10,6 +10,11 @@ import { refetchOrEventCopy, type EventHandler } from './types';
  * events arrive in the row ends at Stripe's state (an invoice needing the customer's action shows
  * it through its status and `latestInvoice`). Invoices of Stripe customers we do not know are
  * ignored.
+ *
+ * Stripe's invoice does not say whether its last attempt failed or waits for the customer to
+ * authenticate (that is on the PaymentIntent): the event type does, and the row keeps it
+ * (`payment_action_required`) for the billing alerts. The latest invoice event applied
+ * speaks for the last attempt.
  */
 export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
   types: ['invoice.paid', 'invoice.payment_succeeded', 'invoice.payment_failed', 'invoice.finalized', 'invoice.payment_action_required'],
@@ -28,7 +33,14 @@ export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
       log.debug({ eventId: event.id, customer: fetched.snapshot.customerId }, 'invoice event for an unknown customer');
       return 'ignored';
     }
-    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer);
+    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, actionRequiredBy(event.type));
     return 'processed';
   },
 };
+
+/** What an event says about the invoice's last payment attempt needing the customer (null: nothing). */
+function actionRequiredBy(type: string): boolean | null {
+  if (type === 'invoice.payment_action_required') return true;
+  if (type === 'invoice.payment_failed' || type === 'invoice.paid' || type === 'invoice.payment_succeeded') return false;
+  return null;
+}

@@ -1,0 +1,19 @@
+import { Migration } from '@mikro-orm/migrations';
+
+/**
+ * Dunning: an invoice's payment attempts, next retry and whether the customer must authenticate;
+ * a subscription's latest invoice and the trial end Stripe announced.
+ */
+export class Migration20261207100000 extends Migration {
+
+  override async up(): Promise<void> {
+    this.addSql(`alter table "invoices" add column "attempt_count" int not null default 0, add column "next_payment_attempt" timestamptz null, add column "payment_action_required" boolean not null default false;`);
+    this.addSql(`alter table "subscriptions" add column "latest_stripe_invoice_id" text null, add column "trial_end_notice_for" timestamptz null;`);
+  }
+
+  override async down(): Promise<void> {
+    this.addSql(`alter table "invoices" drop column "attempt_count", drop column "next_payment_attempt", drop column "payment_action_required";`);
+    this.addSql(`alter table "subscriptions" drop column "latest_stripe_invoice_id", drop column "trial_end_notice_for";`);
+  }
+
+}

@@ -1,0 +1,93 @@
+import type Stripe from 'stripe';
+import { idempotencyKey } from './idempotency';
+import { fromUnix } from './stripe.mappers';
+import type { TestClockSnapshot } from './stripe.gateway';
+import type { CallPolicy } from './subscription-change.calls';
+
+/** Clocks read per list request; an account holds few (Stripe allows 100 in test mode). */
+const LIST_PAGE = 100;
+
+export function toTestClockSnapshot(clock: Stripe.TestHelpers.TestClock): TestClockSnapshot {
+  return {
+    id: clock.id,
+    name: clock.name ?? null,
+    frozenTime: fromUnix(clock.frozen_time) ?? new Date(0),
+    status: clock.status,
+    advancingTo: fromUnix(clock.status_details?.advancing?.target_frozen_time),
+    deletesAfter: fromUnix(clock.deletes_after),
+    createdAt: fromUnix(clock.created),
+  };
+}
+
+/**
+ * The Stripe calls of test clocks (`/v1/test_helpers/test_clocks`), used by the SDK gateway with
+ * its client and call policy. Test clocks exist in test mode only: a live key gets Stripe's error.
+ */
+export class TestClockCalls {
+  /** The clock found or created per name, for this gateway's lifetime (each customer creation asks). */
+  private readonly found = new Map<string, Promise<TestClockSnapshot>>();
+
+  constructor(
+    private readonly stripe: Stripe,
+    private readonly call: CallPolicy,
+  ) {}
+
+  /**
+   * The clock named `name`, created frozen at the current time when the account has none. Two
+   * processes creating it on the same day send the same idempotency key, so Stripe makes one;
+   * later ones find it by name. A clock that failed (`internal_failure`) is passed over.
+   */
+  async findOrCreate(name: string): Promise<TestClockSnapshot> {
+    const known = await this.found.get(name)?.catch(() => null);
+    // Stripe deletes a clock by itself after a while (`deletes_after`): then look again.
+    if (known && (!known.deletesAfter || known.deletesAfter.getTime() > Date.now())) return known;
+    const pending = this.lookUpOrCreate(name);
+    this.found.set(name, pending);
+    return pending;
+  }
+
+  private async lookUpOrCreate(name: string): Promise<TestClockSnapshot> {
+    const existing = (await this.list()).filter((c) => c.name === name && c.status !== 'internal_failure');
+    // The newest, should two have been made on different days.
+    existing.sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0));
+    if (existing[0]) return existing[0];
+    const now = new Date();
+    const clock = await this.call('testHelpers.testClocks.create', () =>
+      this.stripe.testHelpers.testClocks.create(
+        { frozen_time: Math.floor(now.getTime() / 1000), name },
+        { idempotencyKey: idempotencyKey('test_clock.create', name, now.toISOString().slice(0, 10)) },
+      ),
+    );
+    return toTestClockSnapshot(clock);
+  }
+
+  async retrieve(id: string): Promise<TestClockSnapshot> {
+    const clock = await this.call('testHelpers.testClocks.retrieve', () => this.stripe.testHelpers.testClocks.retrieve(id), {
+      resource: 'Test clock',
+    });
+    return toTestClockSnapshot(clock);
+  }
+
+  async list(): Promise<TestClockSnapshot[]> {
+    const clocks: TestClockSnapshot[] = [];
+    let startingAfter: string | undefined;
+    for (;;) {
+      const page = await this.call('testHelpers.testClocks.list', () =>
+        this.stripe.testHelpers.testClocks.list({ limit: LIST_PAGE, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
+      );
+      clocks.push(...page.data.map(toTestClockSnapshot));
+      if (!page.has_more || !page.data.length) return clocks;
+      startingAfter = page.data[page.data.length - 1].id;
+    }
+  }
+
+  async advance(input: { id: string; to: Date }): Promise<TestClockSnapshot> {
+    const to = Math.floor(input.to.getTime() / 1000);
+    const clock = await this.call(
+      'testHelpers.testClocks.advance',
+      () => this.stripe.testHelpers.testClocks.advance(input.id, { frozen_time: to }, { idempotencyKey: idempotencyKey('test_clock.advance', input.id, to) }),
+      { resource: 'Test clock' },
+    );
+    return toTestClockSnapshot(clock);
+  }
+}
