@@ -11,6 +11,7 @@ import { initORM, migrate } from './db/orm';
 import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
 import { gatewayFromConfig } from './stripe/gateway-from-config';
+import { LOCAL_EMULATOR_SECRET_KEY, writeLocalEmulatorEndpoint } from './stripe/local-emulator-endpoint';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -114,7 +115,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         closers.push({ name: 'emulator', close: () => emulator!.close() });
         webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
         webhookSecrets = config.stripe.webhookSecrets.length ? config.stripe.webhookSecrets : [webhookSecret];
-        gateway = gatewayFromConfig(config, { log, secretKey: 'sk_test_tollgate_local_emulator', apiBase: emulator.url, webhookSecret });
+        gateway = gatewayFromConfig(config, { log, secretKey: LOCAL_EMULATOR_SECRET_KEY, apiBase: emulator.url, webhookSecret });
+        // Commands such as `npm run clock` reach this emulator through the file.
+        closers.push({ name: 'emulator endpoint', close: await writeLocalEmulatorEndpoint(config.dataDir, emulator.url) });
       }
     }
 
