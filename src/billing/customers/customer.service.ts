@@ -4,6 +4,7 @@ import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from './customer.entity';
+import { TestClockRepository } from './test-clock.repository';
 
 export class CustomerService {
   constructor(
@@ -51,7 +52,12 @@ export class CustomerService {
       ...(clock ? { testClockId: clock.id } : {}),
       idempotencyKey: idempotencyKey('customer.create', row.id),
     });
-    await this.em.nativeUpdate(Customer, { id: row.id, stripeCustomerId: null }, { stripeCustomerId: created.id, livemode: created.livemode });
+    if (clock) await new TestClockRepository(this.em).apply(clock, new Date());
+    await this.em.nativeUpdate(
+      Customer,
+      { id: row.id, stripeCustomerId: null },
+      { stripeCustomerId: created.id, livemode: created.livemode, stripeTestClockId: clock?.id ?? null },
+    );
     const fresh = await this.em.findOneOrFail(Customer, { id: row.id }, { refresh: true });
     return fresh as Customer & { stripeCustomerId: string };
   }
