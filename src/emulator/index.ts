@@ -19,7 +19,7 @@ import { registerPaymentMethods } from './resources/payment-methods';
 import { registerProducts } from './resources/products';
 import { registerPrices } from './resources/prices';
 import { registerMeters, isSessionToken, meterLog } from './resources/meters';
-import { registerSubscriptions, advanceAllSubscriptions } from './resources/subscriptions';
+import { registerSubscriptions } from './resources/subscriptions';
 import { registerInvoices } from './resources/invoices';
 import { registerInvoicePreview } from './resources/invoice-preview';
 import { registerSubscriptionSchedules } from './resources/subscription-schedule-routes';
@@ -35,11 +35,16 @@ import { registerSetupIntents } from './resources/setup-intents';
 import { registerRefunds } from './resources/refunds';
 import { registerCustomerExtras } from './resources/customer-extras';
 import { entitlementsAfterEvent, registerEntitlements } from './resources/entitlements';
+import { registerTestClocks, requestClockTime } from './resources/test-clocks';
+import { travel } from './resources/time-travel';
+import { setDunning, type DunningSettings } from './resources/dunning-settings';
 
 export { FaultController } from './faults';
 export type { FaultSpec } from './faults';
 export { signPayload } from './webhooks';
 export { DEFAULT_API_VERSION } from './store';
+export { DEFAULT_DUNNING } from './resources/dunning-settings';
+export type { AfterLastRetry, DunningSettings } from './resources/dunning-settings';
 
 export interface WebhookEndpointOption {
   url: string;
@@ -65,6 +70,13 @@ export interface EmulatorOptions {
    * API are.
    */
   stateFile?: string;
+  /**
+   * How failed renewal payments are retried (Stripe's custom retry schedule): `retryDays`, the
+   * days after the previous attempt at which each retry runs, and `afterLast`, what the
+   * subscription becomes when the last retry fails (`cancel`, `unpaid` or left `past_due`).
+   * Default: retries after 3, 5 and 7 days, then cancel.
+   */
+  dunning?: Partial<DunningSettings>;
 }
 
 export interface MeterEventStats {
@@ -86,7 +98,10 @@ export interface RunningEmulator {
   meterEventCount(identifier?: string): number;
   /** Received vs accepted meter events, per identifier. */
   meterEventStats(): MeterEventStats;
-  /** Moves the emulator clock forward and runs what falls due (renewals, trial ends, cancellations). */
+  /**
+   * Moves the emulator's global clock forward and runs what falls due (renewals, trial ends,
+   * cancellations, payment retries) for every customer not on a test clock.
+   */
   advanceClock(seconds: number): void;
   /** The emulator's current time, unix seconds. */
   now(): number;
@@ -121,6 +136,7 @@ function registerRoutes(router: Router, store: Store, delivery: WebhookDelivery)
   registerRefunds(router, store);
   registerCustomerExtras(router, store);
   registerEntitlements(router, store);
+  registerTestClocks(router, store);
 }
 
 /** Every API route with the Stripe request type whose parameters it accepts (for checks and docs). */
@@ -148,6 +164,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   }
   const logger = options.logger ?? (() => undefined);
   const store = new Store();
+  setDunning(store, options.dunning);
   const faults = new FaultController();
   const delivery = new WebhookDelivery(options.deliveryRetryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS, logger, () => Math.floor(Date.now() / 1000));
   store.onEvent = (e) => {
@@ -171,7 +188,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     store.clockOffsetSeconds += Math.floor(seconds);
     try {
       store.transaction(() => {
-        advanceAllSubscriptions(store);
+        // Customers on a test clock move only with their clock.
+        travel(store, null, store.globalNow());
         expireDueSessions(store);
       });
     } finally {
@@ -206,6 +224,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   // reset() above runs only after start-up, once api exists.
   const api = new ApiServer(store, router, faults, (req) => control(req) ?? pages(req), logger);
   api.tokenAccepted = (token, path) => isSessionToken(store, token, path);
+  api.clockTime = (ctx) => requestClockTime(store, ctx);
 
   if (options.stateFile) {
     persister = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger);

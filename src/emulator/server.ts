@@ -40,6 +40,8 @@ export class ApiServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Bearer tokens other than sk_test_/rk_test_ keys that the router accepts (meter event sessions). */
   tokenAccepted: (token: string, path: string) => boolean = () => false;
+  /** The test clock time a request runs at (a customer on a test clock), null for the global clock. */
+  clockTime: (ctx: Ctx) => number | null = () => null;
 
   constructor(
     private readonly store: Store,
@@ -241,7 +243,7 @@ export class ApiServer {
     let response: RawResponse;
     let save = true;
     try {
-      const result = this.store.transaction(() => match.handler(ctx));
+      const result = this.store.atTime(this.clockTime(ctx), () => this.store.transaction(() => match.handler(ctx)));
       response = isResult(result)
         ? this.json(result.status, result.body, requestId, result.headers)
         : this.json(200, result, requestId);

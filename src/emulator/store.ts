@@ -46,12 +46,35 @@ export class Store {
   /** Public base URL of this emulator (hosted pages). */
   baseUrl = "";
 
+  /**
+   * The time `now()` answers while set: a test clock's frozen time during a request for one of
+   * its customers, or the moment being simulated while a clock advances. Null: the global clock.
+   */
+  private timeAt: number | null = null;
+
+  /** Seconds since the epoch: the global emulator clock, or the time set by `atTime`. */
   now(): number {
-    return Math.floor(Date.now() / 1000) + this.clockOffsetSeconds;
+    return this.timeAt ?? this.globalNow();
   }
 
   nowMs(): number {
-    return Date.now() + this.clockOffsetSeconds * 1000;
+    return this.timeAt !== null ? this.timeAt * 1000 : Date.now() + this.clockOffsetSeconds * 1000;
+  }
+
+  /** The global clock (real time plus the offset of `/_emulator/clock/advance`), whatever `atTime` says. */
+  globalNow(): number {
+    return Math.floor(Date.now() / 1000) + this.clockOffsetSeconds;
+  }
+
+  /** Runs fn with `now()` answering `time` (null: the global clock); nests. */
+  atTime<T>(time: number | null, fn: () => T): T {
+    const prior = this.timeAt;
+    this.timeAt = time;
+    try {
+      return fn();
+    } finally {
+      this.timeAt = prior;
+    }
   }
 
   table(type: string): Map<string, Obj> {

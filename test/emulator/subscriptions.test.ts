@@ -169,7 +169,7 @@ describe('clock', () => {
     expect(invoices.data).toHaveLength(2);
   });
 
-  test('renewal with a failing card → past_due; trial end; cancel_at_period_end applies; control route', async () => {
+  test('renewal with a failing card → retried, then canceled; trial end; cancel_at_period_end applies; control route', async () => {
     const good = await payingCustomer();
     const bad = await payingCustomer('pm_card_chargeCustomerFail');
     const trial = await h.stripe.subscriptions.create({ customer: good.id, items: [{ price: price.id }], trial_period_days: 3 });
@@ -178,7 +178,9 @@ describe('clock', () => {
     const res = await fetch(`${h.emu.url}/_emulator/clock/advance`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ seconds: 40 * 86400 }) });
     expect(res.status).toBe(200);
     expect((await h.stripe.subscriptions.retrieve(trial.id)).status).toBe('active');
-    expect((await h.stripe.subscriptions.retrieve(badTrial.id)).status).toBe('past_due');
+    // The trial ended on day 3 with a failing card: retries on days 6, 11 and 18 failed too, so
+    // the default schedule canceled it.
+    expect(await h.stripe.subscriptions.retrieve(badTrial.id)).toMatchObject({ status: 'canceled', cancellation_details: { reason: 'payment_failed' } });
     expect((await h.stripe.subscriptions.retrieve(ending.id)).status).toBe('canceled');
     const types = (await h.stripe.events.list({ limit: 100 })).data.map((e) => e.type);
     expect(types).toContain('invoice.payment_failed');

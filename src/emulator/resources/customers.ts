@@ -13,7 +13,7 @@ export function getCustomer(store: Store, id: string, param = 'customer'): Obj {
   return c;
 }
 
-export function createCustomer(store: Store, fields: { email?: string | null; name?: string | null; metadata?: Obj }): Obj {
+export function createCustomer(store: Store, fields: { email?: string | null; name?: string | null; metadata?: Obj; testClock?: string | null }): Obj {
   const c: Obj = {
     id: newId('cus_', 14),
     object: 'customer',
@@ -37,7 +37,7 @@ export function createCustomer(store: Store, fields: { email?: string | null; na
     preferred_locales: [],
     shipping: null,
     tax_exempt: 'none',
-    test_clock: null,
+    test_clock: fields.testClock ?? null,
   };
   return store.insert('customer', c);
 }
@@ -96,7 +96,9 @@ function applyProfile(c: Obj, p: Obj): void {
 export function registerCustomers(router: Router, store: Store): void {
   router.add('POST', '/v1/customers', (ctx) => {
     const p = ctx.params;
-    const c = createCustomer(store, { email: str(p, 'email'), name: str(p, 'name'), metadata: applyMetadata({}, p) });
+    const testClock = str(p, 'test_clock');
+    if (testClock && !store.get('test_helpers.test_clock', testClock)) throw noSuch('test_helpers.test_clock', testClock, 'test_clock');
+    const c = createCustomer(store, { email: str(p, 'email'), name: str(p, 'name'), metadata: applyMetadata({}, p), testClock });
     for (const f of ['description', 'phone'] as const) if (str(p, f)) c[f] = str(p, f);
     applyProfile(c, p);
     try {
@@ -134,19 +136,7 @@ export function registerCustomers(router: Router, store: Store): void {
 
   router.add('DELETE', '/v1/customers/:id', (ctx) => {
     const c = getCustomer(store, ctx.pathParams.id, 'id');
-    // Deleting a customer cancels its subscriptions at once, as on Stripe.
-    for (const s of store.list('subscription')) {
-      if (s.customer === c.id && !['canceled', 'incomplete_expired'].includes(s.status)) {
-        const prev = { status: s.status };
-        s.status = 'canceled';
-        s.canceled_at = store.now();
-        s.ended_at = store.now();
-        store.emit('customer.subscription.deleted', s, prev);
-      }
-    }
-    store.remove('customer', c.id);
-    store.insert('deleted_customer', { id: c.id, object: 'deleted_customer' });
-    store.emit('customer.deleted', c);
+    deleteCustomer(store, c);
     return { id: c.id, object: 'customer', deleted: true };
   });
 
@@ -157,6 +147,22 @@ export function registerCustomers(router: Router, store: Store): void {
     return listOut(ctx, items);
   });
 
+}
+
+/** Deletes a customer, canceling its subscriptions at once, as on Stripe. */
+export function deleteCustomer(store: Store, c: Obj): void {
+  for (const s of store.list('subscription')) {
+    if (s.customer === c.id && !['canceled', 'incomplete_expired'].includes(s.status)) {
+      const prev = { status: s.status };
+      s.status = 'canceled';
+      s.canceled_at = store.now();
+      s.ended_at = store.now();
+      store.emit('customer.subscription.deleted', s, prev);
+    }
+  }
+  store.remove('customer', c.id);
+  store.insert('deleted_customer', { id: c.id, object: 'deleted_customer' });
+  store.emit('customer.deleted', c);
 }
 
 /** previous_attributes for an update: old values of the top-level fields that changed. */

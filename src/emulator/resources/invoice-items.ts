@@ -71,7 +71,7 @@ export function createInvoiceItem(store: Store, p: Obj, prefix = ''): Obj {
     quantity,
     quantity_decimal: String(quantity),
     tax_rates: [],
-    test_clock: null,
+    test_clock: customer.test_clock ?? null,
   };
   store.insert('invoiceitem', ii);
   store.emit('invoiceitem.created', ii);

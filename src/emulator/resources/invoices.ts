@@ -16,6 +16,7 @@ import type { Obj, Store } from '../store';
 import { createPaymentIntent, confirmIntent } from './payment-intents';
 import { resolvePaymentMethod } from './payment-methods';
 import { settlements } from './settlements';
+import { recordFailedAttempt } from './dunning-settings';
 import { invoiceItemLine, lineObject, recomputeInvoice, type LineSpec } from './invoice-lines';
 
 export type { LineSpec } from './invoice-lines';
@@ -155,7 +156,7 @@ export function createInvoice(store: Store, spec: InvoiceSpec): Obj {
     status_transitions: { finalized_at: null, marked_uncollectible_at: null, paid_at: null, voided_at: null },
     subtotal: total,
     subtotal_excluding_tax: total,
-    test_clock: null,
+    test_clock: c.test_clock ?? null,
     total,
     total_discount_amounts: [],
     total_excluding_tax: total,
@@ -220,25 +221,40 @@ export function markInvoicePaid(store: Store, inv: Obj, pi: Obj | null): void {
 }
 
 export function onInvoicePaymentFailed(store: Store, inv: Obj): void {
-  inv.attempted = true;
-  inv.attempt_count += 1;
+  recordFailedAttempt(store, inv, inv._automatic_attempt !== true);
   store.emit('invoice.payment_failed', inv);
   settlements.subscriptionInvoiceFailed(store, inv);
 }
 
-/** Charges an open invoice with a payment method (null: nothing to charge with, the attempt fails). */
-export function attemptInvoicePayment(store: Store, inv: Obj, pm: Obj | null): 'succeeded' | 'requires_action' | 'declined' {
+/** The invoice's payment needs the customer (3-D Secure): counted as an attempt, the subscription falls behind. */
+export function onInvoicePaymentActionRequired(store: Store, inv: Obj): void {
+  recordFailedAttempt(store, inv, inv._automatic_attempt !== true);
+  store.emit('invoice.payment_action_required', inv);
+  settlements.subscriptionInvoiceFailed(store, inv);
+}
+
+/**
+ * Charges an open invoice with a payment method (null: nothing to charge with, the attempt fails).
+ * `manual`: asked for through `POST /v1/invoices/:id/pay` rather than by the schedule.
+ */
+export function attemptInvoicePayment(store: Store, inv: Obj, pm: Obj | null, manual = false): 'succeeded' | 'requires_action' | 'declined' {
   if (inv.status !== 'open') return 'succeeded';
   const pi = inv._payment_intent ? store.get('payment_intent', inv._payment_intent) : undefined;
   if (!pi) {
     markInvoicePaid(store, inv, null);
     return 'succeeded';
   }
-  if (!pm) {
-    onInvoicePaymentFailed(store, inv);
-    return 'declined';
+  // Attempts made outside this function (a client confirming the PaymentIntent) are manual too.
+  inv._automatic_attempt = !manual;
+  try {
+    if (!pm) {
+      onInvoicePaymentFailed(store, inv);
+      return 'declined';
+    }
+    return confirmIntent(store, pi, pm);
+  } finally {
+    delete inv._automatic_attempt;
   }
-  return confirmIntent(store, pi, pm);
 }
 
 export function getInvoice(store: Store, id: string): Obj {
@@ -278,6 +294,7 @@ function requireDraft(inv: Obj): void {
 
 settlements.invoicePaid = markInvoicePaid;
 settlements.invoicePaymentFailed = onInvoicePaymentFailed;
+settlements.invoicePaymentActionRequired = onInvoicePaymentActionRequired;
 
 export function registerInvoices(router: Router, store: Store): void {
   store.includables.set('invoice', {
@@ -456,7 +473,7 @@ export function registerInvoices(router: Router, store: Store): void {
     if (!pm) {
       throw invalidRequest('This customer has no attached payment source or default payment method. Please consider adding a default payment method.', undefined, 'invoice_no_customer_line_items');
     }
-    const result = attemptInvoicePayment(store, inv, pm);
+    const result = attemptInvoicePayment(store, inv, pm, true);
     if (result === 'declined') {
       const pi = store.get('payment_intent', inv._payment_intent);
       const e = cardError(pi?.last_payment_error?.message ?? 'Your card was declined.', 'card_declined', pi?.last_payment_error?.decline_code);

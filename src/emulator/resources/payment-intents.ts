@@ -167,11 +167,7 @@ export function confirmIntent(store: Store, pi: Obj, pm: Obj): ConfirmResult {
       use_stripe_sdk: { type: 'three_d_secure_redirect', stripe_js: `${store.baseUrl}/_emulator/payment_intents/${pi.id}/authenticate`, source: pm.id },
     };
     store.emit('payment_intent.requires_action', pi);
-    if (inv) {
-      inv.attempted = true;
-      inv.attempt_count += 1;
-      store.emit('invoice.payment_action_required', inv);
-    }
+    if (inv) settlements.invoicePaymentActionRequired(store, inv);
     return 'requires_action';
   }
   const err = declineError(pm);

@@ -15,6 +15,8 @@ export const settlements: {
   invoicePaid(store: Store, inv: Obj, pi: Obj | null): void;
   /** An invoice's payment attempt failed (set by invoices.ts). */
   invoicePaymentFailed(store: Store, inv: Obj): void;
+  /** An invoice's payment needs authentication by the customer (set by invoices.ts). */
+  invoicePaymentActionRequired(store: Store, inv: Obj): void;
   /** An invoice was paid: its subscription moves on (set by subscriptions.ts). */
   subscriptionInvoicePaid(store: Store, inv: Obj, pi: Obj | null): void;
   /** An invoice's payment failed: its subscription falls behind (set by subscriptions.ts). */
@@ -22,6 +24,7 @@ export const settlements: {
 } = {
   invoicePaid: () => unwired('invoicePaid'),
   invoicePaymentFailed: () => unwired('invoicePaymentFailed'),
+  invoicePaymentActionRequired: () => unwired('invoicePaymentActionRequired'),
   subscriptionInvoicePaid: () => unwired('subscriptionInvoicePaid'),
   subscriptionInvoiceFailed: () => unwired('subscriptionInvoiceFailed'),
 };

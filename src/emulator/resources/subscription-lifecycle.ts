@@ -22,6 +22,7 @@ import {
   usageLines,
 } from './subscription-model';
 import { applyPendingUpdate, discardPendingUpdate } from './subscription-update';
+import { dunningOf } from './dunning-settings';
 
 /** Called when an invoice is paid: activates an incomplete or past_due subscription, applies a pending update. */
 export function onSubscriptionInvoicePaid(store: Store, inv: Obj, pi: Obj | null): void {
@@ -48,11 +49,55 @@ export function onSubscriptionInvoiceFailed(store: Store, inv: Obj): void {
   if (!sub || sub._creating || ENDED.includes(sub.status)) return;
   // A pending update's invoice leaves the subscription as it was: it keeps cycling unchanged.
   if (inv._pending_update) return;
-  if (inv.billing_reason !== 'subscription_create' && (sub.status === 'active' || sub.status === 'trialing')) {
+  if (inv.billing_reason === 'subscription_create') return;
+  // A renewal in progress reports the failure in its own customer.subscription.updated.
+  if (sub._renewing) {
+    sub._renewalFailed = inv.id;
+    return;
+  }
+  if (sub.status === 'active' || sub.status === 'trialing') {
     const prev = { status: sub.status };
     sub.status = 'past_due';
     store.emit('customer.subscription.updated', sub, prev);
   }
+  afterLastRetry(store, sub, inv);
+}
+
+/** The retry schedule ran out on the subscription's latest invoice: cancel, unpaid, or left past_due (settings). */
+function afterLastRetry(store: Store, sub: Obj, inv: Obj): void {
+  if (!inv._retries_exhausted || sub.latest_invoice !== inv.id || ENDED.includes(sub.status)) return;
+  delete inv._retries_exhausted;
+  const { afterLast } = dunningOf(store);
+  if (afterLast === 'cancel') {
+    sub.cancellation_details = { ...sub.cancellation_details, reason: 'payment_failed' };
+    finishCancel(store, sub, store.now(), 'payment_failed', false);
+  } else if (afterLast === 'unpaid' && sub.status !== 'unpaid') {
+    const prev = { status: sub.status };
+    sub.status = 'unpaid';
+    store.emit('customer.subscription.updated', sub, prev);
+  }
+}
+
+/**
+ * Runs a renewal or trial end: the invoice's events come first, then one
+ * customer.subscription.updated with every change (new period, and past_due when the payment
+ * failed), then what the retry schedule says when it has run out.
+ */
+function renewing(store: Store, sub: Obj, before: Obj, fn: () => void): void {
+  sub._renewing = true;
+  try {
+    fn();
+  } finally {
+    delete sub._renewing;
+  }
+  const failed = sub._renewalFailed ? store.get('invoice', sub._renewalFailed) : undefined;
+  delete sub._renewalFailed;
+  if (failed && (sub.status === 'active' || sub.status === 'trialing')) sub.status = 'past_due';
+  if (!ENDED.includes(sub.status)) {
+    const prev = diff(before, store.render(sub));
+    if (Object.keys(prev).length) store.emit('customer.subscription.updated', sub, prev);
+  }
+  if (failed) afterLastRetry(store, sub, failed);
 }
 
 /** Starts a new billing cycle at `start` (trial end, trial_end=now, resume): invoice and charge it. */
@@ -85,9 +130,7 @@ function endTrial(store: Store, sub: Obj, at: number): void {
     return;
   }
   sub.status = 'active';
-  startCycle(store, sub, at, 'subscription_cycle');
-  const prev = diff(before, store.render(sub));
-  if (Object.keys(prev).length) store.emit('customer.subscription.updated', sub, prev);
+  renewing(store, sub, before, () => startCycle(store, sub, at, 'subscription_cycle'));
 }
 
 export function finishCancel(store: Store, sub: Obj, at: number, reason: string, finalInvoice = true): void {
@@ -179,17 +222,29 @@ export function advanceSubscription(store: Store, sub: Obj): void {
     setPeriod(sub, next);
     const lines = [...sub._pending, ...licensedLines(store, sub, next, false).filter((l) => !isMeteredLine(l)), ...usage];
     sub._pending = [];
-    const inv = invoiceFor(store, sub, lines, 'subscription_cycle', next);
-    store.emit('customer.subscription.updated', sub, diff(before, store.render(sub)));
-    if (inv.status === 'open') attemptInvoicePayment(store, inv, defaultPaymentMethod(store, sub));
+    renewing(store, sub, before, () => {
+      const inv = invoiceFor(store, sub, lines, 'subscription_cycle', next, sub.status === 'unpaid');
+      if (inv.status === 'open' && sub.status !== 'unpaid') attemptInvoicePayment(store, inv, defaultPaymentMethod(store, sub));
+    });
   }
 }
 
 settlements.subscriptionInvoicePaid = onSubscriptionInvoicePaid;
 settlements.subscriptionInvoiceFailed = onSubscriptionInvoiceFailed;
 
-/** Moves every subscription forward to the emulator's current time. */
-export function advanceAllSubscriptions(store: Store): void {
-  for (const sub of [...store.table('subscription').values()]) advanceSubscription(store, sub);
+/**
+ * The first moment at which something happens to the subscription by itself (what
+ * advanceSubscription acts on): a renewal, trial_will_end, a cancellation, a schedule phase, an
+ * expiry. Null when nothing ever will.
+ */
+export function nextDueAt(store: Store, sub: Obj): number | null {
+  if (ENDED.includes(sub.status) || sub.status === 'paused') return null;
+  if (sub.status === 'incomplete') return sub.created + INCOMPLETE_WINDOW;
+  const times = [currentPeriod(sub).end];
+  if (sub.status === 'trialing' && !sub._trialWillEndSent && sub.trial_end) times.push(sub.trial_end - 3 * 86400);
+  if (sub.cancel_at) times.push(sub.cancel_at);
+  if (sub.pending_update) times.push(sub.pending_update.expires_at);
+  const boundary = dueScheduleBoundary(store, sub, Number.MAX_SAFE_INTEGER);
+  if (boundary !== null) times.push(boundary);
+  return Math.min(...times);
 }
-

@@ -178,7 +178,11 @@ export function defaultPaymentMethod(store: Store, sub: Obj): Obj | null {
   return id ? (store.get('payment_method', id) ?? null) : null;
 }
 
-export function invoiceFor(store: Store, sub: Obj, lines: LineSpec[], reason: string, period: { start: number; end: number }): Obj {
+/**
+ * Creates and finalizes the subscription's invoice. `draft`: left a draft that does not advance by
+ * itself, as Stripe leaves the invoices of an `unpaid` subscription.
+ */
+export function invoiceFor(store: Store, sub: Obj, lines: LineSpec[], reason: string, period: { start: number; end: number }, draft = false): Obj {
   const inv = createInvoice(store, {
     customer: getCustomer(store, sub.customer),
     subscription: sub,
@@ -187,9 +191,10 @@ export function invoiceFor(store: Store, sub: Obj, lines: LineSpec[], reason: st
     billingReason: reason,
     periodStart: period.start,
     periodEnd: period.end,
+    autoAdvance: !draft,
   });
   sub.latest_invoice = inv.id;
-  finalizeInvoice(store, inv);
+  if (!draft) finalizeInvoice(store, inv);
   return inv;
 }
 
@@ -281,7 +286,7 @@ export function createSubscription(store: Store, input: CreateSubscriptionInput)
     schedule: null,
     start_date: now,
     status: 'incomplete',
-    test_clock: null,
+    test_clock: customer.test_clock ?? null,
     transfer_data: null,
     trial_end: trialEnd,
     trial_settings: { end_behavior: { missing_payment_method: input.missingPaymentMethod ?? 'create_invoice' } },

@@ -105,7 +105,7 @@ export function createFromSubscription(store: Store, sub: Obj, metadata: Obj): O
     released_subscription: null,
     status: 'active',
     subscription: sub.id,
-    test_clock: null,
+    test_clock: sub.test_clock ?? null,
     _phase: 0,
   };
   store.insert('subscription_schedule', sched);

@@ -28,7 +28,7 @@ import { applyPlan, changeItems, checkPendingUpdateParams, readChangePlan, readP
 
 export { createSubscription, getSubscription, renderSubscription } from './subscription-model';
 export type { CreateSubscriptionInput } from './subscription-model';
-export { advanceAllSubscriptions, advanceSubscription, onSubscriptionInvoiceFailed, onSubscriptionInvoicePaid } from './subscription-lifecycle';
+export { advanceSubscription, nextDueAt, onSubscriptionInvoiceFailed, onSubscriptionInvoicePaid } from './subscription-lifecycle';
 
 export function registerSubscriptions(router: Router, store: Store): void {
   store.renderers.set('subscription', (s) => renderSubscription(store, s));
