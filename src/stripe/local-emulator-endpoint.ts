@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** The key the app's gateway uses with the in-process emulator in local mode. */
@@ -20,6 +20,7 @@ export interface LocalEmulatorEndpoint {
 export async function writeLocalEmulatorEndpoint(dataDir: string, apiBase: string): Promise<() => Promise<void>> {
   const file = localEmulatorEndpointFile(dataDir);
   const endpoint: LocalEmulatorEndpoint = { apiBase, secretKey: LOCAL_EMULATOR_SECRET_KEY, pid: process.pid };
+  await mkdir(dataDir, { recursive: true });
   await writeFile(file, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
   return () => rm(file, { force: true });
 }

@@ -66,11 +66,16 @@ export class TestClockService {
     if (target.getTime() <= before.frozenTime.getTime()) {
       throw BillingError.badInput(`the clock is already at ${before.frozenTime.toISOString()}; a clock only moves forward`, 'spec');
     }
-    const startedAt = new Date();
+    // Stripe dates the events of a clock's customers in the clock's time, which may be close to
+    // the wall clock's: the events of the advance are the ones that were not there before it.
+    const since = new Date(Math.min(before.frozenTime.getTime(), Date.now()) - 1000);
+    const earlier = new Set((await this.eventsSince(since)).map((e) => e.id));
+    const startedAt = Date.now();
     await this.gateway.advanceTestClock({ id: before.id, to: target });
     const after = await this.waitUntilReady(await this.gateway.retrieveTestClock(before.id));
-    const elapsedMs = Date.now() - startedAt.getTime();
-    return { before, after, elapsedMs, events: await this.eventsOfAdvance(before.frozenTime, after.frozenTime, startedAt) };
+    const elapsedMs = Date.now() - startedAt;
+    const events = (await this.eventsSince(since)).filter((e) => !earlier.has(e.id));
+    return { before, after, elapsedMs, events };
   }
 
   /** Polls until the clock is `ready`; an `internal_failure` or the timeout is an error. */
@@ -88,12 +93,8 @@ export class TestClockService {
     return current;
   }
 
-  /**
-   * The events an advance produced: those dated in the clock's time it moved through, or, as
-   * Stripe may date them by the real time, since the advance started.
-   */
-  private async eventsOfAdvance(from: Date, to: Date, startedAt: Date): Promise<StripeEventSnapshot[]> {
-    const since = new Date(Math.min(from.getTime(), startedAt.getTime()) - 1000);
+  /** Events created after `since`, oldest first (at most MAX_EVENT_PAGES pages). */
+  private async eventsSince(since: Date): Promise<StripeEventSnapshot[]> {
     const events: StripeEventSnapshot[] = [];
     let startingAfter: string | undefined;
     for (let page = 0; page < MAX_EVENT_PAGES; page++) {
@@ -102,8 +103,6 @@ export class TestClockService {
       if (!result.hasMore || !result.nextCursor) break;
       startingAfter = result.nextCursor;
     }
-    const inClockTime = (e: StripeEventSnapshot) => e.createdAt.getTime() >= from.getTime() - 1000 && e.createdAt.getTime() <= to.getTime() + 1000;
-    const sinceStart = (e: StripeEventSnapshot) => e.createdAt.getTime() >= startedAt.getTime() - 1000;
-    return events.filter((e) => inClockTime(e) || sinceStart(e)).reverse();
+    return events.reverse();
   }
 }
