@@ -11,6 +11,7 @@ import { ExitError, runCli, usageError } from './run-cli';
 
 const USAGE = `usage: npm run clock -- status [--clock <name>]
        npm run clock -- advance <span | date> [--clock <name>] [--timeout <seconds>]
+       npm run clock -- card <email | cus_…> <visa | declining | 3ds | pm_card_…>
 
 Moves the Stripe test clock the app creates its customers on (local mode: "${LOCAL_TEST_CLOCK}" in the
 built-in emulator of the running npm start; test mode: STRIPE_TEST_CLOCK). Their subscriptions
@@ -20,12 +21,19 @@ reach the app as webhooks.
   status             where the clock stands
   advance <span>     1month, 2w, 7d, 12h, 1y, or an ISO date (2027-03-01); waits until the clock
                      is ready again and prints the invoices, status changes and events
+  card <who> <card>  replaces the customer's card as the billing portal would (test mode):
+                     visa pays, declining attaches and then declines every charge, 3ds asks
+                     for 3-D Secure on every charge
   --clock <name>     another clock than the configured one
   --timeout <s>      how long to wait for the clock to be ready (default 120)`;
 
+/** Test cards by what they do. */
+const CARDS: Record<string, string> = { visa: 'pm_card_visa', declining: 'pm_card_chargeCustomerFail', '3ds': 'pm_card_authenticationRequired' };
+
 interface Args {
-  command: 'status' | 'advance';
+  command: 'status' | 'advance' | 'card';
   spec?: string;
+  card?: string;
   clock?: string;
   timeoutMs: number;
 }
@@ -52,6 +60,11 @@ function parse(argv: string[]): Args {
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600) throw new ExitError(2, `--timeout must be a whole number of seconds from 1 to 3600\n${USAGE}`);
   if (command === 'status' && spec === undefined) return { command, clock: values.clock, timeoutMs: timeout * 1000 };
   if (command === 'advance' && spec !== undefined && !rest.length) return { command, spec, clock: values.clock, timeoutMs: timeout * 1000 };
+  if (command === 'card' && spec !== undefined && rest.length === 1) {
+    const card = CARDS[rest[0]] ?? (/^pm_card_\w+$/.test(rest[0]) ? rest[0] : undefined);
+    if (!card) throw new ExitError(2, `unknown card "${rest[0]}": visa, declining, 3ds or a pm_card_… test card\n${USAGE}`);
+    return { command, spec, card, timeoutMs: timeout * 1000 };
+  }
   throw new ExitError(2, USAGE);
 }
 
@@ -74,16 +87,22 @@ async function main(argv: string[]): Promise<void> {
   const config = loadCliConfig();
   if (!config) throw new ExitError(1, 'Fix the configuration above first.');
   const name = args.clock ?? config.stripe.testClock ?? (config.mode === 'local' ? LOCAL_TEST_CLOCK : undefined);
-  if (!name) throw new ExitError(1, 'No test clock is configured: set STRIPE_TEST_CLOCK (test mode only) or pass --clock <name>.');
+  if (!name && args.command !== 'card') throw new ExitError(1, 'No test clock is configured: set STRIPE_TEST_CLOCK (test mode only) or pass --clock <name>.');
   const { gateway, where } = await gatewayFor(config);
   const clocks = new TestClockService(gateway, { timeoutMs: args.timeoutMs });
   try {
     if (args.command === 'status') {
-      const clock = await clocks.find(name);
+      const clock = await clocks.find(name!);
       console.log(clock ? `${describeClock(clock)}\nin ${where}` : `No test clock named "${name}" in ${where} yet: it is created with the first customer.`);
       return;
     }
-    const advance = await clocks.advance(name, args.spec!);
+    if (args.command === 'card') {
+      const switched = await gateway.switchTestCard({ customer: args.spec!, card: args.card! });
+      const subs = switched.subscriptionIds.length ? ` and of ${switched.subscriptionIds.join(', ')}` : '';
+      console.log(`${args.card} (${switched.paymentMethodId}) is now the default card of ${switched.customerId}${subs}.`);
+      return;
+    }
+    const advance = await clocks.advance(name!, args.spec!);
     console.log(describeAdvance(advance).join('\n'));
   } catch (error) {
     if (error instanceof BillingError) {

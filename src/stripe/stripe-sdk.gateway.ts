@@ -149,6 +149,7 @@ export class StripeSdkGateway implements StripeGateway {
   retrieveTestClock: StripeGateway['retrieveTestClock'] = (id) => this.clocks.retrieve(id);
   listTestClocks: StripeGateway['listTestClocks'] = () => this.clocks.list();
   advanceTestClock: StripeGateway['advanceTestClock'] = (input) => this.clocks.advance(input);
+  switchTestCard: StripeGateway['switchTestCard'] = (input) => this.clocks.switchTestCard(input);
 
   changeSubscriptionItems: StripeGateway['changeSubscriptionItems'] = (input) => this.changes.changeSubscriptionItems(input);
   previewSubscriptionInvoice: StripeGateway['previewSubscriptionInvoice'] = (input) => this.changes.previewSubscriptionInvoice(input);

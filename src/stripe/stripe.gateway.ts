@@ -276,6 +276,14 @@ export interface TestClockSnapshot {
   createdAt: Date | null;
 }
 
+/** What switchTestCard changed. */
+export interface TestCardSwitch {
+  customerId: string;
+  paymentMethodId: string;
+  /** Subscriptions whose own default payment method now is the new card. */
+  subscriptionIds: string[];
+}
+
 export interface Page<T> {
   data: T[];
   hasMore: boolean;
@@ -580,6 +588,8 @@ export interface StripeGateway {
   listTestClocks(): Promise<TestClockSnapshot[]>;
   /** Starts moving the clock to `to`; it is `advancing` until Stripe has moved its objects, then `ready`. */
   advanceTestClock(input: { id: string; to: Date }): Promise<TestClockSnapshot>;
+  /** Test mode: replaces a customer's card with a test card, as the billing portal would. */
+  switchTestCard(input: { customer: string; card: string }): Promise<TestCardSwitch>;
 
   // Catalog
 

@@ -1,7 +1,8 @@
 import type Stripe from 'stripe';
+import { BillingError } from '../common/errors';
 import { idempotencyKey } from './idempotency';
 import { fromUnix } from './stripe.mappers';
-import type { TestClockSnapshot } from './stripe.gateway';
+import type { TestCardSwitch, TestClockSnapshot } from './stripe.gateway';
 import type { CallPolicy } from './subscription-change.calls';
 
 /** Clocks read per list request; an account holds few (Stripe allows 100 in test mode). */
@@ -89,5 +90,33 @@ export class TestClockCalls {
       { resource: 'Test clock' },
     );
     return toTestClockSnapshot(clock);
+  }
+
+  /**
+   * What the billing portal does when a customer replaces its card, for test mode: attaches the
+   * test card (`pm_card_visa`, `pm_card_chargeCustomerFail`, ...) and makes it the default of the
+   * customer and of its live subscriptions that hold a default of their own (saved by a payment).
+   * `customer` is a Stripe customer id or an email that names exactly one customer.
+   */
+  async switchTestCard(input: { customer: string; card: string }): Promise<TestCardSwitch> {
+    const customerId = input.customer.startsWith('cus_') ? input.customer : await this.customerByEmail(input.customer);
+    const pm = await this.call('paymentMethods.attach', () => this.stripe.paymentMethods.attach(input.card, { customer: customerId }), { resource: 'Customer' });
+    await this.call('customers.update', () => this.stripe.customers.update(customerId, { invoice_settings: { default_payment_method: pm.id } }), { resource: 'Customer' });
+    const subscriptions = await this.call('subscriptions.list', () => this.stripe.subscriptions.list({ customer: customerId, limit: 100 }));
+    const switched: string[] = [];
+    for (const sub of subscriptions.data) {
+      if (!sub.default_payment_method || sub.status === 'canceled' || sub.status === 'incomplete_expired') continue;
+      await this.call('subscriptions.update', () => this.stripe.subscriptions.update(sub.id, { default_payment_method: pm.id }), { resource: 'Subscription' });
+      switched.push(sub.id);
+    }
+    return { customerId, paymentMethodId: pm.id, subscriptionIds: switched };
+  }
+
+  private async customerByEmail(email: string): Promise<string> {
+    const found = await this.call('customers.list', () => this.stripe.customers.list({ email, limit: 2 }));
+    if (found.data.length !== 1) {
+      throw BillingError.badInput(found.data.length ? `${email} names several customers: give the cus_ id` : `No Stripe customer with the email ${email}`, 'customer');
+    }
+    return found.data[0].id;
   }
 }

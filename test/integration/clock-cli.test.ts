@@ -74,7 +74,25 @@ describe('npm run clock', () => {
     await server.emulator!.waitForWebhooks();
     const [row] = await server.orm.em.fork().getConnection().execute('select status, total from invoices where stripe_invoice_id = ?', [renewal.id]);
     expect(row).toEqual({ status: 'paid', total: 1900 });
-  });
+
+    // The README's walk-through: a card that starts failing, then a card that works.
+    const declining = await clock(['card', 'ann@example.com', 'declining'], dataDir, dir);
+    expect(declining).toMatchObject({ code: 0, stdout: expect.stringContaining(`pm_card_chargeCustomerFail (pm_`) });
+    expect(declining.stdout).toContain(`and of ${sub.stripeId}.`);
+    const failed = await clock(['advance', '1month'], dataDir, dir);
+    expect(failed.code).toBe(0);
+    expect(failed.stdout).toMatch(/renewal of cus_\w+ [\d.-]+: 19\.00 USD, payment failed \(attempt 1, next \d{4}-\d{2}-\d{2}\)/);
+    expect(failed.stdout).toContain(`${sub.stripeId}: active -> past_due`);
+    await server.emulator!.waitForWebhooks();
+    const alerts = `{ viewer { subscriptions { status } billingAlerts { code } } }`;
+    expect((await server.gql(alerts, {}, ann)).data.viewer).toEqual({ subscriptions: [{ status: 'PAST_DUE' }], billingAlerts: [{ code: 'PAYMENT_FAILED' }] });
+
+    expect((await clock(['card', 'ann@example.com', 'visa'], dataDir, dir)).code).toBe(0);
+    const recovered = await clock(['advance', '7d'], dataDir, dir);
+    expect(recovered.stdout).toContain(`${sub.stripeId}: past_due -> active`);
+    await server.emulator!.waitForWebhooks();
+    expect((await server.gql(alerts, {}, ann)).data.viewer).toEqual({ subscriptions: [{ status: 'ACTIVE' }], billingAlerts: [] });
+  }, 90_000);
 
   it('refuses what it cannot do with a message and a non-zero exit', async () => {
     expect(await clock(['advance', 'soon'], dataDir, dir)).toMatchObject({ code: 2, stderr: expect.stringContaining('neither a span') });
@@ -82,6 +100,8 @@ describe('npm run clock', () => {
     expect(await clock(['rewind'], dataDir, dir)).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: npm run clock') });
     expect(await clock(['status', '--clock', 'no-such-clock'], dataDir, dir)).toMatchObject({ code: 0, stdout: expect.stringContaining('No test clock named "no-such-clock"') });
     expect(await clock(['advance', '1d', '--clock', 'no-such-clock'], dataDir, dir)).toMatchObject({ code: 1, stderr: expect.stringContaining('No test clock named "no-such-clock"') });
+    expect(await clock(['card', 'ann@example.com', 'gold'], dataDir, dir)).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown card "gold"') });
+    expect(await clock(['card', 'nobody@example.com', 'visa'], dataDir, dir)).toMatchObject({ code: 2, stderr: expect.stringContaining('No Stripe customer with the email') });
     const elsewhere = path.join(dir, 'no-server');
     expect(await clock(['status'], elsewhere, dir)).toMatchObject({ code: 1, stderr: expect.stringContaining('start the app with npm start first') });
   });
