@@ -80,8 +80,8 @@ describe('billingAlerts', () => {
     me = await view(zed);
     expect(me.subscriptions[0]).toMatchObject({ status: 'ACTIVE', latestInvoice: { status: 'PAID' } });
     expect(me.billingAlerts).toEqual([]);
-    const [row] = await server.orm.em.fork().getConnection().execute('select status, payment_action_required from invoices where stripe_invoice_id = ?', [renewal.id]);
-    expect(row).toEqual({ status: 'paid', payment_action_required: false });
+    const [row] = await server.orm.em.fork().getConnection().execute('select status, attempt_count, action_required_attempt from invoices where stripe_invoice_id = ?', [renewal.id]);
+    expect(row).toEqual({ status: 'paid', attempt_count: 1, action_required_attempt: 1 });
   });
 
   it('follows a declined card through every retry until Stripe ends the subscription, then asks nothing more', async () => {

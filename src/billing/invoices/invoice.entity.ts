@@ -7,7 +7,7 @@ import { Subscription } from '../subscriptions/subscription.entity';
 @Entity({ tableName: 'invoices' })
 @Index({ properties: ['customer', 'stripeCreatedAt'] })
 export class Invoice {
-  [OptionalProps]?: 'attemptCount' | 'paymentActionRequired' | 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'attemptCount' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -64,11 +64,12 @@ export class Invoice {
   nextPaymentAttempt?: Date | null;
 
   /**
-   * The last payment attempt needs the customer to authenticate (3-D Secure), as Stripe's
-   * `invoice.payment_action_required` said; a later failure or payment clears it.
+   * The attempt (`attemptCount` then) that Stripe said needs the customer to authenticate
+   * (`invoice.payment_action_required`, 3-D Secure). While it is still the last attempt, the
+   * customer is asked to authenticate rather than to replace the card.
    */
-  @Property({ type: 'boolean', default: false })
-  paymentActionRequired: boolean = false;
+  @Property({ type: 'integer', nullable: true })
+  actionRequiredAttempt?: number | null;
 
   @Property({ type: 'timestamptz' })
   stripeCreatedAt!: Date;

@@ -127,17 +127,17 @@ export class InvoiceService {
    * statement, so concurrent writers cannot interleave. Invoices of customers we do not know
    * are ignored (null).
    *
-   * `actionRequired` is what the event being applied says of the last payment attempt: true
-   * for `invoice.payment_action_required` (the customer must authenticate), false for a failure
-   * or a payment, null (the default) when it says nothing, which keeps what the row knew. An
-   * invoice that is no longer open needs no action.
+   * `actionRequired`: the event being applied is `invoice.payment_action_required`, so the
+   * invoice's current attempt waits for the customer to authenticate; it is remembered by its
+   * attempt number, so events of the same attempt may come in any order, and a later attempt
+   * (a retry that fails outright) is no longer taken for one needing authentication.
    */
   async applySnapshot(
     em: EntityManager,
     snapshot: InvoiceSnapshot,
     syncedAt: Date,
     customer?: Customer,
-    actionRequired: boolean | null = null,
+    actionRequired = false,
   ): Promise<'applied' | 'stale' | null> {
     if (!snapshot.customerId) return null;
     const owner = customer ?? (await em.findOne(Customer, { stripeCustomerId: snapshot.customerId }));
@@ -150,7 +150,7 @@ export class InvoiceService {
     const rows = await em.execute<{ id: string }[]>(
       `insert into invoices (id, customer_id, subscription_id, stripe_invoice_id, number, status, currency,
          amount_due, amount_paid, amount_remaining, total, hosted_invoice_url, period_start, period_end, paid_at,
-         attempt_count, next_payment_attempt, payment_action_required, stripe_created_at, stripe_synced_at, created_at, updated_at)
+         attempt_count, next_payment_attempt, action_required_attempt, stripe_created_at, stripe_synced_at, created_at, updated_at)
        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())
        on conflict (stripe_invoice_id) do update set
          subscription_id = coalesce(excluded.subscription_id, invoices.subscription_id),
@@ -160,8 +160,7 @@ export class InvoiceService {
          hosted_invoice_url = excluded.hosted_invoice_url, period_start = excluded.period_start,
          period_end = excluded.period_end, paid_at = excluded.paid_at,
          attempt_count = excluded.attempt_count, next_payment_attempt = excluded.next_payment_attempt,
-         payment_action_required = case when excluded.status <> 'open' then false
-           else coalesce(?::boolean, invoices.payment_action_required) end,
+         action_required_attempt = coalesce(excluded.action_required_attempt, invoices.action_required_attempt),
          stripe_synced_at = excluded.stripe_synced_at, updated_at = now()
        where invoices.stripe_synced_at is null or invoices.stripe_synced_at <= excluded.stripe_synced_at
        returning id`,
@@ -183,10 +182,9 @@ export class InvoiceService {
         snapshot.paidAt,
         snapshot.attemptCount,
         snapshot.nextPaymentAttempt,
-        status === 'open' && actionRequired === true,
+        actionRequired ? snapshot.attemptCount : null,
         snapshot.createdAt ?? syncedAt,
         syncedAt,
-        actionRequired,
       ],
     );
     return rows.length ? 'applied' : 'stale';

@@ -17,6 +17,7 @@ export interface InvoiceView {
   paidAt?: Date | null;
   attemptCount: number;
   nextPaymentAttempt?: Date | null;
-  paymentActionRequired: boolean;
+  /** The attempt that waited for 3-D Secure (see Invoice.actionRequiredAttempt). */
+  actionRequiredAttempt?: number | null;
   stripeCreatedAt: Date;
 }

@@ -54,7 +54,7 @@ export function billingAlertsOf(subscriptions: SubscriptionView[], now: Date): B
       });
       continue;
     }
-    if (invoice?.status === 'open' && invoice.paymentActionRequired) {
+    if (invoice?.status === 'open' && invoice.attemptCount > 0 && invoice.actionRequiredAttempt === invoice.attemptCount) {
       alerts.push({
         code: BillingAlertCode.PAYMENT_ACTION_REQUIRED,
         message: `Your bank asks you to confirm the payment of ${money(invoice.amountRemaining, invoice.currency)}. Open the invoice to authenticate it.`,

@@ -59,7 +59,7 @@ interface Row {
   li_paid_at: Timestamp | null;
   li_attempt_count: number | null;
   li_next_payment_attempt: Timestamp | null;
-  li_payment_action_required: boolean | null;
+  li_action_required_attempt: number | null;
   li_stripe_created_at: Timestamp | null;
 }
 
@@ -69,7 +69,7 @@ const COLUMNS = `s.id, s.status, s.quantity, s.current_period_start, s.current_p
   li.amount_due as li_amount_due, li.amount_paid as li_amount_paid, li.amount_remaining as li_amount_remaining,
   li.total as li_total, li.hosted_invoice_url as li_hosted_invoice_url, li.period_start as li_period_start,
   li.period_end as li_period_end, li.paid_at as li_paid_at, li.attempt_count as li_attempt_count,
-  li.next_payment_attempt as li_next_payment_attempt, li.payment_action_required as li_payment_action_required,
+  li.next_payment_attempt as li_next_payment_attempt, li.action_required_attempt as li_action_required_attempt,
   li.stripe_created_at as li_stripe_created_at`;
 
 /** The subscription's latest invoice (one row at most: stripe_invoice_id is unique). */
@@ -227,7 +227,7 @@ function toView(row: Row): SubscriptionView {
           paidAt: date(row.li_paid_at),
           attemptCount: row.li_attempt_count ?? 0,
           nextPaymentAttempt: date(row.li_next_payment_attempt),
-          paymentActionRequired: row.li_payment_action_required === true,
+          actionRequiredAttempt: row.li_action_required_attempt,
           stripeCreatedAt: date(row.li_stripe_created_at) ?? new Date(0),
         }
       : null,

@@ -12,9 +12,8 @@ import { refetchOrEventCopy, type EventHandler } from './types';
  * ignored.
  *
  * Stripe's invoice does not say whether its last attempt failed or waits for the customer to
- * authenticate (that is on the PaymentIntent): the event type does, and the row keeps it
- * (`payment_action_required`) for the billing alerts. The latest invoice event applied
- * speaks for the last attempt.
+ * authenticate (that is on the PaymentIntent): `invoice.payment_action_required` does, and the
+ * row keeps the attempt it was about (`action_required_attempt`) for the billing alerts.
  */
 export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
   types: ['invoice.paid', 'invoice.payment_succeeded', 'invoice.payment_failed', 'invoice.finalized', 'invoice.payment_action_required'],
@@ -33,14 +32,8 @@ export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
       log.debug({ eventId: event.id, customer: fetched.snapshot.customerId }, 'invoice event for an unknown customer');
       return 'ignored';
     }
-    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, actionRequiredBy(event.type));
+    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, event.type === 'invoice.payment_action_required');
     return 'processed';
   },
 };
 
-/** What an event says about the invoice's last payment attempt needing the customer (null: nothing). */
-function actionRequiredBy(type: string): boolean | null {
-  if (type === 'invoice.payment_action_required') return true;
-  if (type === 'invoice.payment_failed' || type === 'invoice.paid' || type === 'invoice.payment_succeeded') return false;
-  return null;
-}

@@ -6,7 +6,7 @@ const NOW = new Date('2027-05-01T00:00:00Z');
 const DAY = 86_400_000;
 
 function invoice(fields: Partial<InvoiceView> = {}): InvoiceView {
-  return { id: 'inv', status: 'open', currency: 'usd', amountDue: 1900, amountPaid: 0, amountRemaining: 1900, total: 1900, attemptCount: 1, paymentActionRequired: false, stripeCreatedAt: NOW, nextPaymentAttempt: new Date(NOW.getTime() + 3 * DAY), hostedInvoiceUrl: 'https://pay', ...fields };
+  return { id: 'inv', status: 'open', currency: 'usd', amountDue: 1900, amountPaid: 0, amountRemaining: 1900, total: 1900, attemptCount: 1, actionRequiredAttempt: null, stripeCreatedAt: NOW, nextPaymentAttempt: new Date(NOW.getTime() + 3 * DAY), hostedInvoiceUrl: 'https://pay', ...fields };
 }
 
 function sub(fields: Partial<SubscriptionView> = {}): SubscriptionView {
@@ -33,7 +33,9 @@ describe(billingAlertsOf.name, () => {
   });
 
   it('asks for authentication rather than a new card when the bank wants 3-D Secure', () => {
-    expect(codes([sub({ status: 'past_due', latestInvoice: invoice({ paymentActionRequired: true }) })])).toEqual([BillingAlertCode.PAYMENT_ACTION_REQUIRED]);
+    expect(codes([sub({ status: 'past_due', latestInvoice: invoice({ actionRequiredAttempt: 1 }) })])).toEqual([BillingAlertCode.PAYMENT_ACTION_REQUIRED]);
+    // A later attempt that failed outright asks for a card again.
+    expect(codes([sub({ status: 'past_due', latestInvoice: invoice({ actionRequiredAttempt: 1, attemptCount: 2 }) })])).toEqual([BillingAlertCode.PAYMENT_FAILED]);
   });
 
   it('reports an unpaid subscription once, with its invoice', () => {
