@@ -1,9 +1,10 @@
 /**
  * `npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback]
- *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]`
+ *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]
+ *   [--dunning-retry-days 3,5,7] [--dunning-after-last cancel|unpaid|past_due]`
  * Runs the Stripe emulator until SIGINT/SIGTERM. With --state-file the state survives restarts.
  */
-import { startEmulator, type EmulatorOptions } from './index';
+import { startEmulator, type AfterLastRetry, type EmulatorOptions } from './index';
 
 function parseArgs(argv: string[]): Record<string, string | boolean> {
   const out: Record<string, string | boolean> = {};
@@ -21,7 +22,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help || args.h) {
-    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet]');
+    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--quiet] [--dunning-retry-days 3,5,7] [--dunning-after-last cancel|unpaid|past_due]');
     return;
   }
   const port = args.port !== undefined ? Number(args.port) : 12111;
@@ -29,12 +30,15 @@ async function main(): Promise<void> {
   if (args['state-file'] !== undefined && (typeof args['state-file'] !== 'string' || args['state-file'] === '')) {
     throw new Error('--state-file needs a path');
   }
+  const retryDays = typeof args['dunning-retry-days'] === 'string' ? args['dunning-retry-days'].split(',').filter((d) => d.trim() !== '').map(Number) : undefined;
+  const afterLast = typeof args['dunning-after-last'] === 'string' ? (args['dunning-after-last'] as AfterLastRetry) : undefined;
   const options: EmulatorOptions = {
     port,
     host: typeof args.host === 'string' ? args.host : '127.0.0.1',
     allowNonLoopback: args['allow-non-loopback'] === true,
     logger: args.quiet ? undefined : (line) => console.log(`[emulator] ${line}`),
     stateFile: typeof args['state-file'] === 'string' ? args['state-file'] : undefined,
+    dunning: { retryDays, afterLast },
   };
   const emu = await startEmulator(options);
   const u = new URL(emu.url);

@@ -1,6 +1,7 @@
 /**
  * Emulator-only control routes under `/_emulator/` (no API key): clock, faults, meter event
- * counts, webhook delivery log, reset, and finishing 3-D Secure on a PaymentIntent.
+ * counts, webhook delivery log, reset, finishing 3-D Secure on a PaymentIntent, and how a
+ * payment method's charges behave from now on.
  */
 import type { RawRequest, RawResponse } from './server';
 import type { Store } from './store';
@@ -9,6 +10,7 @@ import type { WebhookDelivery } from './webhooks';
 import { meterLog } from './resources/meters';
 import { authenticateIntent } from './resources/payment-intents';
 import { authenticateSetupIntent } from './resources/setup-intents';
+import { CHARGE_BEHAVIORS, type ChargeBehavior } from './resources/payment-methods';
 
 export interface ControlDeps {
   store: Store;
@@ -89,6 +91,18 @@ export function controlRoutes(d: ControlDeps): (req: RawRequest) => RawResponse 
           si = d.store.render(authenticateSetupIntent(d.store, setupAuth[1], outcome !== 'fail'));
         });
         return json(200, si);
+      }
+      const behavior = /^\/payment_methods\/([^/]+)\/behavior$/.exec(path);
+      if (behavior && m === 'POST') {
+        // A card that worked until now starts failing (or the other way round), from the next charge on.
+        const pm = d.store.get('payment_method', behavior[1]);
+        if (!pm) return json(404, { error: { message: `No such payment method: ${behavior[1]}` } });
+        const value = String(body(req).behavior ?? '');
+        if (!CHARGE_BEHAVIORS.includes(value as ChargeBehavior)) {
+          return json(400, { error: { message: `behavior must be one of ${CHARGE_BEHAVIORS.join(', ')}` } });
+        }
+        pm._behavior = value;
+        return json(200, d.store.render(pm));
       }
       return json(404, { error: { message: `Unknown emulator control route ${m} ${req.path}` } });
     } catch (e) {

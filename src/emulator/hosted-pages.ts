@@ -8,6 +8,8 @@ import type { RawRequest, RawResponse } from './server';
 import type { Obj, Store } from './store';
 import { completeCheckoutSession } from './resources/checkout';
 import { testTokens } from './resources/payment-methods';
+import { portalReplaceCard, portalUpdatesPaymentMethod } from './resources/billing-portal';
+import { customerClockTime } from './resources/test-clocks';
 
 function esc(s: unknown): string {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
@@ -98,7 +100,19 @@ function invoicePdf(inv: Obj): RawResponse {
   return { status: 200, headers: { 'Content-Type': 'application/pdf' }, body: pdf };
 }
 
-function portalPage(store: Store, ps: Obj, token: string): RawResponse {
+function cardSection(store: Store, ps: Obj, token: string, error?: string): string {
+  if (!portalUpdatesPaymentMethod(store, ps)) return '';
+  const pmId = store.get('customer', ps.customer)?.invoice_settings.default_payment_method;
+  const pm = pmId ? store.get('payment_method', pmId) : undefined;
+  const current = pm ? `${esc(pm.card.brand)} ending in ${esc(pm.card.last4)}` : 'none';
+  const cards = testTokens().map((t) => `<option value="${t}">${t}</option>`).join('');
+  return `<h2>Payment method</h2><p>Default card: ${current}</p>
+${error ? `<p class="err" role="alert">${esc(error)}</p>` : ''}
+<form method="post" action="/billing_portal/${esc(ps.id)}/payment_method?token=${esc(token)}">
+<label>New card <select name="card">${cards}</select></label><button type="submit">Update payment method</button></form>`;
+}
+
+function portalPage(store: Store, ps: Obj, token: string, cardError?: string): RawResponse {
   const customer = store.get('customer', ps.customer);
   const subs = store.list('subscription').filter((s) => s.customer === ps.customer && !['canceled', 'incomplete_expired'].includes(s.status));
   const rows = subs
@@ -112,8 +126,9 @@ function portalPage(store: Store, ps: Obj, token: string): RawResponse {
     .join('');
   const body = `<h1>Billing</h1><p class="muted">Stripe emulator &middot; ${esc(customer?.email ?? ps.customer)}</p>
 <table>${rows || '<tr><td>No active subscriptions.</td></tr>'}</table>
+${cardSection(store, ps, token, cardError)}
 ${ps.return_url ? `<p><a href="${esc(ps.return_url)}">Return to ${esc(new URL(ps.return_url).host)}</a></p>` : ''}`;
-  return page('Billing portal', body);
+  return page('Billing portal', body, cardError ? 402 : 200);
 }
 
 export function hostedPages(store: Store): (req: RawRequest) => RawResponse | undefined {
@@ -127,7 +142,9 @@ export function hostedPages(store: Store): (req: RawRequest) => RawResponse | un
       if (req.method === 'POST') {
         if (s.status !== 'open') return checkoutPage(store, s);
         const form = parseForm(req.body.toString('utf8'));
-        const error = completeCheckoutSession(store, s, { email: form.email, card: form.card, name: form.name, promotionCode: form.promotion_code });
+        const complete = () => completeCheckoutSession(store, s, { email: form.email, card: form.card, name: form.name, promotionCode: form.promotion_code });
+        // A session for a customer on a test clock completes at the clock's time.
+        const error = store.atTime(customerClockTime(store, s.customer), complete);
         if (error) return { ...checkoutPage(store, s, error), status: 402 };
         if (s.success_url) return redirect(String(s.success_url).split('{CHECKOUT_SESSION_ID}').join(s.id));
         return page('Payment complete', '<h1>Thanks!</h1><p>Your payment is complete.</p>');
@@ -142,10 +159,16 @@ export function hostedPages(store: Store): (req: RawRequest) => RawResponse | un
       const ps = store.get('billing_portal.session', parts[1]);
       const token = String(query.token ?? '');
       if (!ps || !ps.url.endsWith(`token=${token}`)) return page('Billing portal', '<h1>Not found</h1>', 404);
+      const at = customerClockTime(store, ps.customer);
+      if (req.method === 'POST' && parts[2] === 'payment_method') {
+        const error = store.atTime(at, () => portalReplaceCard(store, ps, String(parseForm(req.body.toString('utf8')).card ?? '')));
+        if (error) return portalPage(store, ps, token, error);
+        return redirect(`/billing_portal/${ps.id}?token=${encodeURIComponent(token)}`);
+      }
       if (req.method === 'POST' && (parts[2] === 'cancel' || parts[2] === 'renew') && parts[3]) {
         const sub = store.get('subscription', parts[3]);
         if (sub && sub.customer === ps.customer) {
-          store.transaction(() => {
+          store.atTime(at, () => store.transaction(() => {
             const cancel = parts[2] === 'cancel';
             const prev = { cancel_at_period_end: sub.cancel_at_period_end, cancel_at: sub.cancel_at, canceled_at: sub.canceled_at };
             sub.cancel_at_period_end = cancel;
@@ -153,7 +176,7 @@ export function hostedPages(store: Store): (req: RawRequest) => RawResponse | un
             sub.canceled_at = cancel ? store.now() : null;
             sub.cancellation_details = { comment: null, feedback: null, reason: cancel ? 'cancellation_requested' : null };
             store.emit('customer.subscription.updated', sub, prev);
-          });
+          }));
         }
         return redirect(`/billing_portal/${ps.id}?token=${encodeURIComponent(token)}`);
       }

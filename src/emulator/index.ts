@@ -24,7 +24,7 @@ import { registerInvoices } from './resources/invoices';
 import { registerInvoicePreview } from './resources/invoice-preview';
 import { registerSubscriptionSchedules } from './resources/subscription-schedule-routes';
 import { registerPaymentIntents } from './resources/payment-intents';
-import { registerCheckout, expireDueSessions } from './resources/checkout';
+import { registerCheckout } from './resources/checkout';
 import { registerBillingPortal } from './resources/billing-portal';
 import { registerEvents, createWebhookEndpoint } from './resources/events';
 import { registerSearch } from './resources/search';
@@ -190,7 +190,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       store.transaction(() => {
         // Customers on a test clock move only with their clock.
         travel(store, null, store.globalNow());
-        expireDueSessions(store);
       });
     } finally {
       persister?.markDirty();

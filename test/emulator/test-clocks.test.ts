@@ -2,8 +2,13 @@
  * Stripe's test clocks through the official SDK: the clock objects and their errors, and
  * customers whose subscriptions live at their clock's time and move only when it advances.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Stripe from 'stripe';
-import { failure, recurringPrice, useHarness } from './helpers';
+import { startEmulator } from '../../src/emulator';
+import { objectFields } from '../../src/emulator/spec/generate';
+import { failure, recurringPrice, sdkFor, useHarness } from './helpers';
 
 const harness = useHarness();
 const DAY = 86400;
@@ -43,6 +48,11 @@ describe('test clocks', () => {
     expect(page.has_more).toBe(true);
     const next = await stripe.testHelpers.testClocks.list({ limit: 2, starting_after: others[0].id });
     expect(next.data[0].id).toBe(clock.id);
+    // Exactly the fields the SDK's type declares.
+    const fields = objectFields(['TestHelpers.TestClock', 'Customer'])['TestHelpers.TestClock'];
+    const keys = Object.keys(clock).filter((k) => k !== 'lastResponse').sort();
+    expect(fields.required.filter((k) => !keys.includes(k))).toEqual([]);
+    expect(keys.filter((k) => !fields.required.includes(k) && !fields.optional.includes(k))).toEqual([]);
   });
 
   test('bad input answers Stripe\'s errors: backwards, too far, unknown parameters, unknown clocks', async () => {
@@ -203,6 +213,35 @@ describe("a customer on a test clock lives at the clock's time", () => {
     expect((await stripe.invoices.list({ customer: customer.id })).data).toHaveLength(1);
   });
 
+  test("a Checkout Session for the customer is dated by its clock and expires when the clock passes expires_at", async () => {
+    const { stripe, emu } = harness();
+    const price = await recurringPrice(stripe, 300);
+    // A clock in the past: the global clock is long past the session's expires_at.
+    const past = emu.now() - 10 * DAY;
+    const { clock, customer } = await clockCustomer(stripe, past);
+    const session = await stripe.checkout.sessions.create({
+      mode: 'subscription', customer: customer.id, line_items: [{ price: price.id, quantity: 1 }], success_url: 'http://localhost/ok', cancel_url: 'http://localhost/no',
+    });
+    expect(session).toMatchObject({ created: past, expires_at: past + DAY, status: 'open' });
+    emu.advanceClock(60);
+    expect((await stripe.checkout.sessions.retrieve(session.id)).status).toBe('open');
+    await stripe.testHelpers.testClocks.advance(clock.id, { frozen_time: past + DAY + 60 });
+    expect((await stripe.checkout.sessions.retrieve(session.id)).status).toBe('expired');
+  });
+
+  test("paying on the hosted Checkout page subscribes the clock's customer at the clock's time", async () => {
+    const { stripe, emu } = harness();
+    const price = await recurringPrice(stripe, 350);
+    const { customer } = await clockCustomer(stripe);
+    const session = await stripe.checkout.sessions.create({
+      mode: 'subscription', customer: customer.id, line_items: [{ price: price.id, quantity: 1 }], success_url: 'http://localhost/ok', cancel_url: 'http://localhost/no',
+    });
+    const paid = await fetch(`${emu.url}/checkout/${session.id}`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'card=pm_card_visa&name=Clock', redirect: 'manual' });
+    expect(paid.status).toBe(303);
+    const sub = (await stripe.subscriptions.list({ customer: customer.id })).data[0];
+    expect(sub).toMatchObject({ status: 'active', created: T0, test_clock: customer.test_clock });
+  });
+
   test('a scheduled change applies when the clock reaches the next phase', async () => {
     const { stripe } = harness();
     const small = await recurringPrice(stripe, 1000);
@@ -224,4 +263,34 @@ describe("a customer on a test clock lives at the clock's time", () => {
     expect(after.items.data[0].price.id).toBe(large.id);
     expect(after.latest_invoice).toMatchObject({ amount_paid: 2500, created: FEB_15 });
   });
+});
+
+test('a clock, its customers and a scheduled retry survive a restart with a state file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'emu-clock-'));
+  const stateFile = path.join(dir, 'state.json');
+  try {
+    const first = await startEmulator({ port: 0, stateFile });
+    const s1 = sdkFor(first);
+    const price = await recurringPrice(s1, 800);
+    const { clock, customer } = await clockCustomer(s1, T0, 'pm_card_chargeCustomerFail');
+    const visa = await s1.paymentMethods.attach('pm_card_visa', { customer: customer.id });
+    const sub = await s1.subscriptions.create({ customer: customer.id, items: [{ price: price.id }], default_payment_method: visa.id });
+    await s1.subscriptions.update(sub.id, { default_payment_method: '' });
+    await s1.testHelpers.testClocks.advance(clock.id, { frozen_time: FEB_15 + 60 });
+    expect((await s1.subscriptions.retrieve(sub.id)).status).toBe('past_due');
+    await first.close();
+
+    const second = await startEmulator({ port: 0, stateFile });
+    try {
+      const s2 = sdkFor(second);
+      expect(await s2.testHelpers.testClocks.retrieve(clock.id)).toMatchObject({ frozen_time: FEB_15 + 60, status: 'ready' });
+      await s2.customers.update(customer.id, { invoice_settings: { default_payment_method: visa.id } });
+      await s2.testHelpers.testClocks.advance(clock.id, { frozen_time: FEB_15 + 4 * DAY });
+      expect(await s2.subscriptions.retrieve(sub.id)).toMatchObject({ status: 'active', created: T0 });
+    } finally {
+      await second.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,12 +2,14 @@
  * Billing portal: sessions (`POST /v1/billing_portal/sessions`, a small hosted page at `url`) and
  * configurations (create, retrieve, update, list; a default one exists from the start, as on Stripe).
  */
-import { invalidRequest, noSuch } from '../errors';
+import { ApiError, invalidRequest, noSuch } from '../errors';
 import { newId, randomToken } from '../ids';
 import { applyMetadata, bool, obj, str } from '../params';
 import type { Router } from '../router';
 import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
+import { diff } from './customers';
+import { attachPaymentMethod, resolvePaymentMethod } from './payment-methods';
 
 const DEFAULT_CONFIGURATION = 'bpc_emulator_default';
 
@@ -89,6 +91,34 @@ function getConfiguration(store: Store, id: string, param = 'configuration'): Ob
   const c = store.get('billing_portal.configuration', id);
   if (!c) throw noSuch('billing_portal.configuration', id, param);
   return c;
+}
+
+/** Whether the session's configuration lets the customer replace their payment method. */
+export function portalUpdatesPaymentMethod(store: Store, session: Obj): boolean {
+  const c = store.get('billing_portal.configuration', session.configuration) ?? ensureDefaultConfiguration(store);
+  return c.features?.payment_method_update?.enabled === true;
+}
+
+/**
+ * The portal's "update payment method": attaches the card (a test token) and makes it the
+ * customer's default for invoices, as Stripe's portal does. The next retry of a failed invoice
+ * charges it. Returns an error message when the card cannot be attached.
+ */
+export function portalReplaceCard(store: Store, session: Obj, token: string): string | null {
+  const customer = store.get('customer', session.customer);
+  if (!customer) return 'No such customer.';
+  try {
+    store.transaction(() => {
+      const before = store.render(customer);
+      const pm = attachPaymentMethod(store, resolvePaymentMethod(store, token), customer.id);
+      customer.invoice_settings.default_payment_method = pm.id;
+      store.emit('customer.updated', customer, diff(before, store.render(customer)));
+    });
+  } catch (e) {
+    if (e instanceof ApiError) return e.body.message;
+    throw e;
+  }
+  return null;
 }
 
 export function registerBillingPortal(router: Router, store: Store): void {

@@ -49,9 +49,10 @@ export function expireSession(store: Store, s: Obj): void {
   store.emit('checkout.session.expired', s, { status: 'open' });
 }
 
-export function expireDueSessions(store: Store): void {
+/** Expires the open sessions past their `expires_at` among those `which` selects (default: all). */
+export function expireDueSessions(store: Store, which: (s: Obj) => boolean = () => true): void {
   const now = store.now();
-  for (const s of store.table('checkout.session').values()) if (s.status === 'open' && s.expires_at <= now) expireSession(store, s);
+  for (const s of store.table('checkout.session').values()) if (s.status === 'open' && s.expires_at <= now && which(s)) expireSession(store, s);
 }
 
 /**

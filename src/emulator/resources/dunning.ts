@@ -4,7 +4,7 @@
  * customer who replaced a failing default card recovers on the next retry.
  */
 import type { Obj, Store } from '../store';
-import { attemptInvoicePayment } from './invoices';
+import { attemptInvoicePayment } from './invoice-payments';
 import { defaultPaymentMethod } from './subscription-model';
 
 /** The next scheduled retry of an open invoice, null when none is scheduled. */

@@ -15,7 +15,7 @@ import { periodAt } from '../periods';
 import type { Router } from '../router';
 import { out } from '../router';
 import type { Obj, Store } from '../store';
-import type { LineSpec } from './invoices';
+import type { LineSpec } from './invoice-lines';
 import { currentPeriod, cycleOf, getSubscription, itemUsageLine, money, productName, type Period } from './subscription-model';
 import { changeLines, planToItems, readChangePlan, readProrationBehavior, readProrationDate, type ChangePlan } from './subscription-update';
 

@@ -10,7 +10,8 @@ import { listOut, out } from '../router';
 import type { Ctx } from '../router';
 import { applyMetadata, obj, str } from '../params';
 
-export type ChargeBehavior = 'succeed' | 'decline' | 'insufficient_funds' | 'customer_fail' | 'authenticate';
+export const CHARGE_BEHAVIORS = ['succeed', 'decline', 'insufficient_funds', 'customer_fail', 'authenticate'] as const;
+export type ChargeBehavior = (typeof CHARGE_BEHAVIORS)[number];
 
 interface TestCard {
   brand: string;

@@ -6,7 +6,8 @@
 import { periodAt } from '../periods';
 import type { Obj, Store } from '../store';
 import { diff } from './customers';
-import { attemptInvoicePayment, type LineSpec } from './invoices';
+import type { LineSpec } from './invoice-lines';
+import { attemptInvoicePayment } from './invoice-payments';
 import { settlements } from './settlements';
 import { cancelScheduleOf, dueScheduleBoundary, transitionSchedule } from './subscription-schedules';
 import {

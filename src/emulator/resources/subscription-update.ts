@@ -20,7 +20,9 @@ import { newId } from '../ids';
 import { applyMetadata, bool, int, str } from '../params';
 import { periodAt } from '../periods';
 import { publicCopy, type Obj, type Store } from '../store';
-import { attemptInvoicePayment, createInvoice, finalizeInvoice, type LineSpec } from './invoices';
+import type { LineSpec } from './invoice-lines';
+import { createInvoice } from './invoice-model';
+import { attemptInvoicePayment, finalizeInvoice } from './invoice-payments';
 import {
   checkRecurring,
   currentPeriod,

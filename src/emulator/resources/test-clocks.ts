@@ -65,6 +65,13 @@ export function advanceTestClock(store: Store, clock: Obj, target: number): Obj 
   return advancing;
 }
 
+/** The frozen time of the customer's test clock; null for a customer on the global clock (or none). */
+export function customerClockTime(store: Store, customerId: string | null | undefined): number | null {
+  const clockId = clockOfCustomer(store, customerId);
+  const clock = clockId ? store.get(TEST_CLOCK, clockId) : undefined;
+  return clock ? (clock.frozen_time as number) : null;
+}
+
 /** The test clock whose time a request runs at: that of the customer it names or acts on, if any. */
 export function requestClockTime(store: Store, ctx: Ctx): number | null {
   const p = ctx.params;
