@@ -106,8 +106,10 @@ async function main(argv: string[]): Promise<void> {
     console.log(describeAdvance(advance).join('\n'));
   } catch (error) {
     if (error instanceof BillingError) {
-      const hint = error.code === 'PAYMENT_PROVIDER_ERROR' && !config.stripe.secretKey ? ' (is npm start still running?)' : '';
-      throw new ExitError(error.code === 'BAD_USER_INPUT' ? 2 : 1, `${error.message}${hint}`);
+      // A developer's tool: Stripe's own words say more than the message made for end users.
+      const stripeSaid = error.cause instanceof Error && error.cause.message !== error.message ? `\nStripe: ${error.cause.message}` : '';
+      const hint = error.code === 'PAYMENT_PROVIDER_ERROR' && !config.stripe.secretKey && !stripeSaid ? ' (is npm start still running?)' : '';
+      throw new ExitError(error.code === 'BAD_USER_INPUT' ? 2 : 1, `${error.message}${hint}${stripeSaid}`);
     }
     throw error;
   }

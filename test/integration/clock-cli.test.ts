@@ -92,6 +92,12 @@ describe('npm run clock', () => {
     expect(recovered.stdout).toContain(`${sub.stripeId}: past_due -> active`);
     await server.emulator!.waitForWebhooks();
     expect((await server.gql(alerts, {}, ann)).data.viewer).toEqual({ subscriptions: [{ status: 'ACTIVE' }], billingAlerts: [] });
+
+    // A year at once: Stripe moves a clock two billing intervals at most, so it goes a month at a time.
+    const year = await clock(['advance', '1y'], dataDir, dir);
+    expect(year.code).toBe(0);
+    expect(year.stdout).toContain('(12 steps of a month at most)');
+    expect(year.stdout.match(/renewal of cus_\w+ [\d.-]+: 19\.00 USD, paid/g)).toHaveLength(12);
   }, 90_000);
 
   it('refuses what it cannot do with a message and a non-zero exit', async () => {

@@ -31,7 +31,7 @@ export function describeClock(clock: TestClockSnapshot): string {
  */
 export function describeAdvance(advance: ClockAdvance): string[] {
   const lines = [
-    `Clock ${advance.after.name ?? advance.after.id} (${advance.after.id}) moved from ${advance.before.frozenTime.toISOString()} to ${advance.after.frozenTime.toISOString()} in ${(advance.elapsedMs / 1000).toFixed(1)} s.`,
+    `Clock ${advance.after.name ?? advance.after.id} (${advance.after.id}) moved from ${advance.before.frozenTime.toISOString()} to ${advance.after.frozenTime.toISOString()} in ${(advance.elapsedMs / 1000).toFixed(1)} s${advance.steps > 1 ? ` (${advance.steps} steps of a month at most)` : ''}.`,
   ];
   const invoices = new Map<string, Obj>();
   const statuses: string[] = [];

@@ -5,6 +5,8 @@ import { clockTarget } from './clock-span';
 export interface ClockAdvance {
   before: TestClockSnapshot;
   after: TestClockSnapshot;
+  /** Advances it took (a month at most each). */
+  steps: number;
   /** Wall time Stripe took to move the clock's objects. */
   elapsedMs: number;
   /** Stripe's events of the advance, oldest first. */
@@ -51,9 +53,9 @@ export class TestClockService {
   }
 
   /**
-   * Moves the clock named `name` by `spec` (`1month`, `7d`, an ISO date: see clockTarget) and
-   * waits until Stripe has moved its customers' objects (renewals, retries, trial ends), then
-   * reads the events the advance produced.
+   * Moves the clock named `name` by `spec` (`1month`, `7d`, an ISO date: see clockTarget), a
+   * month at most per Stripe advance, and waits until Stripe has moved its customers' objects
+   * (renewals, retries, trial ends), then reads the events the advance produced.
    */
   async advance(name: string, spec: string): Promise<ClockAdvance> {
     const before = await this.waitUntilReady(await this.getOrThrow(name));
@@ -71,11 +73,19 @@ export class TestClockService {
     const since = new Date(Math.min(before.frozenTime.getTime(), Date.now()) - 1000);
     const earlier = new Set((await this.eventsSince(since)).map((e) => e.id));
     const startedAt = Date.now();
-    await this.gateway.advanceTestClock({ id: before.id, to: target });
-    const after = await this.waitUntilReady(await this.gateway.retrieveTestClock(before.id));
+    // Stripe moves a clock at most two intervals of its shortest subscription at a time: a long
+    // advance goes a month at a time (what monthly plans allow), each step waited for.
+    let after = before;
+    let steps = 0;
+    while (after.frozenTime.getTime() < target.getTime()) {
+      const step = new Date(Math.min(clockTarget('1month', after.frozenTime).getTime(), target.getTime()));
+      await this.gateway.advanceTestClock({ id: before.id, to: step });
+      after = await this.waitUntilReady(await this.gateway.retrieveTestClock(before.id));
+      steps++;
+    }
     const elapsedMs = Date.now() - startedAt;
     const events = (await this.eventsSince(since)).filter((e) => !earlier.has(e.id));
-    return { before, after, elapsedMs, events };
+    return { before, after, steps, elapsedMs, events };
   }
 
   /** Polls until the clock is `ready`; an `internal_failure` or the timeout is an error. */
