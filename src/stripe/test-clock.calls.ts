@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { BillingError } from '../common/errors';
+import { BillingError, ErrorCode } from '../common/errors';
 import { idempotencyKey } from './idempotency';
 import { fromUnix } from './stripe.mappers';
 import type { TestCardSwitch, TestClockSnapshot } from './stripe.gateway';
@@ -25,7 +25,7 @@ export function toTestClockSnapshot(clock: Stripe.TestHelpers.TestClock): TestCl
  * its client and call policy. Test clocks exist in test mode only: a live key gets Stripe's error.
  */
 export class TestClockCalls {
-  /** The clock found or created per name, for this gateway's lifetime (each customer creation asks). */
+  /** The clock found or created per name (each customer creation asks). */
   private readonly found = new Map<string, Promise<TestClockSnapshot>>();
 
   constructor(
@@ -34,14 +34,18 @@ export class TestClockCalls {
   ) {}
 
   /**
-   * The clock named `name`, created frozen at the current time when the account has none. Two
-   * processes creating it on the same day send the same idempotency key, so Stripe makes one;
-   * later ones find it by name. A clock that failed (`internal_failure`) is passed over.
+   * The clock named `name`, created frozen at the current minute when the account has none.
+   * Processes creating it in the same minute send the same idempotency key, so Stripe makes one;
+   * later ones find it by name. A clock that failed (`internal_failure`) or was deleted is
+   * passed over.
    */
   async findOrCreate(name: string): Promise<TestClockSnapshot> {
     const known = await this.found.get(name)?.catch(() => null);
-    // Stripe deletes a clock by itself after a while (`deletes_after`): then look again.
-    if (known && (!known.deletesAfter || known.deletesAfter.getTime() > Date.now())) return known;
+    if (known) {
+      // Customers are created rarely: one read makes sure the clock was not deleted meanwhile.
+      const current = await this.retrieveOrNull(known.id);
+      if (current && current.status !== 'internal_failure') return current;
+    }
     const pending = this.lookUpOrCreate(name);
     this.found.set(name, pending);
     return pending;
@@ -52,14 +56,27 @@ export class TestClockCalls {
     // The newest, should two have been made on different days.
     existing.sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0));
     if (existing[0]) return existing[0];
-    const now = new Date();
-    const clock = await this.call('testHelpers.testClocks.create', () =>
-      this.stripe.testHelpers.testClocks.create(
-        { frozen_time: Math.floor(now.getTime() / 1000), name },
-        { idempotencyKey: idempotencyKey('test_clock.create', name, now.toISOString().slice(0, 10)) },
-      ),
-    );
-    return toTestClockSnapshot(clock);
+    // Frozen at the current minute, which is also in the key: processes creating it in the same
+    // minute send the same request and get the same clock.
+    const minute = Math.floor(Date.now() / 60_000) * 60;
+    const create = (...parts: string[]) =>
+      this.call('testHelpers.testClocks.create', () =>
+        this.stripe.testHelpers.testClocks.create({ frozen_time: minute, name }, { idempotencyKey: idempotencyKey('test_clock.create', name, minute, ...parts) }),
+      );
+    let clock = toTestClockSnapshot(await create());
+    // The key's first answer may be a clock deleted since (in the same minute): then a new one.
+    if (!(await this.retrieveOrNull(clock.id))) clock = toTestClockSnapshot(await create(clock.id));
+    return clock;
+  }
+
+  /** The clock, or null when Stripe has no such clock (deleted). */
+  private async retrieveOrNull(id: string): Promise<TestClockSnapshot | null> {
+    try {
+      return await this.retrieve(id);
+    } catch (error) {
+      if (error instanceof BillingError && error.code === ErrorCode.NOT_FOUND) return null;
+      throw error;
+    }
   }
 
   async retrieve(id: string): Promise<TestClockSnapshot> {

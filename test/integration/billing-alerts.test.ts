@@ -115,4 +115,28 @@ describe('billingAlerts', () => {
     expect(attempts).toBe(4);
     expect((await stripe.subscriptions.retrieve(sub.stripeId)).status).toBe('canceled');
   });
+
+  it('keeps the clock time in test_clocks from its events, and forgets a clock Stripe deleted', async () => {
+    const sql = (q: string, p: unknown[] = []) => server.orm.em.fork().getConnection().execute(q, p);
+    const clock = (await clocks.find(CLOCK))!;
+    expect(await sql('select frozen_time from test_clocks where stripe_test_clock_id = ?', [clock.id])).toEqual([{ frozen_time: expect.anything() }]);
+    const [{ frozen_time }] = await sql('select frozen_time from test_clocks where stripe_test_clock_id = ?', [clock.id]);
+    expect(new Date(frozen_time).getTime()).toBe(clock.frozenTime.getTime());
+
+    await stripe.testHelpers.testClocks.del(clock.id);
+    await server.emulator!.waitForWebhooks();
+    expect(await sql('select * from test_clocks where stripe_test_clock_id = ?', [clock.id])).toEqual([]);
+    // Its customers went with it (customer.deleted): their next subscription makes new ones.
+    expect(await sql('select user_id from customers where stripe_customer_id is not null and stripe_test_clock_id = ?', [clock.id])).toEqual([]);
+
+    // The next customer gets a new clock of the same name.
+    const ida = await authHeader('ida');
+    const again = await server.gql(`mutation { startSubscription(input: { plan: "starter", trialDays: 7 }) { subscription { status } } }`, {}, ida);
+    expect(again.data).toEqual({
+      startSubscription: { subscription: { status: 'TRIALING' } },
+    });
+    const fresh = (await clocks.find(CLOCK))!;
+    expect(fresh.id).not.toBe(clock.id);
+    expect(await sql('select stripe_test_clock_id from customers where user_id = ?', ['ida'])).toEqual([{ stripe_test_clock_id: fresh.id }]);
+  });
 });
