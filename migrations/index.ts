@@ -5,6 +5,7 @@ import { Migration20261207021500 } from './Migration20261207021500';
 import { Migration20261207021600 } from './Migration20261207021600';
 import { Migration20261207021700 } from './Migration20261207021700';
 import { Migration20261207040000 } from './Migration20261207040000';
+import { Migration20261207100000 } from './Migration20261207100000';
 
 /** Every migration, in order. `npm run migration:create` writes a new file; add it here. */
 export const migrationsList: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261207021600', class: Migration20261207021600 },
   { name: 'Migration20261207021700', class: Migration20261207021700 },
   { name: 'Migration20261207040000', class: Migration20261207040000 },
+  { name: 'Migration20261207100000', class: Migration20261207100000 },
 ];

@@ -11,6 +11,7 @@ import { initORM, migrate } from './db/orm';
 import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
 import { gatewayFromConfig } from './stripe/gateway-from-config';
+import { LOCAL_EMULATOR_SECRET_KEY, writeLocalEmulatorEndpoint } from './stripe/local-emulator-endpoint';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator';
@@ -122,7 +123,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         if (config.stripe.webhookSecret) webhookSecret = config.stripe.webhookSecret;
         else ({ secret: webhookSecret, file: webhookSecretFile } = await ensureLocalWebhookSecret(config.dataDir));
         webhookSecrets = config.stripe.webhookSecrets.length ? config.stripe.webhookSecrets : [webhookSecret];
-        gateway = gatewayFromConfig(config, { log, secretKey: 'sk_test_tollgate_local_emulator', apiBase: emulator.url, webhookSecret });
+        gateway = gatewayFromConfig(config, { log, secretKey: LOCAL_EMULATOR_SECRET_KEY, apiBase: emulator.url, webhookSecret });
+        // Commands such as `npm run clock` reach this emulator through the file.
+        closers.push({ name: 'emulator endpoint', close: await writeLocalEmulatorEndpoint(config.dataDir, emulator.url) });
       }
     }
 

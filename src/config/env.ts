@@ -36,6 +36,11 @@ export interface AppConfig {
     priceMap: Record<string, string>;
     timeoutMs: number;
     maxNetworkRetries: number;
+    /**
+     * The test clock new customers are put on (found or created by name), so `npm run clock`
+     * can move their subscriptions through time; undefined: customers live in real time.
+     */
+    testClock?: string;
   };
   auth: { jwtSecret?: string; jwksUrl?: string; issuer?: string; audience?: string };
   allowedRedirectOrigins: string[];
@@ -158,6 +163,7 @@ const schema = z.object({
   STRIPE_API_BASE: optionalText,
   STRIPE_TIMEOUT_MS: int(20000, 100, 120000),
   STRIPE_MAX_NETWORK_RETRIES: int(2, 0, 10),
+  STRIPE_TEST_CLOCK: optionalText,
   ALLOW_LIVE_KEYS: bool(false),
   AUTH_JWT_SECRET: optionalText,
   AUTH_JWKS_URL: optionalText,
@@ -195,6 +201,15 @@ const schema = z.object({
 });
 
 export type Env = Record<string, string | undefined>;
+
+/** The clock customers go on by default in local mode (tests opt in by naming their own). */
+export const LOCAL_TEST_CLOCK = 'tollgate-local';
+
+/** `STRIPE_TEST_CLOCK`: a clock name, or off / false / none; unset means the local clock in local mode. */
+function testClockName(value: string | undefined, localDefault: boolean): string | undefined {
+  if (value === undefined) return localDefault ? LOCAL_TEST_CLOCK : undefined;
+  return ['off', 'false', 'none', '0', 'no'].includes(value.toLowerCase()) ? undefined : value;
+}
 
 /** Reads `.env.local` then `.env` from `cwd` (the first file wins, the real environment wins over both). */
 export function readEnvFiles(cwd: string, files = ['.env.local', '.env']): Env {
@@ -295,6 +310,9 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       problems.push(`ALLOWED_REDIRECT_ORIGINS/CORS_ORIGINS: "${origin}" is not an origin like https://app.example.com`);
     }
   }
+  const testClock = testClockName(e.STRIPE_TEST_CLOCK, mode === 'local' && e.NODE_ENV !== 'test');
+  if (testClock && secretKey && isLiveKey(secretKey)) problems.push('STRIPE_TEST_CLOCK: test clocks exist only in test mode; unset it with a live key');
+  if (testClock && testClock.length > 100) problems.push('STRIPE_TEST_CLOCK: a clock name has at most 100 characters');
   const priceMap = parsePriceMap(e.STRIPE_PRODUCT_PRICE_MAP);
   if (!priceMap.ok) for (const p of priceMap.problems) problems.push(`STRIPE_PRODUCT_PRICE_MAP: ${p}`);
 
@@ -330,6 +348,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string; envF
       priceMap: priceMap.ok ? priceMap.map : {},
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+      testClock,
     },
     auth: { jwtSecret: e.AUTH_JWT_SECRET, jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE },
     allowedRedirectOrigins: e.ALLOWED_REDIRECT_ORIGINS.map((o) => o.replace(/\/$/, '')),

@@ -20,5 +20,6 @@ export function gatewayFromConfig(
     timeoutMs: config.stripe.timeoutMs,
     maxNetworkRetries: config.stripe.maxNetworkRetries,
     logger: options.log?.child({ component: 'stripe' }),
+    customerTestClock: config.stripe.testClock,
   });
 }

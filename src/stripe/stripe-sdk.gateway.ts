@@ -43,6 +43,7 @@ import { stripeModeFor } from '../config/stripe-keys';
 import { MeterEventSender, METER_STREAM_BATCH_SIZE } from './meter-event-sender';
 import { StripeCallPolicy, type StripeGatewayLogger } from './stripe-call-policy';
 import { SubscriptionChangeCalls } from './subscription-change.calls';
+import { TestClockCalls } from './test-clock.calls';
 import {
   subscriptionClientSecret,
   toBillingPortalSessionSnapshot,
@@ -74,6 +75,8 @@ export interface StripeSdkGatewayOptions {
    * when the stream is unavailable; `v1` always sends one event per request.
    */
   meterEventTransport?: 'auto' | 'v1';
+  /** The name of the test clock new customers are put on (test mode only). */
+  customerTestClock?: string;
 }
 
 const PAGINATION_LIMIT = 10_000;
@@ -117,6 +120,8 @@ export class StripeSdkGateway implements StripeGateway {
   private readonly meterEvents: MeterEventSender;
   /** Plan changes: item updates, schedules, invoice previews. */
   private readonly changes: SubscriptionChangeCalls;
+  readonly customerTestClock: string | null;
+  private readonly clocks: TestClockCalls;
 
   constructor(options: StripeSdkGatewayOptions) {
     if (!options.secretKey) throw new TypeError('secretKey is required');
@@ -136,7 +141,15 @@ export class StripeSdkGateway implements StripeGateway {
     this.policy = new StripeCallPolicy({ secretKey: options.secretKey, maxRetries, logger });
     this.meterEvents = new MeterEventSender(this.stripe, this.policy, { transport: options.meterEventTransport ?? 'auto', logger });
     this.changes = new SubscriptionChangeCalls(this.stripe, (operation, fn, context) => this.call(operation, fn, context));
+    this.clocks = new TestClockCalls(this.stripe, (operation, fn, context) => this.call(operation, fn, context));
+    this.customerTestClock = options.customerTestClock ?? null;
   }
+
+  findOrCreateTestClock: StripeGateway['findOrCreateTestClock'] = (name) => this.clocks.findOrCreate(name);
+  retrieveTestClock: StripeGateway['retrieveTestClock'] = (id) => this.clocks.retrieve(id);
+  listTestClocks: StripeGateway['listTestClocks'] = () => this.clocks.list();
+  advanceTestClock: StripeGateway['advanceTestClock'] = (input) => this.clocks.advance(input);
+  switchTestCard: StripeGateway['switchTestCard'] = (input) => this.clocks.switchTestCard(input);
 
   changeSubscriptionItems: StripeGateway['changeSubscriptionItems'] = (input) => this.changes.changeSubscriptionItems(input);
   previewSubscriptionInvoice: StripeGateway['previewSubscriptionInvoice'] = (input) => this.changes.previewSubscriptionInvoice(input);
@@ -158,6 +171,7 @@ export class StripeSdkGateway implements StripeGateway {
         {
           ...(input.email ? { email: input.email } : {}),
           ...(input.name ? { name: input.name } : {}),
+          ...(input.testClockId ? { test_clock: input.testClockId } : {}),
           metadata: { [USER_ID_METADATA_KEY]: input.userId },
         },
         { idempotencyKey: input.idempotencyKey },

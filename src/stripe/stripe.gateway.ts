@@ -252,10 +252,36 @@ export interface InvoiceSnapshot {
   periodStart: Date | null;
   periodEnd: Date | null;
   paidAt: Date | null;
+  /** Payment attempts so far on Stripe's retry schedule (the first attempt counts as 1). */
+  attemptCount: number;
+  /** When Stripe retries the payment next (smart retries); null when none is scheduled. */
+  nextPaymentAttempt: Date | null;
   /** The payment's client secret when Stripe sent `confirmation_secret` (expanded). */
   clientSecret: string | null;
   livemode: boolean;
   createdAt: Date | null;
+}
+
+/** A Stripe test clock: objects of its customers move with `frozenTime` instead of real time. */
+export interface TestClockSnapshot {
+  id: string;
+  name: string | null;
+  frozenTime: Date;
+  /** `advancing` while Stripe moves the clock's objects, `ready` once done, `internal_failure` when it failed. */
+  status: string;
+  /** Where an advance under way goes. */
+  advancingTo: Date | null;
+  /** When Stripe deletes the clock and its objects by itself. */
+  deletesAfter: Date | null;
+  createdAt: Date | null;
+}
+
+/** What switchTestCard changed. */
+export interface TestCardSwitch {
+  customerId: string;
+  paymentMethodId: string;
+  /** Subscriptions whose own default payment method now is the new card. */
+  subscriptionIds: string[];
 }
 
 export interface Page<T> {
@@ -324,6 +350,8 @@ export interface CreateCustomerInput {
   userId: string;
   email?: string;
   name?: string;
+  /** A test clock (test mode only): the customer and its subscriptions then move with that clock's time. */
+  testClockId?: string;
   idempotencyKey: string;
 }
 
@@ -545,6 +573,23 @@ export interface StripeGateway {
   createCustomer(input: CreateCustomerInput): Promise<CustomerSnapshot>;
   /** Reads a customer; a deleted customer comes back with `deleted: true`. */
   retrieveCustomer(id: string): Promise<CustomerSnapshot>;
+
+  // Test clocks (test mode only; see test-clock.calls.ts)
+
+  /**
+   * The name of the test clock new customers are put on (local mode, or a setting in test
+   * mode), or null: customers then live in real time.
+   */
+  readonly customerTestClock: string | null;
+  /** The clock named `name` that is not being deleted, created (frozen at now) when there is none. */
+  findOrCreateTestClock(name: string): Promise<TestClockSnapshot>;
+  retrieveTestClock(id: string): Promise<TestClockSnapshot>;
+  /** Every test clock of the account. */
+  listTestClocks(): Promise<TestClockSnapshot[]>;
+  /** Starts moving the clock to `to`; it is `advancing` until Stripe has moved its objects, then `ready`. */
+  advanceTestClock(input: { id: string; to: Date }): Promise<TestClockSnapshot>;
+  /** Test mode: replaces a customer's card with a test card, as the billing portal would. */
+  switchTestCard(input: { customer: string; card: string }): Promise<TestCardSwitch>;
 
   // Catalog
 

@@ -274,6 +274,8 @@ export function toInvoiceSnapshot(invoice: Stripe.Invoice): InvoiceSnapshot {
     periodStart: fromUnix(invoice.period_start),
     periodEnd: fromUnix(invoice.period_end),
     paidAt: fromUnix(invoice.status_transitions?.paid_at),
+    attemptCount: typeof invoice.attempt_count === 'number' ? invoice.attempt_count : 0,
+    nextPaymentAttempt: fromUnix(invoice.next_payment_attempt),
     clientSecret: invoice.confirmation_secret?.client_secret ?? null,
     livemode: invoice.livemode === true,
     createdAt: fromUnix(invoice.created),

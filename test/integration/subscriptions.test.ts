@@ -183,6 +183,8 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
   it('leaves the database as it was when Stripe fails, and answers PAYMENT_PROVIDER_ERROR', async () => {
     const heidi = await authHeader('heidi');
     const sub = (await server.gql(START, { input: { plan: 'starter' } }, heidi)).data.startSubscription.subscription;
+    // The webhooks of the start are applied first: their refetches would take the faults meant for the mutations.
+    await server.emulator!.waitForWebhooks();
     await fetch(`${server.emulator!.url}/_emulator/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -292,10 +292,17 @@ describe('stripe.mappers', () => {
         periodStart: at(T0),
         periodEnd: at(T0),
         paidAt: null,
+        attemptCount: 0,
+        nextPaymentAttempt: null,
         clientSecret: null,
         livemode: false,
         createdAt: at(T0),
       });
+    });
+
+    it('maps the retry schedule of a failed payment', () => {
+      const snapshot = toInvoiceSnapshot(invoiceFixture({ attempt_count: 2, next_payment_attempt: T0 + 5 * 86_400 }));
+      expect(snapshot).toMatchObject({ attemptCount: 2, nextPaymentAttempt: at(T0 + 5 * 86_400) });
     });
 
     it('maps a paid invoice with an expanded subscription', () => {

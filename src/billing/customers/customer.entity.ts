@@ -21,6 +21,10 @@ export class Customer {
   @Property({ type: 'boolean' })
   livemode: boolean = false;
 
+  /** The Stripe test clock the customer was created on (local mode, or by setting in test mode). */
+  @Property({ type: 'text', nullable: true })
+  stripeTestClockId?: string | null;
+
   @Property({ type: 'timestamptz' })
   createdAt: Date = new Date();
 

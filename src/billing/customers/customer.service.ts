@@ -4,6 +4,7 @@ import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from './customer.entity';
+import { TestClockRepository } from './test-clock.repository';
 
 export class CustomerService {
   constructor(
@@ -42,12 +43,21 @@ export class CustomerService {
     const row = await this.getOrCreateRow(user);
     if (row.stripeCustomerId) return row as Customer & { stripeCustomerId: string };
     const gateway = this.requireGateway();
+    // In local mode (or by setting, in test mode) the customer lives on a test clock, so
+    // `npm run clock` can move its subscriptions through months in seconds.
+    const clock = gateway.customerTestClock ? await gateway.findOrCreateTestClock(gateway.customerTestClock) : null;
     const created = await gateway.createCustomer({
       userId: user.userId,
       email: user.email,
+      ...(clock ? { testClockId: clock.id } : {}),
       idempotencyKey: idempotencyKey('customer.create', row.id),
     });
-    await this.em.nativeUpdate(Customer, { id: row.id, stripeCustomerId: null }, { stripeCustomerId: created.id, livemode: created.livemode });
+    if (clock) await new TestClockRepository(this.em).apply(clock, new Date());
+    await this.em.nativeUpdate(
+      Customer,
+      { id: row.id, stripeCustomerId: null },
+      { stripeCustomerId: created.id, livemode: created.livemode, stripeTestClockId: clock?.id ?? null },
+    );
     const fresh = await this.em.findOneOrFail(Customer, { id: row.id }, { refresh: true });
     return fresh as Customer & { stripeCustomerId: string };
   }

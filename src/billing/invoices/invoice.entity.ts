@@ -7,7 +7,7 @@ import { Subscription } from '../subscriptions/subscription.entity';
 @Entity({ tableName: 'invoices' })
 @Index({ properties: ['customer', 'stripeCreatedAt'] })
 export class Invoice {
-  [OptionalProps]?: 'createdAt' | 'updatedAt';
+  [OptionalProps]?: 'attemptCount' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -54,6 +54,22 @@ export class Invoice {
 
   @Property({ type: 'timestamptz', nullable: true })
   paidAt?: Date | null;
+
+  /** Payment attempts on Stripe's retry schedule (the first attempt counts as 1). */
+  @Property({ type: 'integer', default: 0 })
+  attemptCount: number = 0;
+
+  /** When Stripe tries the payment again; null when no retry is scheduled. */
+  @Property({ type: 'timestamptz', nullable: true })
+  nextPaymentAttempt?: Date | null;
+
+  /**
+   * The attempt (`attemptCount` then) that Stripe said needs the customer to authenticate
+   * (`invoice.payment_action_required`, 3-D Secure). While it is still the last attempt, the
+   * customer is asked to authenticate rather than to replace the card.
+   */
+  @Property({ type: 'integer', nullable: true })
+  actionRequiredAttempt?: number | null;
 
   @Property({ type: 'timestamptz' })
   stripeCreatedAt!: Date;

@@ -3,11 +3,11 @@ import type { GraphQLContext } from '../../graphql/context';
 import { ActingCustomer } from '../../graphql/authorization';
 import type { Customer } from '../customers/customer.entity';
 import { CALLS_STRIPE, listCost, STRIPE_CALL_COST } from '../../security/field-costs';
-import type { Invoice } from './invoice.entity';
+import type { InvoiceView } from './invoice.view';
 import { DEFAULT_PAGE_SIZE, encodeCursor, InvoiceService } from './invoice.service';
 import { InvoiceConnection, InvoiceEdge, InvoiceStatus, InvoiceType, PageInfo } from './invoice.type';
 
-export function toInvoiceType(row: Invoice): InvoiceType {
+export function toInvoiceType(row: InvoiceView): InvoiceType {
   return Object.assign(new InvoiceType(), {
     id: row.id,
     number: row.number ?? null,
@@ -21,6 +21,8 @@ export function toInvoiceType(row: Invoice): InvoiceType {
     periodStart: row.periodStart ?? null,
     periodEnd: row.periodEnd ?? null,
     paidAt: row.paidAt ?? null,
+    attemptCount: row.attemptCount,
+    nextPaymentAttempt: row.nextPaymentAttempt ?? null,
     createdAt: row.stripeCreatedAt,
   });
 }

@@ -80,6 +80,11 @@ export class InvoiceService {
     return { rows: page, hasNextPage, endCursor: page.length ? encodeCursor(page[page.length - 1]) : null };
   }
 
+  /** Our row of a Stripe invoice, from the table only. */
+  findByStripeId(stripeInvoiceId: string): Promise<Invoice | null> {
+    return this.em.findOne(Invoice, { stripeInvoiceId });
+  }
+
   /**
    * Reads the customer's newest invoices from Stripe into the table, so the list is current
    * even when a webhook is late or lost. It stops at the first Stripe page that holds nothing
@@ -94,7 +99,8 @@ export class InvoiceService {
         const result = await this.gateway.listInvoices({ customerId: customer.stripeCustomerId, limit: MAX_PAGE_SIZE, startingAfter });
         const known = result.data.length
           ? await this.em.execute<KnownInvoice[]>(
-              `select stripe_invoice_id, status, amount_paid, amount_due, amount_remaining, total, paid_at, number
+              `select stripe_invoice_id, status, amount_paid, amount_due, amount_remaining, total, paid_at, number,
+                 attempt_count, next_payment_attempt
                from invoices where stripe_invoice_id in (?)`,
               [result.data.map((i) => i.id)],
             )
@@ -120,19 +126,32 @@ export class InvoiceService {
    * the event time for an event's own copy); a row already synced later is left alone, in one
    * statement, so concurrent writers cannot interleave. Invoices of customers we do not know
    * are ignored (null).
+   *
+   * `actionRequired`: the event being applied is `invoice.payment_action_required`, so the
+   * invoice's current attempt waits for the customer to authenticate; it is remembered by its
+   * attempt number, so events of the same attempt may come in any order, and a later attempt
+   * (a retry that fails outright) is no longer taken for one needing authentication.
    */
-  async applySnapshot(em: EntityManager, snapshot: InvoiceSnapshot, syncedAt: Date, customer?: Customer): Promise<'applied' | 'stale' | null> {
+  async applySnapshot(
+    em: EntityManager,
+    snapshot: InvoiceSnapshot,
+    syncedAt: Date,
+    customer?: Customer,
+    actionRequired = false,
+  ): Promise<'applied' | 'stale' | null> {
     if (!snapshot.customerId) return null;
     const owner = customer ?? (await em.findOne(Customer, { stripeCustomerId: snapshot.customerId }));
     if (!owner || owner.stripeCustomerId !== snapshot.customerId) return null;
     const subscription = snapshot.subscriptionId
       ? await em.findOne(Subscription, { stripeSubscriptionId: snapshot.subscriptionId, customer: owner.id }, { fields: ['id'] })
       : null;
+    // Stripe omits the status only on objects it no longer shows; draft is the safe reading.
+    const status = snapshot.status ?? 'draft';
     const rows = await em.execute<{ id: string }[]>(
       `insert into invoices (id, customer_id, subscription_id, stripe_invoice_id, number, status, currency,
          amount_due, amount_paid, amount_remaining, total, hosted_invoice_url, period_start, period_end, paid_at,
-         stripe_created_at, stripe_synced_at, created_at, updated_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())
+         attempt_count, next_payment_attempt, action_required_attempt, stripe_created_at, stripe_synced_at, created_at, updated_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())
        on conflict (stripe_invoice_id) do update set
          subscription_id = coalesce(excluded.subscription_id, invoices.subscription_id),
          number = excluded.number, status = excluded.status, currency = excluded.currency,
@@ -140,6 +159,8 @@ export class InvoiceService {
          amount_remaining = excluded.amount_remaining, total = excluded.total,
          hosted_invoice_url = excluded.hosted_invoice_url, period_start = excluded.period_start,
          period_end = excluded.period_end, paid_at = excluded.paid_at,
+         attempt_count = excluded.attempt_count, next_payment_attempt = excluded.next_payment_attempt,
+         action_required_attempt = coalesce(excluded.action_required_attempt, invoices.action_required_attempt),
          stripe_synced_at = excluded.stripe_synced_at, updated_at = now()
        where invoices.stripe_synced_at is null or invoices.stripe_synced_at <= excluded.stripe_synced_at
        returning id`,
@@ -149,8 +170,7 @@ export class InvoiceService {
         subscription?.id ?? null,
         snapshot.id,
         snapshot.number,
-        // Stripe omits the status only on objects it no longer shows; draft is the safe reading.
-        snapshot.status ?? 'draft',
+        status,
         snapshot.currency,
         snapshot.amountDue,
         snapshot.amountPaid,
@@ -160,6 +180,9 @@ export class InvoiceService {
         snapshot.periodStart,
         snapshot.periodEnd,
         snapshot.paidAt,
+        snapshot.attemptCount,
+        snapshot.nextPaymentAttempt,
+        actionRequired ? snapshot.attemptCount : null,
         snapshot.createdAt ?? syncedAt,
         syncedAt,
       ],
@@ -177,6 +200,8 @@ interface KnownInvoice {
   total: number;
   paid_at: Date | null;
   number: string | null;
+  attempt_count: number;
+  next_payment_attempt: Date | null;
 }
 
 /** Whether Stripe's invoice differs from our row in anything the API shows. */
@@ -188,6 +213,8 @@ function invoiceChanged(row: KnownInvoice, snapshot: InvoiceSnapshot): boolean {
     row.amount_remaining !== snapshot.amountRemaining ||
     row.total !== snapshot.total ||
     row.number !== snapshot.number ||
+    row.attempt_count !== snapshot.attemptCount ||
+    (row.next_payment_attempt ? new Date(row.next_payment_attempt).getTime() : null) !== (snapshot.nextPaymentAttempt?.getTime() ?? null) ||
     (row.paid_at ? new Date(row.paid_at).getTime() : null) !== (snapshot.paidAt?.getTime() ?? null)
   );
 }

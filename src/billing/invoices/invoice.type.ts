@@ -47,6 +47,12 @@ export class InvoiceType {
   @Field(() => Date, { nullable: true })
   paidAt!: Date | null;
 
+  @Field(() => Int, { description: "Payment attempts on Stripe's retry schedule (the first attempt counts as 1; 0 before any)." })
+  attemptCount!: number;
+
+  @Field(() => Date, { nullable: true, description: 'When Stripe retries a failed payment next; null when no retry is scheduled.' })
+  nextPaymentAttempt!: Date | null;
+
   @Field(() => Date, { description: 'When Stripe created the invoice.' })
   createdAt!: Date;
 }

@@ -1,6 +1,7 @@
 import type { PendingChangeSnapshot } from './subscription.entity';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { rawQuery } from '../../db/raw-query';
+import type { InvoiceView } from '../invoices/invoice.view';
 
 /** A subscription as the API reads it: the columns its GraphQL type shows, and its price. */
 export interface SubscriptionView {
@@ -16,6 +17,10 @@ export interface SubscriptionView {
   price: { id: string };
   /** The change a schedule or a pending update holds for later. */
   pendingChange: PendingChangeSnapshot | null;
+  /** Stripe's latest invoice of the subscription, when we hold it. */
+  latestInvoice: InvoiceView | null;
+  /** The trial end Stripe announced with `trial_will_end`. */
+  trialEndNoticeFor: Date | null;
 }
 
 /** The ORM has the driver hand timestamps over as text; read on their own they may be either. */
@@ -39,10 +44,36 @@ interface Row {
   created_at: Timestamp;
   price_id: string;
   pending_change: PendingChangeSnapshot | string | null;
+  trial_end_notice_for: Timestamp | null;
+  li_id: string | null;
+  li_number: string | null;
+  li_status: string | null;
+  li_currency: string | null;
+  li_amount_due: number | null;
+  li_amount_paid: number | null;
+  li_amount_remaining: number | null;
+  li_total: number | null;
+  li_hosted_invoice_url: string | null;
+  li_period_start: Timestamp | null;
+  li_period_end: Timestamp | null;
+  li_paid_at: Timestamp | null;
+  li_attempt_count: number | null;
+  li_next_payment_attempt: Timestamp | null;
+  li_action_required_attempt: number | null;
+  li_stripe_created_at: Timestamp | null;
 }
 
 const COLUMNS = `s.id, s.status, s.quantity, s.current_period_start, s.current_period_end, s.cancel_at_period_end,
-  s.canceled_at, s.trial_end, s.created_at, s.price_id, s.pending_change`;
+  s.canceled_at, s.trial_end, s.created_at, s.price_id, s.pending_change, s.trial_end_notice_for,
+  li.id as li_id, li.number as li_number, li.status as li_status, li.currency as li_currency,
+  li.amount_due as li_amount_due, li.amount_paid as li_amount_paid, li.amount_remaining as li_amount_remaining,
+  li.total as li_total, li.hosted_invoice_url as li_hosted_invoice_url, li.period_start as li_period_start,
+  li.period_end as li_period_end, li.paid_at as li_paid_at, li.attempt_count as li_attempt_count,
+  li.next_payment_attempt as li_next_payment_attempt, li.action_required_attempt as li_action_required_attempt,
+  li.stripe_created_at as li_stripe_created_at`;
+
+/** The subscription's latest invoice (one row at most: stripe_invoice_id is unique). */
+const LATEST_INVOICE = 'left join invoices li on li.stripe_invoice_id = s.latest_stripe_invoice_id';
 
 /**
  * The read path of `subscriptions`, `viewer.subscriptions` and the like: parameterised SQL
@@ -92,8 +123,8 @@ function sharedReadsOf(em: EntityManager): SharedReads {
       const rows = await rawQuery<Row & { key: string }>(
         em,
         key === 'user_id'
-          ? `select c.user_id as key, ${COLUMNS} from subscriptions s join customers c on c.id = s.customer_id where c.user_id = any($1::text[]) ${ORDER}`
-          : `select s.customer_id::text as key, ${COLUMNS} from subscriptions s where s.customer_id = any($1::uuid[]) ${ORDER}`,
+          ? `select c.user_id as key, ${COLUMNS} from subscriptions s join customers c on c.id = s.customer_id ${LATEST_INVOICE} where c.user_id = any($1::text[]) ${ORDER}`
+          : `select s.customer_id::text as key, ${COLUMNS} from subscriptions s ${LATEST_INVOICE} where s.customer_id = any($1::uuid[]) ${ORDER}`,
         [keys],
       );
       const byKey = new Map<string, SubscriptionView[]>();
@@ -179,5 +210,26 @@ function toView(row: Row): SubscriptionView {
     price: { id: row.price_id },
     // jsonb may come back as text on the ORM's connections, as timestamps do.
     pendingChange: typeof row.pending_change === 'string' ? (JSON.parse(row.pending_change) as PendingChangeSnapshot) : row.pending_change,
+    trialEndNoticeFor: date(row.trial_end_notice_for),
+    latestInvoice: row.li_id
+      ? {
+          id: row.li_id,
+          number: row.li_number,
+          status: row.li_status ?? 'draft',
+          currency: row.li_currency ?? '',
+          amountDue: row.li_amount_due ?? 0,
+          amountPaid: row.li_amount_paid ?? 0,
+          amountRemaining: row.li_amount_remaining ?? 0,
+          total: row.li_total ?? 0,
+          hostedInvoiceUrl: row.li_hosted_invoice_url,
+          periodStart: date(row.li_period_start),
+          periodEnd: date(row.li_period_end),
+          paidAt: date(row.li_paid_at),
+          attemptCount: row.li_attempt_count ?? 0,
+          nextPaymentAttempt: date(row.li_next_payment_attempt),
+          actionRequiredAttempt: row.li_action_required_attempt,
+          stripeCreatedAt: date(row.li_stripe_created_at) ?? new Date(0),
+        }
+      : null,
   };
 }

@@ -57,6 +57,8 @@ export interface SubscriptionSnapshotOptions {
   customer?: Customer;
   idempotencyKey?: string | null;
   syncedAt?: Date;
+  /** Stripe announced the trial's end (`customer.subscription.trial_will_end`). */
+  trialWillEnd?: boolean;
 }
 
 /**
@@ -99,6 +101,8 @@ options: SubscriptionSnapshotOptions = {},
     cancelAtPeriodEnd: snapshot.cancelAtPeriodEnd,
     canceledAt: snapshot.canceledAt,
     trialEnd: snapshot.trialEnd,
+    latestStripeInvoiceId: snapshot.latestInvoiceId,
+    ...(options.trialWillEnd && snapshot.trialEnd ? { trialEndNoticeFor: snapshot.trialEnd } : {}),
     stripeSyncedAt: syncedAt,
   };
   if (existing) {

@@ -89,6 +89,14 @@ export class Subscription {
   @Property({ type: 'jsonb', nullable: true })
   pendingChange?: PendingChangeSnapshot | null;
 
+  /** Stripe's `latest_invoice`: the invoice `latestInvoice` shows (joined on invoices.stripe_invoice_id). */
+  @Property({ type: 'text', nullable: true })
+  latestStripeInvoiceId?: string | null;
+
+  /** The trial end Stripe's `customer.subscription.trial_will_end` announced (the trial-ending alert). */
+  @Property({ type: 'timestamptz', nullable: true })
+  trialEndNoticeFor?: Date | null;
+
   @Property({ type: 'timestamptz' })
   createdAt: Date = new Date();
 

@@ -6,6 +6,11 @@ import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
+import { toInvoiceType } from '../invoices/invoice.resolver';
+import { InvoiceService } from '../invoices/invoice.service';
+import { InvoiceType } from '../invoices/invoice.type';
+import { BillingAlertType } from './billing-alert.type';
+import { billingAlertsOf, type BillingAlert } from './billing-alerts';
 import type { Subscription } from './subscription.entity';
 import { SubscriptionReadRepository, type SubscriptionView } from './subscription-read.repository';
 import { SubscriptionService } from './subscription.service';
@@ -30,6 +35,23 @@ export function toSubscriptionType(row: Subscription | SubscriptionView): Subscr
     createdAt: row.createdAt,
     priceId: row.price.id,
     pendingChangeRow: row.pendingChange ?? null,
+    // A view carries its latest invoice (joined); an entity only Stripe's id of it.
+    ...('latestInvoice' in row ? { latestInvoiceRow: row.latestInvoice } : { latestStripeInvoiceId: row.latestStripeInvoiceId ?? null }),
+  });
+}
+
+function toBillingAlertType(alert: BillingAlert): BillingAlertType {
+  const invoice = alert.invoice;
+  return Object.assign(new BillingAlertType(), {
+    code: alert.code,
+    message: alert.message,
+    subscription: toSubscriptionType(alert.subscription),
+    invoice: invoice ? toInvoiceType(invoice) : null,
+    amountDue: invoice ? invoice.amountRemaining : null,
+    currency: invoice ? invoice.currency : null,
+    nextPaymentAttempt: invoice?.nextPaymentAttempt ?? null,
+    hostedInvoiceUrl: invoice?.hostedInvoiceUrl ?? null,
+    trialEnd: alert.trialEnd,
   });
 }
 
@@ -113,6 +135,17 @@ export class SubscriptionResolver {
     })();
   }
 
+  @FieldResolver(() => InvoiceType, {
+    nullable: true,
+    description: "Stripe's latest invoice of the subscription (a renewal, a failed payment to fix), from our tables; null until it arrives.",
+  })
+  async latestInvoice(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<InvoiceType | null> {
+    if (sub.latestInvoiceRow !== undefined) return sub.latestInvoiceRow ? toInvoiceType(sub.latestInvoiceRow) : null;
+    if (!sub.latestStripeInvoiceId) return null;
+    const row = await new InvoiceService(ctx.em, null).findByStripeId(sub.latestStripeInvoiceId);
+    return row ? toInvoiceType(row) : null;
+  }
+
   @FieldResolver(() => ProductType)
   product(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): ProductType | Promise<ProductType> {
     const snapshot = ctx.loaders.catalog.current();
@@ -139,5 +172,13 @@ export class ViewerResolver {
   @FieldResolver(() => [SubscriptionType])
   async subscriptions(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<SubscriptionType[]> {
     return (await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id)).map(toSubscriptionType);
+  }
+
+  @FieldResolver(() => [BillingAlertType], {
+    description: "What needs the customer's action now (failed or unauthenticated payments, an unpaid subscription, a trial ending), from our tables.",
+  })
+  async billingAlerts(@Root() customer: CustomerType, @Ctx() ctx: GraphQLContext): Promise<BillingAlertType[]> {
+    const subscriptions = await new SubscriptionReadRepository(ctx.rootEm).listForCustomer(customer.id);
+    return billingAlertsOf(subscriptions, new Date()).map(toBillingAlertType);
   }
 }

@@ -1,4 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import type { InvoiceView } from '../invoices/invoice.view';
 import type { PendingChangeSnapshot } from './subscription.entity';
 
 export enum SubscriptionStatus {
@@ -75,6 +76,12 @@ export class SubscriptionType {
 
   /** Resolved to `pendingChange` through the loaders. */
   pendingChangeRow?: PendingChangeSnapshot | null;
+
+  /** Resolved to `latestInvoice`: the joined row (null: none held), or undefined when not read yet. */
+  latestInvoiceRow?: InvoiceView | null;
+
+  /** Stripe's id of the latest invoice, to read it when `latestInvoiceRow` was not. */
+  latestStripeInvoiceId?: string | null;
 }
 
 @ObjectType('StartSubscriptionPayload')

@@ -2,6 +2,7 @@ import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphq
 import { BillingError } from '../../common/errors';
 import { ActingCustomer, ActingScope, RequiresBilling, type CustomerScope } from '../../graphql/authorization';
 import type { GraphQLContext } from '../../graphql/context';
+import { billingClockOf } from '../customers/billing-clock';
 import type { Customer } from '../customers/customer.entity';
 import { batcherFor } from './usage-batch';
 import { BILLING_STATUSES, UsageService } from './usage.service';
@@ -27,7 +28,9 @@ export class UsageResolver {
     @ActingScope() scope: CustomerScope,
   ): Promise<UsageRecordType> {
     // The request's EntityManager fork is made only if the general path needs it.
-    const service = new UsageService(() => ctx.em, undefined, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log));
+    // A customer on a test clock records usage in the clock's time (its periods are in it).
+    const now = await billingClockOf(ctx.rootEm, ctx.gateway, scope.customerId ? { customerId: scope.customerId } : { userId: scope.user.userId });
+    const service = new UsageService(() => ctx.em, now, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log));
     if (scope.customerId) return Object.assign(new UsageRecordType(), await service.record(await scope.customer(), input));
     // The caller acts for itself: the customer is found by user id in the same statement as the
     // insert, and loaded on its own only when that statement could not record the event.
@@ -45,7 +48,8 @@ export class UsageResolver {
     @Arg('input', () => RecordUsageBatchInput) input: RecordUsageBatchInput,
     @ActingCustomer() customer: Customer | null,
   ): Promise<RecordUsageBatchPayloadType> {
-    const results = await new UsageService(ctx.em).recordBatch(customer, input.events, (event) =>
+    const now = customer ? await billingClockOf(ctx.rootEm, ctx.gateway, { customerId: customer.id }) : undefined;
+    const results = await new UsageService(ctx.em, now).recordBatch(customer, input.events, (event) =>
       // An event may not name a customer of its own: the batch's is the one all are recorded for.
       event.customerId && event.customerId !== (input.customerId ?? null)
         ? BillingError.badInput('Give customerId on the batch, not on its events', 'customerId')
@@ -84,6 +88,7 @@ export class UsageResolver {
     @Arg('to', () => Date, { nullable: true }) to: Date | null | undefined,
     @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<UsageSummaryType> {
-    return Object.assign(new UsageSummaryType(), await new UsageService(ctx.em).summary(customer, { subscriptionId, meter, from, to }));
+    const now = customer ? await billingClockOf(ctx.rootEm, ctx.gateway, { customerId: customer.id }) : undefined;
+    return Object.assign(new UsageSummaryType(), await new UsageService(ctx.em, now).summary(customer, { subscriptionId, meter, from, to }));
   }
 }

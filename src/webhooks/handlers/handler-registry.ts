@@ -5,6 +5,7 @@ import { entitlementSummaryHandler } from './entitlements.handler';
 import { invoiceHandler } from './invoice.handler';
 import { subscriptionHandler } from './subscription.handler';
 import { subscriptionScheduleHandler } from './subscription-schedule.handler';
+import { testClockHandler } from './test-clock.handler';
 import type { EventHandler } from './types';
 
 /** Event type -> handler. Every type not registered is stored as `ignored` and never enqueued. */
@@ -37,4 +38,5 @@ export const eventHandlers = new EventHandlerRegistry()
   .register(productHandler)
   .register(priceHandler)
   .register(entitlementSummaryHandler)
-  .register(subscriptionScheduleHandler);
+  .register(subscriptionScheduleHandler)
+  .register(testClockHandler);

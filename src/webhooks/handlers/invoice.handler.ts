@@ -5,14 +5,27 @@ import { toObjectSnapshot } from '../../stripe/stripe.mappers';
 import { refetchOrEventCopy, type EventHandler } from './types';
 
 /**
- * `invoice.paid|payment_succeeded|payment_failed|finalized|payment_action_required`: upserts the
+ * `invoice.paid|payment_succeeded|payment_failed|finalized|payment_action_required|voided|marked_uncollectible`: upserts the
  * invoice row from Stripe's current invoice, dated by when it was read, so whatever order the
  * events arrive in the row ends at Stripe's state (an invoice needing the customer's action shows
  * it through its status and `latestInvoice`). Invoices of Stripe customers we do not know are
  * ignored.
+ *
+ * Stripe's invoice does not say whether its last attempt failed or waits for the customer to
+ * authenticate (that is on the PaymentIntent): `invoice.payment_action_required` does, and the
+ * row keeps the attempt it was about (`action_required_attempt`) for the billing alerts.
  */
 export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
-  types: ['invoice.paid', 'invoice.payment_succeeded', 'invoice.payment_failed', 'invoice.finalized', 'invoice.payment_action_required'],
+  types: [
+    'invoice.paid',
+    'invoice.payment_succeeded',
+    'invoice.payment_failed',
+    'invoice.finalized',
+    'invoice.payment_action_required',
+    // An invoice that will not be paid any more: latestInvoice and the alerts stop asking for it.
+    'invoice.voided',
+    'invoice.marked_uncollectible',
+  ],
 
   async refetch(event, { gateway, em }) {
     const mapped = toObjectSnapshot(event.object);
@@ -28,7 +41,8 @@ export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
       log.debug({ eventId: event.id, customer: fetched.snapshot.customerId }, 'invoice event for an unknown customer');
       return 'ignored';
     }
-    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer);
+    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, event.type === 'invoice.payment_action_required');
     return 'processed';
   },
 };
+
