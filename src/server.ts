@@ -10,6 +10,7 @@ import { openDatabase, type DatabaseHandle } from './db/database';
 import { initORM, migrate } from './db/orm';
 import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
+import { startDefinitionsListener } from './billing/entitlements/definitions-listener';
 import { gatewayFromConfig } from './stripe/gateway-from-config';
 import type { StripeGateway } from './stripe/stripe.gateway';
 import { randomBytes } from 'node:crypto';
@@ -93,6 +94,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     closers.push({ name: 'orm', close: () => orm.close() });
     const applied = await migrate(orm);
     if (applied.length) log.info({ migrations: applied }, 'migrations applied');
+    // Features and limits are cached per customer; every instance drops its entries when any instance writes.
+    const definitions = await startDefinitionsListener(orm.em, database.url, log);
+    closers.push({ name: 'definitions listener', close: () => definitions.close() });
 
     let gateway: StripeGateway | null = null;
     let emulator: RunningEmulator | undefined;

@@ -137,10 +137,10 @@ export class EntitlementRepository {
     return rows.map((r) => ({ feature: r.feature, grantedBy: r.stripe_active ? 'stripe' : 'catalog' }));
   }
 
-  /** Whether the customer has the feature now. */
-  async isActive(customerId: string, feature: string): Promise<boolean> {
-    const rows = await rawQuery<{ active: boolean }>(this.em, 'select active from entitlements where customer_id = $1 and feature = $2', [customerId, feature]);
-    return rows[0]?.active ?? false;
+  /** The id of user `userId`'s customer, if it has one. */
+  async customerIdOfUser(userId: string): Promise<string | null> {
+    const rows = await rawQuery<{ id: string }>(this.em, 'select id from customers where user_id = $1', [userId]);
+    return rows[0]?.id ?? null;
   }
 
   /**
