@@ -8,7 +8,7 @@ import { Customer } from './customer.entity';
 export class CustomerService {
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
   ) {}
 
   findByUserId(userId: string): Promise<Customer | null> {
@@ -41,7 +41,7 @@ export class CustomerService {
   async getOrCreateBillable(user: Pick<AuthUser, 'userId' | 'email'>): Promise<Customer & { stripeCustomerId: string }> {
     const row = await this.getOrCreateRow(user);
     if (row.stripeCustomerId) return row as Customer & { stripeCustomerId: string };
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const created = await gateway.createCustomer({
       userId: user.userId,
       email: user.email,
@@ -52,8 +52,4 @@ export class CustomerService {
     return fresh as Customer & { stripeCustomerId: string };
   }
 
-  private requireGateway(): StripeGateway {
-    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
-    return this.gateway;
-  }
 }
