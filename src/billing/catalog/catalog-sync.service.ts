@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { idempotencyKey } from '../../stripe/idempotency';
+import { publishDefinitionsChange } from '../entitlements/definitions-invalidation';
 import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, type CatalogSyncOptions } from './catalog-change';
 import type { CatalogDefinition, CatalogProductDefinition } from './catalog-file';
@@ -60,6 +61,8 @@ export class CatalogSyncService {
     if (this.em) stripe.changes.push(...(await this.syncDatabase(this.em, catalog, stripe.stripe, options)));
     stripe.changes.push(...(await new FeatureSyncService(this.gateway, this.em).sync(catalog, stripe.stripe.products, options)));
     if (this.em) stripe.changes.push(...(await new LimitSyncService(this.em).sync(catalog, options)));
+    // Every instance drops the features and limits it keeps per customer, whichever process ran the sync.
+    if (this.em && !options.dryRun) await publishDefinitionsChange(this.em, null);
     return { dryRun: !!options.dryRun, changes: stripe.changes, conflicts: stripe.changes.filter((c) => c.action === 'conflict'), stripe: stripe.stripe };
   }
 

@@ -44,7 +44,7 @@ export class DefinitionsCache {
       sizeCalculation: (value, key) => 2 * key.length + 2 * JSON.stringify(value).length + 64,
       ttl: options.ttlMs ?? DEFINITIONS_CACHE_TTL_MS,
       ttlAutopurge: false,
-      ...(options.now ? { perf: { now: options.now } } : {}),
+      ...(options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {}),
     });
   }
 
