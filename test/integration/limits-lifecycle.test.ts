@@ -99,6 +99,17 @@ describe('limits and features over plan changes and billing periods', () => {
     }, 1_000);
   });
 
+  it("shows the customer's new email once Stripe's customer.updated is applied, though the customer is cached", async () => {
+    const gina = await authHeader('lifecycle-gina', { email: 'gina@example.com' });
+    await paidSubscription(server, stripe, gina, { plan: 'pro' });
+    const viewer = async () => (await server.gql(`{ viewer { email } }`, {}, gina)).data.viewer.email;
+    expect(await viewer()).toBe('gina@example.com');
+    const [row] = await server.orm.em.fork().getConnection().execute(`select stripe_customer_id from customers where user_id = 'lifecycle-gina'`);
+    await stripe.customers.update(row.stripe_customer_id, { email: 'gina@new.example.com' });
+    await settle();
+    await eventually(async () => expect(await viewer()).toBe('gina@new.example.com'), 1_000);
+  });
+
   it('lowers the limit the moment updateSubscription downgrades at once, and refuses usage past the new limit', async () => {
     const dave = await authHeader('lifecycle-dave');
     const sub = await paidSubscription(server, stripe, dave, { plan: 'pro' });

@@ -21,7 +21,13 @@ export interface LimitDefinition {
   periodEnd: Date | null;
 }
 
-type Entry = FeatureState[] | LimitDefinition[] | { customerId: string };
+/** A user's customer row, as far as the API shows it. */
+export interface KnownCustomer {
+  id: string;
+  email: string | null;
+}
+
+type Entry = FeatureState[] | LimitDefinition[] | KnownCustomer | string;
 
 /**
  * What gated requests ask about a customer on every call (its features, its plans' limits, and
@@ -56,28 +62,33 @@ export class DefinitionsCache {
     return this.through(`limits:${customerId}`, load);
   }
 
-  /** The id of user `userId`'s customer; `load` answering null (no customer yet) is not kept. */
-  async customerIdOfUser(userId: string, load: () => Promise<string | null>): Promise<string | null> {
-    const hit = this.entries.get(`user:${userId}`) as { customerId: string } | undefined;
-    if (hit) return hit.customerId;
+  /** User `userId`'s customer; `load` answering null (no customer yet) is not kept. */
+  async customerOfUser(userId: string, load: () => Promise<KnownCustomer | null>): Promise<KnownCustomer | null> {
+    const hit = this.entries.get(`user:${userId}`) as KnownCustomer | undefined;
+    if (hit) return hit;
     const generation = this.generation;
-    const customerId = await load();
-    // A customer's id never changes once its row exists.
-    if (customerId && generation === this.generation) this.entries.set(`user:${userId}`, { customerId });
-    return customerId;
+    const customer = await load();
+    if (customer && generation === this.generation) {
+      this.entries.set(`user:${userId}`, customer);
+      this.entries.set(`user-of:${customer.id}`, userId);
+    }
+    return customer;
   }
 
-  /** Drops what is known of one customer, or of every customer (null: the catalog changed). */
+  /** Drops what is known of one customer (its row included), or of every customer's plans (null: the catalog changed). */
   invalidate(customerId: string | null): void {
     this.generation++;
     this.loading.clear();
     if (customerId === null) {
-      // Which user is which customer does not depend on the catalog.
-      for (const key of [...this.entries.keys()]) if (!key.startsWith('user:')) this.entries.delete(key);
+      // Customer rows do not depend on the catalog.
+      for (const key of [...this.entries.keys()]) if (key.startsWith('features:') || key.startsWith('limits:')) this.entries.delete(key);
       return;
     }
     this.entries.delete(`features:${customerId}`);
     this.entries.delete(`limits:${customerId}`);
+    const userId = this.entries.get(`user-of:${customerId}`);
+    if (typeof userId === 'string') this.entries.delete(`user:${userId}`);
+    this.entries.delete(`user-of:${customerId}`);
   }
 
   /** Drops everything (the invalidation channel was down: some changes may have gone unheard). */

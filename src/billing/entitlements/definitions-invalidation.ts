@@ -1,5 +1,6 @@
 import type { EventArgs, EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
 import { PlanLimit } from '../usage/plan-limit.entity';
 import { DefinitionsCache } from './definitions-cache';
@@ -30,8 +31,8 @@ export function applyNotification(cache: DefinitionsCache, payload: string | und
 }
 
 /**
- * Publishes the changes the ORM writes: a subscription row (its customer's limits and, through
- * the recompute that follows, features) and the catalog's plan features and plan limits (every
+ * Publishes the changes the ORM writes: a customer row (its email), a subscription row (its
+ * customer's limits and, through the recompute that follows, features) and the catalog's plan features and plan limits (every
  * customer). The notification goes out with the flush (inside the transaction, if any); this
  * process's entries are dropped at the flush and again at commit, so a read in between that
  * loaded the old rows is not kept.
@@ -45,12 +46,12 @@ class DefinitionsWriteSubscriber implements EventSubscriber {
   constructor(private readonly cache: DefinitionsCache) {}
 
   getSubscribedEntities() {
-    return [Subscription, PlanFeature, PlanLimit];
+    return [Customer, Subscription, PlanFeature, PlanLimit];
   }
 
   private changed(args: EventArgs<unknown>): void {
     const entity = args.entity;
-    const customerId = entity instanceof Subscription ? entity.customer.id : null;
+    const customerId = entity instanceof Subscription ? entity.customer.id : entity instanceof Customer ? entity.id : null;
     const set = this.flushing.get(args.em) ?? new Set<string | null>();
     set.add(customerId);
     this.flushing.set(args.em, set);

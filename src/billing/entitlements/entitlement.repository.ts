@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { rawQuery } from '../../db/raw-query';
+import type { KnownCustomer } from './definitions-cache';
 
 const CATALOG_LOCK = 'entitlements:catalog';
 
@@ -137,10 +138,10 @@ export class EntitlementRepository {
     return rows.map((r) => ({ feature: r.feature, grantedBy: r.stripe_active ? 'stripe' : 'catalog' }));
   }
 
-  /** The id of user `userId`'s customer, if it has one. */
-  async customerIdOfUser(userId: string): Promise<string | null> {
-    const rows = await rawQuery<{ id: string }>(this.em, 'select id from customers where user_id = $1', [userId]);
-    return rows[0]?.id ?? null;
+  /** User `userId`'s customer, if it has one. */
+  async customerOfUser(userId: string): Promise<KnownCustomer | null> {
+    const rows = await rawQuery<KnownCustomer>(this.em, 'select id, email from customers where user_id = $1', [userId]);
+    return rows[0] ?? null;
   }
 
   /**

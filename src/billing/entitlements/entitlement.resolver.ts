@@ -22,7 +22,7 @@ export class EntitlementResolver {
   ): Promise<boolean> {
     // The caller's own customer is found through the definitions cache; a customer an admin names is checked and loaded.
     const entitlements = service(ctx);
-    const customerId = scope.customerId ? ((await scope.customer())?.id ?? null) : await entitlements.customerIdOfUser(scope.user.userId);
+    const customerId = scope.customerId ? ((await scope.customer())?.id ?? null) : ((await entitlements.customerOfUser(scope.user.userId))?.id ?? null);
     return entitlements.has(customerId, feature);
   }
 

@@ -4,6 +4,7 @@ import { BillingError } from '../../common/errors';
 import { entitlementMismatchCounter } from '../../common/metrics';
 import type { ActiveEntitlementSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from '../customers/customer.entity';
+import type { KnownCustomer } from './definitions-cache';
 import { definitionsCacheFor, publishDefinitionsChange } from './definitions-invalidation';
 import { EntitlementRepository, type FeatureState } from './entitlement.repository';
 
@@ -125,8 +126,11 @@ export class EntitlementService {
     return definitionsCacheFor(this.em).features(customerId, () => this.repository.listForCustomer(customerId));
   }
 
-  /** The id of user `userId`'s customer (null: none yet), as kept in the definitions cache. */
-  customerIdOfUser(userId: string): Promise<string | null> {
-    return definitionsCacheFor(this.em).customerIdOfUser(userId, () => this.repository.customerIdOfUser(userId));
+  /**
+   * User `userId`'s customer (null: none yet), as kept in the definitions cache: the question
+   * every gated request starts with, answered without a database round trip once known.
+   */
+  customerOfUser(userId: string): Promise<KnownCustomer | null> {
+    return definitionsCacheFor(this.em).customerOfUser(userId, () => this.repository.customerOfUser(userId));
   }
 }

@@ -6,6 +6,7 @@ import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
+import { EntitlementService } from '../entitlements/entitlement.service';
 import type { Subscription } from './subscription.entity';
 import { SubscriptionReadRepository, type SubscriptionView } from './subscription-read.repository';
 import { SubscriptionService } from './subscription.service';
@@ -132,7 +133,8 @@ export class ViewerResolver {
   @Query(() => CustomerType, { description: "The caller's billing customer." })
   @Authorized()
   async viewer(@Ctx() ctx: GraphQLContext, @CurrentUser() user: AuthUser): Promise<CustomerType> {
-    const row = await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user);
+    // Known customers come from the per-customer cache (no round trip); a first visit creates the row.
+    const row = (await new EntitlementService(ctx.rootEm).customerOfUser(user.userId)) ?? (await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user));
     return Object.assign(new CustomerType(), { id: row.id, email: row.email ?? null });
   }
 

@@ -79,19 +79,26 @@ describe(DefinitionsCache.name, () => {
     it("drops every customer's features and limits for a catalog change, but not which customer a user is", async () => {
       const cache = new DefinitionsCache();
       await cache.features('c1', async () => SSO);
-      await cache.customerIdOfUser('u1', async () => 'c1');
+      await cache.customerOfUser('u1', async () => ({ id: 'c1', email: 'a@example.com' }));
       cache.invalidate(null);
       const reload = jest.fn(async () => []);
       await cache.features('c1', reload);
       expect(reload).toHaveBeenCalledTimes(1);
-      expect(await cache.customerIdOfUser('u1', async () => 'other')).toBe('c1');
+      expect(await cache.customerOfUser('u1', async () => ({ id: 'other', email: null }))).toEqual({ id: 'c1', email: 'a@example.com' });
+    });
+
+    it("drops a customer's row with the rest of what is known of it (its email may have changed)", async () => {
+      const cache = new DefinitionsCache();
+      await cache.customerOfUser('u1', async () => ({ id: 'c1', email: 'old@example.com' }));
+      cache.invalidate('c1');
+      expect(await cache.customerOfUser('u1', async () => ({ id: 'c1', email: 'new@example.com' }))).toEqual({ id: 'c1', email: 'new@example.com' });
     });
   });
 
   it('does not remember that a user has no customer yet', async () => {
     const cache = new DefinitionsCache();
-    expect(await cache.customerIdOfUser('u1', async () => null)).toBeNull();
-    expect(await cache.customerIdOfUser('u1', async () => 'c1')).toBe('c1');
+    expect(await cache.customerOfUser('u1', async () => null)).toBeNull();
+    expect(await cache.customerOfUser('u1', async () => ({ id: 'c1', email: null }))).toEqual({ id: 'c1', email: null });
   });
 
   it('stays within its budget of bytes', async () => {
