@@ -27,7 +27,6 @@ export interface AppDeps {
   config: AppConfig;
   orm: MikroORM;
   log: Logger;
-  /** Null when billing is disabled. */
   /** A DisabledStripeGateway when billing is disabled. */
   gateway: StripeGateway;
   /** Pre-filled in the playground's headers in local mode. */

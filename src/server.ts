@@ -40,7 +40,6 @@ export interface RunningServer {
   orm: MikroORM;
   app: App;
   database: DatabaseHandle;
-  /** Null when billing is disabled. */
   /** A DisabledStripeGateway when billing is disabled. */
   gateway: StripeGateway;
   /** The in-process Stripe emulator (local mode). */

@@ -252,5 +252,4 @@ export class CheckoutService {
     if (!product?.active) throw BillingError.badInput('This product is no longer available', 'priceId');
     return price;
   }
-
 }

@@ -51,5 +51,4 @@ export class CustomerService {
     const fresh = await this.em.findOneOrFail(Customer, { id: row.id }, { refresh: true });
     return fresh as Customer & { stripeCustomerId: string };
   }
-
 }

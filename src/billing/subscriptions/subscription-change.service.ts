@@ -337,7 +337,6 @@ export class SubscriptionChangeService {
       renewalLines: renewal.lines,
     };
   }
-
 }
 
 /** When the prorations of a preview start: the time Stripe prorated as of. */

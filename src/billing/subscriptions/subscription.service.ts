@@ -243,7 +243,6 @@ export class SubscriptionService {
     if (!price.stripePriceId) throw BillingError.badInput('This price is not available in Stripe yet', 'priceId');
     return price;
   }
-
 }
 
 function checkQuantity(quantity: number): number {
