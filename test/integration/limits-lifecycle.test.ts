@@ -99,6 +99,31 @@ describe('limits and features over plan changes and billing periods', () => {
     }, 1_000);
   });
 
+  it('listens again after its connection drops, and hears the next change at once', async () => {
+    const carol = await authHeader('lifecycle-carol');
+    expect(await has(carol, 'audit_log')).toBe(true);
+    const sql = (query: string) => server.orm.em.fork().getConnection().execute(query);
+    const listeners = `select pid from pg_stat_activity where application_name = 'tollgate-definitions-listener' and datname = current_database()`;
+    const [before] = await sql(listeners);
+    await sql(`select pg_terminate_backend(${Number(before.pid)})`);
+    await eventually(async () => {
+      const now = await sql(listeners);
+      expect(now.map((r: { pid: number }) => r.pid)).toEqual([expect.any(Number)]);
+      expect(now[0].pid).not.toBe(before.pid);
+    }, 5_000);
+    expect(await has(carol, 'audit_log')).toBe(true);
+
+    const other: MikroORM = await initORM({ url: server.database.url, poolMax: 2 });
+    try {
+      const changed = structuredClone(catalog);
+      changed.products.find((p) => p.code === 'pro')!.limits[0].limit = 120;
+      await new CatalogSyncService(server.gateway, other.em.fork()).sync(changed);
+    } finally {
+      await other.close();
+    }
+    await eventually(async () => expect(await has(carol, 'audit_log')).toBe(false), 1_000);
+  });
+
   it("shows the customer's new email once Stripe's customer.updated is applied, though the customer is cached", async () => {
     const gina = await authHeader('lifecycle-gina', { email: 'gina@example.com' });
     await paidSubscription(server, stripe, gina, { plan: 'pro' });
