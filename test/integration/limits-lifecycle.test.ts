@@ -102,13 +102,13 @@ describe('limits and features over plan changes and billing periods', () => {
   it('listens again after its connection drops, and hears the next change at once', async () => {
     const carol = await authHeader('lifecycle-carol');
     expect(await has(carol, 'audit_log')).toBe(true);
-    const sql = (query: string) => server.orm.em.fork().getConnection().execute(query);
+    const sql = (query: string): Promise<{ pid: number }[]> => server.orm.em.fork().getConnection().execute(query);
     const listeners = `select pid from pg_stat_activity where application_name = 'tollgate-definitions-listener' and datname = current_database()`;
     const [before] = await sql(listeners);
     await sql(`select pg_terminate_backend(${Number(before.pid)})`);
     await eventually(async () => {
       const now = await sql(listeners);
-      expect(now.map((r: { pid: number }) => r.pid)).toEqual([expect.any(Number)]);
+      expect(now.map((r) => r.pid)).toEqual([expect.any(Number)]);
       expect(now[0].pid).not.toBe(before.pid);
     }, 5_000);
     expect(await has(carol, 'audit_log')).toBe(true);
