@@ -1,6 +1,6 @@
 /**
  * The entitlement questions a backend asks on every gated request, for `npm run bench`:
- * `hasEntitlement` and `viewer.entitlements` for a seeded user on a Pro trial. Both are answered
+ * `hasEntitlement`, `viewer.entitlements` and `viewer.limits` (the Pro plan's limit on `api_calls`, with this period's usage) for a seeded user on a Pro trial. All are answered
  * from PostgreSQL; the targets are the issue's: p99 under 5 ms and at least 0.8x the bare
  * server's rate for a trivial query.
  */
@@ -10,15 +10,17 @@ import { gql } from './lib/seed';
 
 const HAS_ENTITLEMENT = `query($feature: String!) { hasEntitlement(feature: $feature) }`;
 const VIEWER_ENTITLEMENTS = `{ viewer { entitlements { feature active } } }`;
+const VIEWER_LIMITS = `{ viewer { limits { meter limit used remaining resetsAt kind } } }`;
 
 export const ENTITLEMENT_TARGETS = {
   hasEntitlement: { ceiling: 'bare query', minRatio: 0.8, maxP99Ms: 5 },
   'viewer.entitlements': { ceiling: 'bare query', minRatio: 0.8, maxP99Ms: 5 },
+  'viewer.limits': { ceiling: 'bare query', minRatio: 0.8, maxP99Ms: 5 },
 };
 
 type GraphQLTarget<S> = (server: S, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>) => LoadTarget;
 
-/** The two scenarios, after checking once that the user really has the feature (a wrong answer measured fast is worthless). */
+/** The three scenarios, after checking once that the user really has the feature (a wrong answer measured fast is worthless). */
 export async function entitlementScenarios<S extends { info: Record<string, unknown> }>(tollgate: S, users: SeededUser[], graphql: GraphQLTarget<S>) {
   const user = users[0];
   const url = tollgate.info.url as string;
@@ -28,5 +30,6 @@ export async function entitlementScenarios<S extends { info: Record<string, unkn
   return [
     { scenario: 'hasEntitlement', server: tollgate, target: graphql(tollgate, HAS_ENTITLEMENT, { feature: 'sso' }, auth) },
     { scenario: 'viewer.entitlements', server: tollgate, target: graphql(tollgate, VIEWER_ENTITLEMENTS, undefined, auth) },
+    { scenario: 'viewer.limits', server: tollgate, target: graphql(tollgate, VIEWER_LIMITS, undefined, auth) },
   ];
 }

@@ -27,8 +27,8 @@ export interface AppDeps {
   config: AppConfig;
   orm: MikroORM;
   log: Logger;
-  /** Null when billing is disabled. */
-  gateway: StripeGateway | null;
+  /** A DisabledStripeGateway when billing is disabled. */
+  gateway: StripeGateway;
   /** Pre-filled in the playground's headers in local mode. */
   devToken?: string;
   /** Resolves the caller from the request; null when anonymous. Throws a BillingError for a bad token. */
@@ -55,7 +55,7 @@ class RequestContext implements GraphQLContext {
     private readonly orm: MikroORM,
     readonly user: AuthUser | null,
     readonly config: AppConfig,
-    readonly gateway: StripeGateway | null,
+    readonly gateway: StripeGateway,
     readonly log: Logger,
   ) {}
 

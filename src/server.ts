@@ -10,6 +10,8 @@ import { openDatabase, type DatabaseHandle } from './db/database';
 import { initORM, migrate } from './db/orm';
 import { CatalogSyncService } from './billing/catalog/catalog-sync.service';
 import { startEmulator, type RunningEmulator } from './emulator';
+import { startDefinitionsListener } from './billing/entitlements/definitions-listener';
+import { DisabledStripeGateway } from './stripe/disabled.gateway';
 import { gatewayFromConfig } from './stripe/gateway-from-config';
 import { LOCAL_EMULATOR_SECRET_KEY, writeLocalEmulatorEndpoint } from './stripe/local-emulator-endpoint';
 import type { StripeGateway } from './stripe/stripe.gateway';
@@ -39,8 +41,8 @@ export interface RunningServer {
   orm: MikroORM;
   app: App;
   database: DatabaseHandle;
-  /** Null when billing is disabled. */
-  gateway: StripeGateway | null;
+  /** A DisabledStripeGateway when billing is disabled. */
+  gateway: StripeGateway;
   /** The in-process Stripe emulator (local mode). */
   emulator?: RunningEmulator;
   /** Local mode: a token for the dev user, also pre-filled in the playground. */
@@ -98,8 +100,11 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     closers.push({ name: 'orm', close: () => orm.close() });
     const applied = await migrate(orm);
     if (applied.length) log.info({ migrations: applied }, 'migrations applied');
+    // Features and limits are cached per customer; every instance drops its entries when any instance writes.
+    const definitions = await startDefinitionsListener(orm.em, database.url, log);
+    closers.push({ name: 'definitions listener', close: () => definitions.close() });
 
-    let gateway: StripeGateway | null = null;
+    let gateway: StripeGateway = new DisabledStripeGateway();
     let emulator: RunningEmulator | undefined;
     let webhookSecret: string | undefined;
     let webhookSecrets: string[] = [];
@@ -133,7 +138,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       // The same sync as `npm run catalog:sync`: a changed amount becomes a new price in Stripe and
       // a new row here, so subscriptions on the old price keep showing what they pay.
       const catalog = await loadCatalogFile(config.catalogFile);
-      if (gateway) {
+      if (gateway.enabled) {
         const synced = await new CatalogSyncService(gateway, orm.em.fork()).sync(catalog);
         log.info({ changes: synced.changes.length, conflicts: synced.conflicts.length }, 'catalog synced');
       } else {
@@ -152,9 +157,9 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     // The route records and enqueues with graphile_worker.add_job, so the queue's schema must
     // exist even when no worker runs in this process.
     const jobQueue = new JobQueueRepository(config.worker.maxAttempts);
-    if (gateway) await installJobQueue(database.url, log);
+    if (gateway.enabled) await installJobQueue(database.url, log);
     const webhookHandler =
-      gateway && webhookSecrets.length
+      gateway.enabled && webhookSecrets.length
         ? createWebhookHandler({
             verifier: new StripeWebhookVerifier(webhookSecrets),
             ingest: new WebhookIngestService(orm, new StripeEventRepository(jobQueue), eventHandlers),
@@ -200,7 +205,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
 
     // The worker starts after listen and stops before the database closes (closers run in reverse).
     let jobs: RunningJobs | undefined;
-    if (gateway && config.worker.enabled) {
+    if (gateway.enabled && config.worker.enabled) {
       // Catalog writes of the worker go through its own ORM: this process's catalog cache is told
       // here (other instances see them within the cache's time-to-live).
       const catalogObjects = new Set(['product', 'price']);
@@ -215,12 +220,12 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       });
       closers.push({ name: 'jobs', close: () => jobs!.stop() });
     }
-    if (gateway) {
+    if (gateway.enabled) {
       setQueueDepthSource(() => withPoolConnection(orm, (client) => jobQueue.depth(client)));
       closers.push({ name: 'queue-metrics', close: async () => setQueueDepthSource(null) });
     }
     const waitForJobs = async (timeoutMs = 20_000) => {
-      if (!gateway) return;
+      if (!gateway.enabled) return;
       const deadline = Date.now() + timeoutMs;
       while (!(await withPoolConnection(orm, (client) => jobQueue.idle(client, [TASKS.stripeObject])))) {
         if (Date.now() > deadline) throw new Error(`jobs still running after ${timeoutMs} ms`);
@@ -231,7 +236,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
     // Started after listen and closed before it (closers run in reverse): no round is cut off
     // by the ORM closing under it.
     let usageForwarder: UsageForwarder | undefined;
-    if (gateway && config.usageForwarder.enabled) {
+    if (gateway.enabled && config.usageForwarder.enabled) {
       usageForwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
       usageForwarder.start();
       closers.push({ name: 'usage-forwarder', close: () => usageForwarder!.stop() });

@@ -18,7 +18,7 @@ export interface GraphQLContext {
   user: AuthUser | null;
   loaders: Loaders;
   config: AppConfig;
-  /** Null when billing is disabled. */
-  gateway: StripeGateway | null;
+  /** A DisabledStripeGateway (`enabled: false`) when billing is disabled. */
+  gateway: StripeGateway;
   log: Logger;
 }

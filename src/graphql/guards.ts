@@ -10,7 +10,7 @@ export function requireUser(ctx: GraphQLContext): AuthUser {
 }
 
 export function requireBilling(ctx: GraphQLContext): void {
-  if (!ctx.config.billingEnabled || !ctx.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
+  if (!ctx.config.billingEnabled || !ctx.gateway.enabled) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
 }
 
 /**

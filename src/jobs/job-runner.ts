@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { jobRunSeconds, jobWaitSeconds } from '../common/metrics';
 import type { AppConfig } from '../config/env';
 import { initORM } from '../db/orm';
+import { definitionsCacheFor } from '../billing/entitlements/definitions-invalidation';
 import type { StripeGateway } from '../stripe/stripe.gateway';
 import { EventCatchUpService } from '../webhooks/event-catch-up.service';
 import { eventHandlers } from '../webhooks/handlers/handler-registry';
@@ -115,6 +116,8 @@ export async function startJobRunner(deps: {
   let orm: MikroORM | undefined;
   try {
     orm = await initORM({ url: databaseUrl, poolMax: worker.poolMax, log });
+    // Hooks this ORM's writes of subscriptions and plans to the notifications API instances cache by.
+    definitionsCacheFor(orm.em);
     const events = new StripeEventRepository(new JobQueueRepository(worker.maxAttempts));
     const applier = new StripeObjectApplier({
       orm,

@@ -7,6 +7,12 @@ export interface StripeGatewayLogger {
 
 const MAX_RATE_LIMIT_DELAY_MS = 5_000;
 
+/** Most objects one list call reads (pages of 100 followed by the SDK's auto-pagination). */
+export const PAGINATION_LIMIT = 10_000;
+
+/** The gateway's call policy as the call groups use it: runs one SDK call, retries rate limits, maps errors to BillingError. */
+export type CallPolicy = <T>(operation: string, fn: () => Promise<T>, context?: StripeErrorContext) => Promise<T>;
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
 }

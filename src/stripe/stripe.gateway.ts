@@ -562,6 +562,12 @@ export interface ActiveEntitlementSnapshot {
 
 export interface StripeGateway {
   /**
+   * False for the stand-in used when billing is disabled (DisabledStripeGateway), whose every
+   * call fails with BILLING_DISABLED. Code that would otherwise call Stripe on its own (jobs,
+   * syncs, refreshes on read) checks this; request paths need not, `@RequiresBilling` answers first.
+   */
+  readonly enabled: boolean;
+  /**
    * Where this gateway sends requests, fixed at construction. Only `live` expects events with
    * `livemode: true`; the webhook route rejects events whose livemode does not match.
    */

@@ -3,6 +3,7 @@ import type {
   BillingPortalSessionSnapshot,
   CheckoutSessionSnapshot,
   CustomerSnapshot,
+  FeatureSnapshot,
   InvoiceSnapshot,
   InvoiceStatus,
   MeterAggregation,
@@ -365,4 +366,8 @@ export function toEventSnapshot(event: Stripe.Event): StripeEventSnapshot {
     previousAttributes: data.previous_attributes ?? null,
     payload,
   };
+}
+
+export function toFeatureSnapshot(feature: Stripe.Entitlements.Feature): FeatureSnapshot {
+  return { id: feature.id, lookupKey: feature.lookup_key, name: feature.name, active: feature.active, metadata: { ...(feature.metadata ?? {}) } };
 }

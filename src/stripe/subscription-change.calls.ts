@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import type { StripeErrorContext } from './stripe-errors';
+import type { CallPolicy } from './stripe-call-policy';
 import type {
   ChangedSubscription,
   ChangeSubscriptionItemsInput,
@@ -12,8 +12,6 @@ import type {
 import { toSubscriptionSnapshot } from './stripe.mappers';
 import { changeClientSecret, toInvoicePreviewSnapshot, toScheduleSnapshot } from './subscription-change.mappers';
 
-/** The gateway's call policy: runs one SDK call, retries rate limits, maps errors to BillingError. */
-export type CallPolicy = <T>(operation: string, fn: () => Promise<T>, context?: StripeErrorContext) => Promise<T>;
 
 function unix(date: Date): number {
   return Math.floor(date.getTime() / 1000);

@@ -3,7 +3,7 @@ import { BillingError, ErrorCode } from '../common/errors';
 import { idempotencyKey } from './idempotency';
 import { fromUnix } from './stripe.mappers';
 import type { TestCardSwitch, TestClockSnapshot } from './stripe.gateway';
-import type { CallPolicy } from './subscription-change.calls';
+import type { CallPolicy } from './stripe-call-policy';
 
 /** Clocks read per list request; an account holds few (Stripe allows 100 in test mode). */
 const LIST_PAGE = 100;

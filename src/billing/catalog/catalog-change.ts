@@ -16,6 +16,16 @@ export interface CatalogChange {
   detail: string;
 }
 
+/** Stripe ids of the catalog after the Stripe step of a sync; null for what a dry run would create. */
+export interface CatalogStripeState {
+  meters: Record<string, string | null>;
+  products: Record<string, string | null>;
+  prices: Record<string, string | null>;
+  /** Owned Stripe products and prices that are (or, in a dry run, would be) archived. */
+  archivedProductIds: Set<string>;
+  archivedPriceIds: Set<string>;
+}
+
 export interface CatalogSyncOptions {
   /** Compute and return the plan; write nothing to Stripe or the database. */
   dryRun?: boolean;

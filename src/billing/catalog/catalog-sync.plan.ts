@@ -114,3 +114,47 @@ export function planPrice(def: CatalogPriceDefinition, holder: PriceSnapshot | u
   if (!holder.active) return { kind: 'reactivate', holder, change: { where: 'stripe', action: 'reactivate', object: 'price', key, detail: `${holder.id} (${money(def)})` } };
   return { kind: 'keep', holder };
 }
+
+/** Owned Stripe objects the catalog no longer uses: archived (never deleted: subscriptions may still use them). */
+export interface ArchiveSweep {
+  /** Active products to archive. */
+  products: ProductSnapshot[];
+  /** Active prices to archive. */
+  prices: PriceSnapshot[];
+  /** Every owned product and price that is archived after the sweep, already archived ones included. */
+  archivedProductIds: Set<string>;
+  archivedPriceIds: Set<string>;
+  changes: CatalogChange[];
+}
+
+/**
+ * The archive sweep of the Stripe step: owned products whose code the file no longer lists, and
+ * owned prices that no lookup key of the file points at any more (removed from the file, or
+ * replaced by a run that stopped before archiving them). `current` holds the ids of the prices
+ * the file's lookup keys now name, `archivedPriceIds` those this run archives already.
+ */
+export function planArchiveSweep(
+  catalogCodes: ReadonlySet<string>,
+  ownedProducts: readonly ProductSnapshot[],
+  prices: readonly PriceSnapshot[],
+  current: ReadonlySet<string>,
+  archivedPriceIds: ReadonlySet<string>,
+  isOwned: (p: PriceSnapshot) => boolean,
+): ArchiveSweep {
+  const sweep: ArchiveSweep = { products: [], prices: [], archivedProductIds: new Set(), archivedPriceIds: new Set(archivedPriceIds), changes: [] };
+  for (const product of ownedProducts) {
+    if (catalogCodes.has(product.metadata.tollgate_code ?? '')) continue;
+    sweep.archivedProductIds.add(product.id);
+    if (!product.active) continue;
+    sweep.products.push(product);
+    sweep.changes.push({ where: 'stripe', action: 'archive', object: 'product', key: product.metadata.tollgate_code ?? product.id, detail: `${product.id} (no longer in the catalog)` });
+  }
+  for (const price of prices) {
+    if (!isOwned(price) || current.has(price.id) || sweep.archivedPriceIds.has(price.id)) continue;
+    sweep.archivedPriceIds.add(price.id);
+    if (!price.active) continue;
+    sweep.prices.push(price);
+    sweep.changes.push({ where: 'stripe', action: 'archive', object: 'price', key: price.lookupKey ?? price.id, detail: `${price.id} (no longer in the catalog)` });
+  }
+  return sweep;
+}

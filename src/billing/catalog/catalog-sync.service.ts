@@ -1,28 +1,18 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { idempotencyKey } from '../../stripe/idempotency';
+import { publishDefinitionsChange } from '../entitlements/definitions-invalidation';
 import type { MeterSnapshot, PriceSnapshot, ProductSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
-import { inTransactionOrDryRun, isOwned, OWNER_METADATA, type CatalogChange, type CatalogSyncOptions } from './catalog-change';
+import { isOwned, OWNER_METADATA, type CatalogChange, type CatalogStripeState, type CatalogSyncOptions } from './catalog-change';
+import { applyDatabasePlan, readCatalogRows } from './catalog-database.apply';
+import { planDatabase } from './catalog-database.plan';
 import type { CatalogDefinition, CatalogProductDefinition } from './catalog-file';
-import { digest, money, planPrice, planProduct, termsOf } from './catalog-sync.plan';
+import { digest, planArchiveSweep, planPrice, planProduct, termsOf } from './catalog-sync.plan';
 import { FeatureSyncService } from './feature-sync.service';
 import { LimitSyncService } from './limit-sync.service';
-import { Meter } from './meter.entity';
-import { Price, type PriceIntervalValue } from './price.entity';
-import { Product } from './product.entity';
 import { PriceMapImporter } from './price-map-importer';
 
 export { isOwned, OWNER_METADATA };
-export type { CatalogChange, CatalogSyncOptions, ChangeAction } from './catalog-change';
-
-/** Stripe ids of the catalog after the sync; null for what a dry run would create. */
-export interface CatalogStripeState {
-  meters: Record<string, string | null>;
-  products: Record<string, string | null>;
-  prices: Record<string, string | null>;
-  /** Owned Stripe products and prices that are (or, in a dry run, would be) archived. */
-  archivedProductIds: Set<string>;
-  archivedPriceIds: Set<string>;
-}
+export type { CatalogChange, CatalogStripeState, CatalogSyncOptions, ChangeAction } from './catalog-change';
 
 export interface CatalogSyncResult {
   dryRun: boolean;
@@ -60,6 +50,8 @@ export class CatalogSyncService {
     if (this.em) stripe.changes.push(...(await this.syncDatabase(this.em, catalog, stripe.stripe, options)));
     stripe.changes.push(...(await new FeatureSyncService(this.gateway, this.em).sync(catalog, stripe.stripe.products, options)));
     if (this.em) stripe.changes.push(...(await new LimitSyncService(this.em).sync(catalog, options)));
+    // Every instance drops the features and limits it keeps per customer, whichever process ran the sync.
+    if (this.em && !options.dryRun) await publishDefinitionsChange(this.em, null);
     return { dryRun: !!options.dryRun, changes: stripe.changes, conflicts: stripe.changes.filter((c) => c.action === 'conflict'), stripe: stripe.stripe };
   }
 
@@ -161,30 +153,19 @@ export class CatalogSyncService {
       }
     }
 
-    const codes = new Set(catalog.products.map((p) => p.code));
-    for (const product of ownedProducts) {
-      if (codes.has(product.metadata.tollgate_code ?? '')) continue;
-      state.archivedProductIds.add(product.id);
-      if (!product.active) continue;
-      changes.push({ where: 'stripe', action: 'archive', object: 'product', key: product.metadata.tollgate_code ?? product.id, detail: `${product.id} (no longer in the catalog)` });
-      if (!dryRun) {
+    const sweep = planArchiveSweep(new Set(catalog.products.map((p) => p.code)), ownedProducts, allPrices, current, state.archivedPriceIds, isOwned);
+    changes.push(...sweep.changes);
+    state.archivedProductIds = sweep.archivedProductIds;
+    state.archivedPriceIds = sweep.archivedPriceIds;
+    if (!dryRun) {
+      for (const product of sweep.products) {
         await gw.updateProduct({
           id: product.id,
           active: false,
           idempotencyKey: idempotencyKey('catalog.product.update', product.id, product.updatedAt?.getTime() ?? 0, digest({ active: false })),
         });
       }
-    }
-
-    // Owned prices that no lookup key of the file points at any more (removed from the file, or
-    // replaced by a run that stopped before archiving them).
-    for (const price of allPrices) {
-      if (!isOwned(price) || current.has(price.id) || state.archivedPriceIds.has(price.id)) continue;
-      state.archivedPriceIds.add(price.id);
-      if (!price.active) continue;
-      const key = price.lookupKey ?? price.id;
-      changes.push({ where: 'stripe', action: 'archive', object: 'price', key, detail: `${price.id} (no longer in the catalog)` });
-      if (!dryRun) {
+      for (const price of sweep.prices) {
         await gw.updatePrice({ id: price.id, active: false, idempotencyKey: idempotencyKey('catalog.price.archive', price.id, catalogDigest) });
       }
     }
@@ -220,138 +201,17 @@ export class CatalogSyncService {
   }
 
   /**
-   * Makes the database rows match the Stripe state: rows are matched by Stripe id, then by meter
-   * event name, product code or lookup key. A replaced price keeps its row (subscriptions refer
-   * to it), inactive and without its lookup key; its successor gets a new row.
+   * Makes the database rows match the Stripe state (see planDatabase): reads the rows, plans,
+   * and writes the plan in one transaction. A dry run reads and plans only.
    */
   async syncDatabase(em: EntityManager, catalog: CatalogDefinition, stripe: CatalogStripeState, options: CatalogSyncOptions = {}): Promise<CatalogChange[]> {
-    const dryRun = !!options.dryRun;
-    const run = async (tx: EntityManager): Promise<CatalogChange[]> => {
-      const changes: CatalogChange[] = [];
-      const meters = await tx.find(Meter, {});
-      const products = await tx.find(Product, {});
-      const prices: Price[] = await tx.find(Price, {}, { populate: ['product', 'meter'] });
-      const newId = '(created by this sync)';
-
-      const setFields = <T extends object>(row: T, values: Partial<T>): string[] => {
-        const diffs: string[] = [];
-        for (const [k, v] of Object.entries(values)) {
-          if (v === undefined) continue;
-          const before = (row as Record<string, unknown>)[k];
-          if (before === v) continue;
-          diffs.push(`${k} ${before ?? 'null'} → ${v ?? 'null'}`);
-          (row as Record<string, unknown>)[k] = v;
-        }
-        return diffs;
-      };
-
-      const meterRows = new Map<string, Meter>();
-      const creates: Array<() => void> = [];
-      for (const def of catalog.meters) {
-        const stripeId = stripe.meters[def.eventName];
-        const row = meters.find((m) => m.eventName === def.eventName);
-        const values = { displayName: def.displayName, aggregation: def.aggregation ?? 'sum', stripeMeterId: stripeId ?? undefined };
-        if (!row) {
-          changes.push({ where: 'database', action: 'create', object: 'meter', key: def.eventName, detail: stripeId ?? newId });
-          if (!dryRun) meterRows.set(def.eventName, tx.create(Meter, { eventName: def.eventName, ...values }));
-          continue;
-        }
-        meterRows.set(def.eventName, row);
-        const diffs = setFields(row, values);
-        if (diffs.length) changes.push({ where: 'database', action: 'update', object: 'meter', key: def.eventName, detail: diffs.join(', ') });
-      }
-
-      const productRows = new Map<string, Product>();
-      for (const def of catalog.products) {
-        const stripeId = stripe.products[def.code];
-        const row = products.find((p) => p.code === def.code) ?? (stripeId ? products.find((p) => p.stripeProductId === stripeId) : undefined);
-        const values = { code: def.code, name: def.name, description: def.description ?? null, active: def.active ?? true, stripeProductId: stripeId ?? undefined };
-        if (!row) {
-          changes.push({ where: 'database', action: 'create', object: 'product', key: def.code, detail: stripeId ?? newId });
-          if (!dryRun) productRows.set(def.code, tx.create(Product, values));
-          continue;
-        }
-        productRows.set(def.code, row);
-        const diffs = setFields(row, values);
-        if (stripeId === null && dryRun) diffs.push(`stripeProductId → ${newId}`);
-        if (diffs.length) changes.push({ where: 'database', action: 'update', object: 'product', key: def.code, detail: diffs.join(', ') });
-      }
-
-      for (const product of products) {
-        if (!product.stripeProductId || !stripe.archivedProductIds.has(product.stripeProductId) || !product.active) continue;
-        product.active = false;
-        changes.push({ where: 'database', action: 'archive', object: 'product', key: product.code, detail: product.stripeProductId });
-      }
-
-      const claimed = new Set(catalog.products.flatMap((p) => p.prices.map((x) => x.lookupKey)).filter((k) => stripe.prices[k] !== undefined));
-      // Archived prices first: a replaced price gives its lookup key up before its successor's
-      // row takes it (the column is unique).
-      for (const price of prices) {
-        if (!price.stripePriceId || !stripe.archivedPriceIds.has(price.stripePriceId)) continue;
-        const values: Partial<Price> = { active: false };
-        const key = price.lookupKey ?? price.stripePriceId;
-        if (price.lookupKey && claimed.has(price.lookupKey) && stripe.prices[price.lookupKey] !== price.stripePriceId) values.lookupKey = null;
-        const diffs = setFields(price, values);
-        if (diffs.length) changes.push({ where: 'database', action: 'archive', object: 'price', key, detail: price.stripePriceId });
-      }
-
-      for (const def of catalog.products) {
-        for (const p of def.prices) {
-          const stripeId = stripe.prices[p.lookupKey];
-          if (stripeId === undefined) continue; // a conflict: left alone in Stripe, so here too
-          let row = stripeId ? prices.find((x) => x.stripePriceId === stripeId) : undefined;
-          const byKey = prices.find((x) => x.lookupKey === p.lookupKey);
-          if (!row && byKey) {
-            if (!byKey.stripePriceId) row = byKey;
-            else if (byKey.lookupKey && byKey.stripePriceId !== stripeId) {
-              // The lookup key moved to another Stripe price: this row stays for its subscriptions.
-              setFields(byKey, { active: false, lookupKey: null });
-              changes.push({ where: 'database', action: 'archive', object: 'price', key: p.lookupKey, detail: `${byKey.stripePriceId} (replaced)` });
-            }
-          }
-          const values = {
-            lookupKey: p.lookupKey,
-            currency: p.currency,
-            unitAmount: p.unitAmount,
-            interval: (p.interval ?? null) as PriceIntervalValue | null,
-            intervalCount: p.intervalCount ?? 1,
-            usageType: p.usageType ?? ('licensed' as const),
-            active: true,
-            stripePriceId: stripeId ?? undefined,
-          };
-          if (!row) {
-            changes.push({ where: 'database', action: 'create', object: 'price', key: p.lookupKey, detail: `${money(p)}, ${stripeId ?? newId}` });
-            if (!dryRun) {
-              const product = productRows.get(def.code)!;
-              const meter = p.meter ? meterRows.get(p.meter) ?? null : null;
-              creates.push(() => tx.create(Price, { ...values, product, meter }));
-            }
-            continue;
-          }
-          const diffs = setFields(row, values);
-          if (stripeId === null && dryRun) diffs.push(`stripePriceId → ${newId}`);
-          const product = productRows.get(def.code);
-          if (product && row.product.id !== product.id) {
-            diffs.push(`product → ${def.code}`);
-            row.product = tx.getReference(Product, product.id, { wrapped: true });
-          }
-          const meter = p.meter ? meterRows.get(p.meter) : undefined;
-          if ((row.meter?.id ?? null) !== (meter?.id ?? null)) {
-            diffs.push(`meter → ${p.meter ?? 'none'}`);
-            row.meter = meter ? tx.getReference(Meter, meter.id, { wrapped: true }) : null;
-          }
-          if (diffs.length) changes.push({ where: 'database', action: 'update', object: 'price', key: p.lookupKey, detail: diffs.join(', ') });
-        }
-      }
-
-      if (!dryRun) {
-        await tx.flush();
-        for (const create of creates) create();
-        await tx.flush();
-      }
-      return changes;
-    };
-    return inTransactionOrDryRun(em, dryRun, run);
+    if (options.dryRun) return planDatabase(catalog, stripe, await readCatalogRows(em.fork()).then((r) => r.rows), true).changes;
+    return em.transactional(async (tx) => {
+      const { rows, entities } = await readCatalogRows(tx);
+      const plan = planDatabase(catalog, stripe, rows, false);
+      await applyDatabasePlan(tx, plan, entities);
+      return plan.changes;
+    });
   }
 
   /** See PriceMapImporter. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { BillingError, ErrorCode } from '../../common/errors';
+import { BillingError } from '../../common/errors';
 import { assertId, isId } from '../../common/ids';
 import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
@@ -39,7 +39,7 @@ export class CheckoutService {
 
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
     // Without a policy every redirect URL is refused: only reads and syncs work (webhooks).
     private readonly options: CheckoutServiceOptions = { redirect: { allowedOrigins: [], allowLoopback: false } },
   ) {
@@ -63,7 +63,7 @@ export class CheckoutService {
    */
   async getSyncedOrThrow(customer: Customer | null, id: string): Promise<CheckoutSession> {
     const row = await this.getOwnedOrThrow(customer, id);
-    if (row.status !== 'open' || !this.gateway) return row;
+    if (row.status !== 'open' || !this.gateway.enabled) return row;
     const fetchedAt = new Date();
     const snapshot = await this.gateway.retrieveCheckoutSession(row.stripeSessionId);
     await this.em.transactional((tx) => this.applySnapshot(tx, snapshot, fetchedAt));
@@ -78,7 +78,7 @@ export class CheckoutService {
   // ---- writes -------------------------------------------------------------------------------
 
   async create(user: Pick<AuthUser, 'userId' | 'email'>, input: CreateCheckoutSessionInput): Promise<CheckoutSession> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     // Everything the caller sent is checked before anything is created in Stripe.
     const successUrl = checkRedirectUrl(input.successUrl, 'successUrl', this.options.redirect);
     const cancelUrl = checkRedirectUrl(input.cancelUrl, 'cancelUrl', this.options.redirect);
@@ -119,7 +119,7 @@ export class CheckoutService {
   async closeOpenSessions(tx: EntityManager, customerId: string, productId: string): Promise<boolean> {
     const rows = await tx.find(CheckoutSession, { customer: customerId, mode: 'subscription', status: 'open', price: { product: productId } });
     if (rows.length === 0) return false;
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     let completed = false;
     for (const row of rows) {
       const fetchedAt = new Date();
@@ -217,7 +217,7 @@ export class CheckoutService {
   private async subscriptionOf(snapshot: CheckoutSessionSnapshot): Promise<SubscriptionSnapshot | null> {
     if (snapshot.subscription) return snapshot.subscription;
     if (!snapshot.subscriptionId) return null;
-    return this.requireGateway().retrieveSubscription(snapshot.subscriptionId);
+    return this.gateway.retrieveSubscription(snapshot.subscriptionId);
   }
 
   /**
@@ -251,10 +251,5 @@ export class CheckoutService {
     const product = await this.em.findOne(Product, { id: price.product.id });
     if (!product?.active) throw BillingError.badInput('This product is no longer available', 'priceId');
     return price;
-  }
-
-  private requireGateway(): StripeGateway {
-    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
-    return this.gateway;
   }
 }

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { rawQuery } from '../../db/raw-query';
+import type { KnownCustomer } from './definitions-cache';
 
 const CATALOG_LOCK = 'entitlements:catalog';
 
@@ -137,10 +138,10 @@ export class EntitlementRepository {
     return rows.map((r) => ({ feature: r.feature, grantedBy: r.stripe_active ? 'stripe' : 'catalog' }));
   }
 
-  /** Whether the customer has the feature now. */
-  async isActive(customerId: string, feature: string): Promise<boolean> {
-    const rows = await rawQuery<{ active: boolean }>(this.em, 'select active from entitlements where customer_id = $1 and feature = $2', [customerId, feature]);
-    return rows[0]?.active ?? false;
+  /** User `userId`'s customer, if it has one. */
+  async customerOfUser(userId: string): Promise<KnownCustomer | null> {
+    const rows = await rawQuery<KnownCustomer>(this.em, 'select id, email from customers where user_id = $1', [userId]);
+    return rows[0] ?? null;
   }
 
   /**

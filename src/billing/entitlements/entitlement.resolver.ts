@@ -1,13 +1,12 @@
 import { Arg, Authorized, Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
-import { ActingCustomer } from '../../graphql/authorization';
-import type { Customer } from '../customers/customer.entity';
+import { ActingScope, type CustomerScope } from '../../graphql/authorization';
 import { CustomerType } from '../subscriptions/subscription.type';
 import { EntitlementService } from './entitlement.service';
 import { EntitlementType } from './entitlement.type';
 
 function service(ctx: GraphQLContext): EntitlementService {
-  return new EntitlementService(ctx.em, ctx.log);
+  return new EntitlementService(ctx.rootEm, ctx.log);
 }
 
 @Resolver(() => CustomerType)
@@ -19,9 +18,12 @@ export class EntitlementResolver {
   async hasEntitlement(
     @Ctx() ctx: GraphQLContext,
     @Arg('feature', () => String, { description: 'A feature lookup key, such as "sso".' }) feature: string,
-    @ActingCustomer({ arg: true }) customer: Customer | null,
+    @ActingScope({ arg: true }) scope: CustomerScope,
   ): Promise<boolean> {
-    return service(ctx).has(customer, feature);
+    // The caller's own customer is found through the definitions cache; a customer an admin names is checked and loaded.
+    const entitlements = service(ctx);
+    const customerId = scope.customerId ? ((await scope.customer())?.id ?? null) : ((await entitlements.customerOfUser(scope.user.userId))?.id ?? null);
+    return entitlements.has(customerId, feature);
   }
 
   @FieldResolver(() => [EntitlementType], { description: 'Every feature of the catalog (and any other the customer was granted), with whether the customer has it now.' })

@@ -4,6 +4,8 @@ import { BillingError } from '../../common/errors';
 import { entitlementMismatchCounter } from '../../common/metrics';
 import type { ActiveEntitlementSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from '../customers/customer.entity';
+import type { KnownCustomer } from './definitions-cache';
+import { definitionsCacheFor, publishDefinitionsChange } from './definitions-invalidation';
 import { EntitlementRepository, type FeatureState } from './entitlement.repository';
 
 /** A Stripe lookup key: up to 80 characters; features made outside the catalog may use any printable ones. */
@@ -36,7 +38,10 @@ export class EntitlementService {
     const changes = await this.em.transactional(async (tx) => {
       const repository = new EntitlementRepository(tx);
       await repository.lockCustomer(customerId);
-      return repository.recomputeFromCatalog(customerId);
+      const changes = await repository.recomputeFromCatalog(customerId);
+      // Also when nothing changed here: the subscription row written before this may have moved the customer's limits.
+      await publishDefinitionsChange(tx, customerId);
+      return changes;
     });
     if (changes.length) this.log?.info({ customerId, changes }, 'entitlements recomputed from the catalog');
   }
@@ -49,6 +54,7 @@ export class EntitlementService {
   /** Recomputes the catalog's side for every customer (after the catalog's features changed). */
   async recomputeAll(): Promise<number> {
     const changes = await this.repository.recomputeFromCatalog(null);
+    await publishDefinitionsChange(this.em, null);
     if (changes.length) this.log?.info({ changes: changes.length }, 'entitlements recomputed from the catalog for every customer');
     return changes.length;
   }
@@ -86,6 +92,7 @@ export class EntitlementService {
         entitlements.map((e) => ({ feature: e.lookupKey, stripeFeatureId: e.featureId, stripeEntitlementId: e.id })),
         fetchedAt,
       );
+      await publishDefinitionsChange(tx, customer.id);
       const after = await repository.activeFeatures(customer.id);
       return { before, after, mismatches: await repository.mismatches(customer.id) };
     });
@@ -104,15 +111,26 @@ export class EntitlementService {
   }
 
   /** Whether the customer (null: the caller has none yet) has the feature now. */
-  async has(customer: Customer | null, feature: string): Promise<boolean> {
+  async has(customerId: string | null, feature: string): Promise<boolean> {
     if (!FEATURE_KEY.test(feature)) throw BillingError.badInput('feature must be a lookup key such as "sso" (1 to 80 characters, no spaces)', 'feature');
-    if (!customer) return false;
-    return this.repository.isActive(customer.id, feature);
+    if (!customerId) return false;
+    return (await this.list(customerId)).some((f) => f.feature === feature && f.active);
   }
 
-  /** Every feature the catalog knows (and any other the customer had), with whether the customer has it. */
+  /**
+   * Every feature the catalog knows (and any other the customer had), with whether the customer
+   * has it. Kept in the definitions cache until a write changes them (see definitions-invalidation.ts).
+   */
   async list(customerId: string | null): Promise<FeatureState[]> {
     if (!customerId) return [];
-    return this.repository.listForCustomer(customerId);
+    return definitionsCacheFor(this.em).features(customerId, () => this.repository.listForCustomer(customerId));
+  }
+
+  /**
+   * User `userId`'s customer (null: none yet), as kept in the definitions cache: the question
+   * every gated request starts with, answered without a database round trip once known.
+   */
+  customerOfUser(userId: string): Promise<KnownCustomer | null> {
+    return definitionsCacheFor(this.em).customerOfUser(userId, () => this.repository.customerOfUser(userId));
   }
 }

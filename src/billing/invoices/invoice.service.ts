@@ -38,7 +38,7 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 export class InvoiceService {
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
     private readonly log?: Logger,
   ) {}
 
@@ -91,7 +91,7 @@ export class InvoiceService {
    * new. A Stripe failure is logged and the list is served from the table.
    */
   async syncCustomer(customer: Customer): Promise<void> {
-    if (!this.gateway || !customer.stripeCustomerId) return;
+    if (!this.gateway.enabled || !customer.stripeCustomerId) return;
     try {
       let startingAfter: string | undefined;
       for (let page = 0; page < MAX_SYNC_PAGES; page++) {

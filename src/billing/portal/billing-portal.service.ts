@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { BillingError, ErrorCode } from '../../common/errors';
 import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { BillingPortalSessionSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
@@ -16,7 +15,7 @@ export class BillingPortalService {
 
   constructor(
     em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
     private readonly options: BillingPortalServiceOptions,
   ) {
     this.customers = new CustomerService(em, gateway);
@@ -24,7 +23,6 @@ export class BillingPortalService {
 
   /** A portal session for the user's Stripe customer (created on first use), returning to `returnUrl`. */
   async create(user: Pick<AuthUser, 'userId' | 'email'>, returnUrl: string): Promise<BillingPortalSessionSnapshot> {
-    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
     const checked = checkRedirectUrl(returnUrl, 'returnUrl', this.options.redirect);
     const customer = await this.customers.getOrCreateBillable(user);
     // Portal sessions are single-use and nothing of ours is created, so each call is a new

@@ -79,14 +79,14 @@ export class SubscriptionChangeService {
 
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
     options: SubscriptionServiceOptions,
   ) {
     this.subscriptions = new SubscriptionService(em, gateway, options);
   }
 
   async change(customer: Customer | null, input: SubscriptionChangeInput): Promise<ChangeResult> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const owned = await this.subscriptions.getOwnedOrThrow(customer, input.id);
     const target = await this.targetPrice(input);
     return this.em.transactional(async (tx) => {
@@ -129,7 +129,7 @@ export class SubscriptionChangeService {
   }
 
   async preview(customer: Customer | null, input: SubscriptionChangeInput): Promise<ChangePreview> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     await this.subscriptions.getOwnedOrThrow(customer, input.id);
     const target = await this.targetPrice(input);
     const plan = await this.plan(this.em, input, target);
@@ -156,7 +156,6 @@ export class SubscriptionChangeService {
 
   /** Drops a change scheduled for the period end (the subscription schedule is released). */
   async cancelPendingChange(customer: Customer | null, id: string): Promise<Subscription> {
-    this.requireGateway();
     const owned = await this.subscriptions.getOwnedOrThrow(customer, id);
     return this.em.transactional(async (tx) => {
       await lockCustomerSubscriptions(tx, owned.customer.id);
@@ -286,7 +285,7 @@ export class SubscriptionChangeService {
    * with its metered prices for one period, after which the schedule releases the subscription.
    */
   private async schedule(em: EntityManager, plan: ChangePlan): Promise<void> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const { row } = plan;
     const version = row.updatedAt.getTime();
     const subscription = await gateway.retrieveSubscription(row.stripeSubscriptionId);
@@ -337,11 +336,6 @@ export class SubscriptionChangeService {
       lines: now.lines,
       renewalLines: renewal.lines,
     };
-  }
-
-  private requireGateway(): StripeGateway {
-    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
-    return this.gateway;
   }
 }
 

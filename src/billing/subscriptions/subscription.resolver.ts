@@ -11,6 +11,7 @@ import { InvoiceService } from '../invoices/invoice.service';
 import { InvoiceType } from '../invoices/invoice.type';
 import { BillingAlertType } from './billing-alert.type';
 import { billingAlertsOf, type BillingAlert } from './billing-alerts';
+import { EntitlementService } from '../entitlements/entitlement.service';
 import type { Subscription } from './subscription.entity';
 import { SubscriptionReadRepository, type SubscriptionView } from './subscription-read.repository';
 import { SubscriptionService } from './subscription.service';
@@ -142,7 +143,7 @@ export class SubscriptionResolver {
   async latestInvoice(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<InvoiceType | null> {
     if (sub.latestInvoiceRow !== undefined) return sub.latestInvoiceRow ? toInvoiceType(sub.latestInvoiceRow) : null;
     if (!sub.latestStripeInvoiceId) return null;
-    const row = await new InvoiceService(ctx.em, null).findByStripeId(sub.latestStripeInvoiceId);
+    const row = await new InvoiceService(ctx.em, ctx.gateway).findByStripeId(sub.latestStripeInvoiceId);
     return row ? toInvoiceType(row) : null;
   }
 
@@ -165,7 +166,8 @@ export class ViewerResolver {
   @Query(() => CustomerType, { description: "The caller's billing customer." })
   @Authorized()
   async viewer(@Ctx() ctx: GraphQLContext, @CurrentUser() user: AuthUser): Promise<CustomerType> {
-    const row = await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user);
+    // Known customers come from the per-customer cache (no round trip); a first visit creates the row.
+    const row = (await new EntitlementService(ctx.rootEm).customerOfUser(user.userId)) ?? (await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user));
     return Object.assign(new CustomerType(), { id: row.id, email: row.email ?? null });
   }
 

@@ -67,7 +67,7 @@ export class SubscriptionService {
 
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway | null,
+    private readonly gateway: StripeGateway,
     private readonly options: SubscriptionServiceOptions,
   ) {
     this.customers = new CustomerService(em, gateway);
@@ -95,7 +95,7 @@ export class SubscriptionService {
   // ---- writes -------------------------------------------------------------------------------
 
   async start(user: AuthUser, input: StartSubscriptionInput): Promise<{ subscription: Subscription; clientSecret: string | null }> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const quantity = checkQuantity(input.quantity ?? 1);
     const trialDays = input.trialDays ?? undefined;
     if (trialDays !== undefined && (!Number.isInteger(trialDays) || trialDays < 1 || trialDays > MAX_TRIAL_DAYS)) {
@@ -146,7 +146,7 @@ export class SubscriptionService {
   }
 
   async cancel(customer: Customer | null, id: string, atPeriodEnd: boolean): Promise<Subscription> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const row = await this.getOwnedOrThrow(customer, id);
     if (row.status === 'canceled' || row.status === 'incomplete_expired') return row;
     // A change scheduled for the period end goes with the cancellation: its schedule is released first.
@@ -160,7 +160,7 @@ export class SubscriptionService {
   }
 
   async resume(customer: Customer | null, id: string): Promise<Subscription> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     const row = await this.getOwnedOrThrow(customer, id);
     // Already resumed (a retry whose first answer was lost, say): nothing left to undo.
     if (!row.cancelAtPeriodEnd && LIVE_STATUSES.includes(row.status)) return row;
@@ -179,7 +179,7 @@ export class SubscriptionService {
    * released, canceled or completed (the period rolled over meanwhile) is fine.
    */
   async releaseSchedule(scheduleId: string, rowId: string): Promise<void> {
-    const gateway = this.requireGateway();
+    const gateway = this.gateway;
     try {
       await gateway.releaseSchedule({ id: scheduleId, idempotencyKey: idempotencyKey('schedule.release', rowId, scheduleId) });
     } catch (error) {
@@ -242,11 +242,6 @@ export class SubscriptionService {
     if (price.usageType === 'metered') throw BillingError.badInput('A metered price comes with its plan; choose the plan', 'priceId');
     if (!price.stripePriceId) throw BillingError.badInput('This price is not available in Stripe yet', 'priceId');
     return price;
-  }
-
-  private requireGateway(): StripeGateway {
-    if (!this.gateway) throw new BillingError(ErrorCode.BILLING_DISABLED, 'Billing is disabled');
-    return this.gateway;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ClientBase } from 'pg';
 import { rawQuery, withPoolConnection } from '../../db/raw-query';
+import type { LimitDefinition } from '../entitlements/definitions-cache';
 import type { LedgerRow, NewLedgerRow } from './usage-ledger.repository';
 import { INSERT_SQL } from './usage-ledger.repository';
 
@@ -19,6 +20,15 @@ select s.id as subscription_id, l.meter, l."limit", l.kind
   join prices p on p.id = s.price_id
   join plan_limits l on l.product_id = p.product_id
  where s.id = any($1::uuid[])
+ order by s.id, l.meter`;
+
+/** The limits of a customer's subscriptions in the given statuses, with each subscription's current period. */
+const DEFINITIONS_SQL = `
+select s.id as subscription_id, l.meter, l."limit", l.kind, s.current_period_start, s.current_period_end
+  from subscriptions s
+  join prices p on p.id = s.price_id
+  join plan_limits l on l.product_id = p.product_id
+ where s.customer_id = $1 and s.status = any($2::text[])
  order by s.id, l.meter`;
 
 /**
@@ -62,6 +72,24 @@ export class UsageLimitRepository {
     if (subscriptionIds.length === 0) return [];
     const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft' }>(this.em, LIMITS_SQL, [[...new Set(subscriptionIds)]]);
     return rows.map((r) => ({ subscriptionId: r.subscription_id, meter: r.meter, limit: Number(r.limit), kind: r.kind }));
+  }
+
+  /** The limits of the customer's subscriptions in `statuses`' plans, with the period each counts. */
+  async definitionsOf(customerId: string, statuses: readonly string[]): Promise<LimitDefinition[]> {
+    // Timestamps come back as text on the ORM's connections (its driver turns off pg's parsing).
+    const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft'; current_period_start: string | Date | null; current_period_end: string | Date | null }>(
+      this.em,
+      DEFINITIONS_SQL,
+      [customerId, statuses],
+    );
+    return rows.map((r) => ({
+      subscriptionId: r.subscription_id,
+      meter: r.meter,
+      limit: Number(r.limit),
+      kind: r.kind,
+      periodStart: r.current_period_start === null ? null : new Date(r.current_period_start),
+      periodEnd: r.current_period_end === null ? null : new Date(r.current_period_end),
+    }));
   }
 
   /** Usage of the subscription's meter since `since` (the start of its billing period). */

@@ -174,3 +174,9 @@ export function toRecord(row: Omit<LedgerRow, 'request_hash'>): UsageRecord {
     idempotencyKey: row.idempotency_key,
   };
 }
+
+/** The billing period a limit counts: the subscription's current one, or the UTC calendar month when it has none. */
+export function limitPeriod(subscription: Pick<MeteredSubscription, 'currentPeriodStart' | 'currentPeriodEnd'>, now: Date): { start: Date; end: Date } {
+  if (subscription.currentPeriodStart && subscription.currentPeriodEnd) return { start: subscription.currentPeriodStart, end: subscription.currentPeriodEnd };
+  return { start: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), end: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)) };
+}

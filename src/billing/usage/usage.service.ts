@@ -8,6 +8,7 @@ import { UsageLedgerRepository, type MeteredSubscription, type NewLedgerRow } fr
 import { UsageLimitRepository, type SubscriptionLimit } from './usage-limit.repository';
 import {
   BILLING_STATUSES,
+  limitPeriod,
   MAX_BATCH_EVENTS,
   MAX_SUMMARY_DAYS,
   prepareUsage,
@@ -54,15 +55,6 @@ export interface UsageSummary {
   failed: number;
   lagSeconds: number | null;
   buckets: { date: string; total: number }[];
-}
-
-/** A limit of one of the caller's subscriptions and where its usage stands this billing period. */
-export interface UsageLimitStatus extends SubscriptionLimit {
-  used: number;
-  remaining: number;
-  /** The end of the billing period, when usage starts again from zero. */
-  resetsAt: Date;
-  overLimit: boolean;
 }
 
 /** The outcome of one event of a batch: its record (new or replayed), or why it was refused. */
@@ -343,21 +335,6 @@ export class UsageService {
     return result;
   }
 
-  /** The caller's usage limits: one per limit of each billing subscription's current plan, with the period's usage. */
-  async limits(customerId: string): Promise<UsageLimitStatus[]> {
-    const subscriptions = (await this.ledger.subscriptionsOf(customerId, null)).filter((s) => BILLING_STATUSES.includes(s.status));
-    const repository = new UsageLimitRepository(this.em);
-    const limits = await repository.limitsOf(subscriptions.map((s) => s.id));
-    const now = this.now();
-    const answers: UsageLimitStatus[] = [];
-    for (const limit of limits) {
-      const period = limitPeriod(subscriptions.find((s) => s.id === limit.subscriptionId)!, now);
-      const used = await repository.used(limit.subscriptionId, limit.meter, period.start);
-      answers.push({ ...limit, used, remaining: Math.max(0, limit.limit - used), resetsAt: period.end, overLimit: used > limit.limit });
-    }
-    return answers;
-  }
-
   /** As resolveMetered for reading; a meter the plan had before a change stays readable while it has usage. */
   private async resolveForReading(subscriptions: MeteredSubscription[], subscriptionId: string | null, meter: string | null) {
     const byId = subscriptionId ? subscriptions.find((s) => s.id === subscriptionId) : undefined;
@@ -407,12 +384,6 @@ export class UsageService {
     return this.ledger.subscriptionsOf(customer.id, subscriptionId);
   }
 
-}
-
-/** The billing period a limit counts: the subscription's current one, or the UTC calendar month when it has none. */
-function limitPeriod(subscription: MeteredSubscription, now: Date): { start: Date; end: Date } {
-  if (subscription.currentPeriodStart && subscription.currentPeriodEnd) return { start: subscription.currentPeriodStart, end: subscription.currentPeriodEnd };
-  return { start: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), end: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)) };
 }
 
 function startOfUtcDay(date: Date): number {

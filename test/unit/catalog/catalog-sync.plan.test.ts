@@ -1,6 +1,6 @@
 import { isOwned, OWNER_METADATA } from '../../../src/billing/catalog/catalog-change';
 import type { CatalogPriceDefinition, CatalogProductDefinition } from '../../../src/billing/catalog/catalog-file';
-import { planPrice, planProduct, termsOf } from '../../../src/billing/catalog/catalog-sync.plan';
+import { planArchiveSweep, planPrice, planProduct, termsOf } from '../../../src/billing/catalog/catalog-sync.plan';
 import type { PriceSnapshot, ProductSnapshot } from '../../../src/stripe/stripe.gateway';
 
 function product(overrides: Partial<ProductSnapshot> = {}): ProductSnapshot {
@@ -111,5 +111,38 @@ describe('catalog sync plan', () => {
       expect(decision.kind).toBe('replace');
       if (decision.kind === 'replace') expect(decision.change.detail).toContain('interval month → year');
     });
+  });
+});
+
+describe('planArchiveSweep', () => {
+  const codes = new Set(['starter']);
+
+  it('archives owned products the file no longer lists, and owned prices no lookup key names', () => {
+    const gone = product({ id: 'prod_gone', metadata: { ...OWNER_METADATA, tollgate_code: 'gone' } });
+    const kept = product();
+    const current = price({ id: 'price_cur' });
+    const orphan = price({ id: 'price_orphan', lookupKey: null });
+    const sweep = planArchiveSweep(codes, [kept, gone], [current, orphan], new Set(['price_cur']), new Set(), isOwned);
+    expect(sweep.products.map((p) => p.id)).toEqual(['prod_gone']);
+    expect(sweep.prices.map((p) => p.id)).toEqual(['price_orphan']);
+    expect(sweep.changes.map((c) => `${c.where} ${c.action} ${c.object} ${c.key}`)).toEqual(['stripe archive product gone', 'stripe archive price price_orphan']);
+    expect([...sweep.archivedProductIds]).toEqual(['prod_gone']);
+    expect([...sweep.archivedPriceIds]).toEqual(['price_orphan']);
+  });
+
+  it('counts already archived objects as archived without writing them again', () => {
+    const gone = product({ id: 'prod_gone', active: false, metadata: { ...OWNER_METADATA, tollgate_code: 'gone' } });
+    const inactive = price({ id: 'price_old', active: false });
+    const sweep = planArchiveSweep(codes, [gone], [inactive], new Set(), new Set(), isOwned);
+    expect([sweep.products, sweep.prices, sweep.changes]).toEqual([[], [], []]);
+    expect([...sweep.archivedProductIds, ...sweep.archivedPriceIds]).toEqual(['prod_gone', 'price_old']);
+  });
+
+  it('never archives what Tollgate does not own, nor a price this run archived already', () => {
+    const foreign = price({ id: 'price_foreign', metadata: {} });
+    const replaced = price({ id: 'price_replaced' });
+    const sweep = planArchiveSweep(codes, [], [foreign, replaced], new Set(), new Set(['price_replaced']), isOwned);
+    expect(sweep.prices).toEqual([]);
+    expect([...sweep.archivedPriceIds]).toEqual(['price_replaced']);
   });
 });

@@ -1,6 +1,7 @@
 import { ErrorCode } from '../../../src/common/errors';
 import { leaseFor } from '../../../src/billing/usage/usage-forwarder';
 import { checkOccurredAt, checkQuantity, hashRequest, MAX_USAGE_QUANTITY } from '../../../src/billing/usage/usage.service';
+import { limitPeriod } from '../../../src/billing/usage/usage.rules';
 
 const codeOf = (fn: () => unknown): string | undefined => {
   try {
@@ -38,6 +39,23 @@ describe('usage rules', () => {
       for (const t of [now.getTime() - 35 * day - 1, now.getTime() + 5 * 60_000 + 1, Number.NaN]) {
         expect(codeOf(() => checkOccurredAt(new Date(t), now))).toBe(ErrorCode.BAD_USER_INPUT);
       }
+    });
+  });
+
+  describe(limitPeriod.name, () => {
+    const now = new Date('2026-12-07T05:00:00Z');
+
+    it("counts the subscription's current billing period", () => {
+      const start = new Date('2026-11-20T00:00:00Z');
+      const end = new Date('2026-12-20T00:00:00Z');
+      expect(limitPeriod({ currentPeriodStart: start, currentPeriodEnd: end }, now)).toEqual({ start, end });
+    });
+
+    it('counts the UTC calendar month for a subscription without a period', () => {
+      expect(limitPeriod({ currentPeriodStart: null, currentPeriodEnd: null }, now)).toEqual({
+        start: new Date('2026-12-01T00:00:00Z'),
+        end: new Date('2027-01-01T00:00:00Z'),
+      });
     });
   });
 
