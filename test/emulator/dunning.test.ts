@@ -154,6 +154,30 @@ describe('with the default schedule (retries after 3, 5 and 7 days, then cancel)
     expect((await stripe.subscriptions.retrieve(sub.id)).status).toBe('active');
   });
 
+  test('the billing portal also replaces the card a subscription names as its own default', async () => {
+    const h = harness();
+    const { stripe } = h;
+    const { customer, sub, advance } = await subscribed(h, 'pm_card_chargeCustomerFail');
+    const failing = (await stripe.customers.retrieve(customer.id)) as Stripe.Customer;
+    await stripe.subscriptions.update(sub.id, { default_payment_method: failing.invoice_settings.default_payment_method as string });
+    await advance(RENEWAL + 3600);
+    expect((await stripe.subscriptions.retrieve(sub.id)).status).toBe('past_due');
+    const session = await stripe.billingPortal.sessions.create({ customer: customer.id });
+    const url = new URL(session.url);
+    const res = await fetch(`${url.origin}${url.pathname}/payment_method${url.search}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'card=pm_card_mastercard',
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(303);
+    const replaced = (await stripe.customers.retrieve(customer.id)) as Stripe.Customer;
+    expect((await stripe.subscriptions.retrieve(sub.id)).default_payment_method).toBe(replaced.invoice_settings.default_payment_method);
+    await advance(RENEWAL + 4 * DAY);
+    expect(await latestInvoice(stripe, sub.id)).toMatchObject({ status: 'paid', attempt_count: 2 });
+    expect((await stripe.subscriptions.retrieve(sub.id)).status).toBe('active');
+  });
+
   test('a card that needs 3-D Secure: invoice.payment_action_required on renewal, past_due until the customer authenticates', async () => {
     const h = harness();
     const { stripe } = h;

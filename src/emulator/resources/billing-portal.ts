@@ -10,6 +10,7 @@ import { listOut, out } from '../router';
 import type { Obj, Store } from '../store';
 import { diff } from './customers';
 import { attachPaymentMethod, resolvePaymentMethod } from './payment-methods';
+import { ENDED } from './subscription-model';
 
 const DEFAULT_CONFIGURATION = 'bpc_emulator_default';
 
@@ -101,8 +102,10 @@ export function portalUpdatesPaymentMethod(store: Store, session: Obj): boolean 
 
 /**
  * The portal's "update payment method": attaches the card (a test token) and makes it the
- * customer's default for invoices, as Stripe's portal does. The next retry of a failed invoice
- * charges it. Returns an error message when the card cannot be attached.
+ * customer's default for invoices and the default of each live subscription that names a
+ * payment method of its own (which would otherwise still be charged), as Stripe's portal does.
+ * The next retry of a failed invoice charges it. Returns an error message when the card cannot
+ * be attached.
  */
 export function portalReplaceCard(store: Store, session: Obj, token: string): string | null {
   const customer = store.get('customer', session.customer);
@@ -113,6 +116,12 @@ export function portalReplaceCard(store: Store, session: Obj, token: string): st
       const pm = attachPaymentMethod(store, resolvePaymentMethod(store, token), customer.id);
       customer.invoice_settings.default_payment_method = pm.id;
       store.emit('customer.updated', customer, diff(before, store.render(customer)));
+      for (const sub of store.table('subscription').values()) {
+        if (sub.customer !== customer.id || ENDED.includes(sub.status) || !sub.default_payment_method || sub.default_payment_method === pm.id) continue;
+        const previous = { default_payment_method: sub.default_payment_method };
+        sub.default_payment_method = pm.id;
+        store.emit('customer.subscription.updated', sub, previous);
+      }
     });
   } catch (e) {
     if (e instanceof ApiError) return e.body.message;
