@@ -184,6 +184,9 @@ async function main(): Promise<void> {
         // but high enough that recordUsage from one user is measured, not refused.
         RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
         RATE_LIMIT_USAGE_PER_MINUTE: '10000000',
+        // Customers on no test clock, as in production (live keys have none): local mode's
+        // clock adds a read of the clock's time to every recordUsage.
+        STRIPE_TEST_CLOCK: 'off',
         ...args.serverEnv,
       },
       logFile,
