@@ -11,10 +11,10 @@ const wallClock = (): Date => new Date();
  */
 export async function billingClockOf(
   em: EntityManager,
-  gateway: StripeGateway | null,
+  gateway: StripeGateway,
   who: { userId: string } | { customerId: string },
 ): Promise<() => Date> {
-  if (!gateway?.customerTestClock) return wallClock;
+  if (!gateway.customerTestClock) return wallClock;
   const clocks = new TestClockRepository(em);
   const frozen = 'userId' in who ? await clocks.frozenTimeForUser(who.userId) : await clocks.frozenTimeForCustomer(who.customerId);
   return frozen ? () => new Date(frozen.getTime()) : wallClock;
