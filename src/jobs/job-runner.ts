@@ -174,8 +174,6 @@ export async function startJobRunner(deps: {
         ? {
             [TASKS.stripeObject]: timed(TASKS.stripeObject, (payload) => applier.apply(payload as StripeObjectJob)),
             [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, async () => {
-              const dead = await liveness.unlockDead(worker.deadAfterSeconds);
-              if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
               await catchUp.run();
             }),
           }
@@ -202,8 +200,17 @@ export async function startJobRunner(deps: {
     // the jobs; when nothing is left, each wake-up costs one empty fetch.
     workerEvents.on('job:complete', () => setImmediate(() => wakeIdleWorkers(currentPool, worker.concurrency)));
     const liveIds = () => (poolId ? [poolId] : []);
-    const beat = () =>
-      liveness.heartbeat(liveIds()).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    // Each beat also frees what silent workers hold: a worker killed while it held a named queue
+    // (a customer's, or the usage forwarding's) would otherwise block it until the next catch-up.
+    const beat = async () => {
+      try {
+        await liveness.heartbeat(liveIds());
+        const dead = await liveness.unlockDead(worker.deadAfterSeconds);
+        if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
+      } catch (error) {
+        log.warn({ err: error }, 'worker heartbeat failed');
+      }
+    };
     const heartbeat = setInterval(() => void beat(), Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
     heartbeat.unref();
 
