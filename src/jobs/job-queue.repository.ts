@@ -84,6 +84,39 @@ export class JobQueueRepository {
   }
 
   /**
+   * `add_jobs` of the `stripe_object` jobs of several objects, within a caller's statement: a
+   * CTE `specs_name` (one `graphile_worker.job_spec[]` column `a`, null when there is nothing to
+   * add) must exist; this gives the CTEs that add them, and add again those the first call left
+   * out (see stripeObjectJobCall), and the name of a CTE with one row per job added.
+   */
+  stripeObjectJobsCtes(specsName: string): { sql: string; added: string } {
+    return {
+      sql: `jobs_first as (
+         select j.key from ${specsName} s cross join lateral graphile_worker.add_jobs(s.a) j where s.a is not null
+       ),
+       jobs_left as (
+         select array_agg(spec) as a from ${specsName} s cross join lateral unnest(s.a) spec
+          where s.a is not null and (spec).job_key not in (select key from jobs_first where key is not null)
+       ),
+       jobs_second as (
+         select j.key from jobs_left l cross join lateral graphile_worker.add_jobs(l.a) j where l.a is not null
+       ),
+       jobs_added as (select key from jobs_first union all select key from jobs_second)`,
+      added: 'jobs_added',
+    };
+  }
+
+  /** The `job_spec` fields of an object's `stripe_object` job: identifier, payload, queue, key, attempts. */
+  stripeObjectJobSpec(ref: StripeObjectRef): { payload: string; queue: string; key: string } {
+    const payload: StripeObjectJob = { objectType: ref.objectType, objectId: ref.objectId };
+    return { payload: JSON.stringify(payload), queue: stripeObjectQueue(ref), key: stripeObjectJobKey(ref) };
+  }
+
+  get stripeObjectMaxAttempts(): number {
+    return this.maxAttempts;
+  }
+
+  /**
    * Wakes the usage forwarding (the `forward_usage` job) at `runAt`, or at once. A job already
    * pending keeps the earlier of its time and this one, so a wake-up is never pushed back by a
    * later retry and a retry never delays a wake-up; while a run is in progress, the job added

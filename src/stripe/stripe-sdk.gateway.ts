@@ -562,7 +562,7 @@ export class StripeSdkGateway implements StripeGateway {
         }),
       { resource: 'Event' },
     );
-    const data = page.data.map(toEventSnapshot);
+    const data = page.data.map((event) => toEventSnapshot(event));
     return { data, hasMore: page.has_more, nextCursor: page.has_more && data.length ? data[data.length - 1].id : null };
   }
 
@@ -588,7 +588,8 @@ export class StripeSdkGateway implements StripeGateway {
     if (!isEventShaped(event)) {
       throw new WebhookSignatureError('invalid_payload', 'Webhook payload is not a valid event.');
     }
-    return toEventSnapshot(event);
+    // constructEvent parsed the body: the event is plain JSON already, with nothing to copy.
+    return toEventSnapshot(event, { plainJson: true });
   }
 
   // Entitlements

@@ -48,6 +48,40 @@ afterAll(async () => {
 });
 
 describe(StripeEventRepository.name, () => {
+  describe('recordAndEnqueueMany', () => {
+    it('records deliveries together, answers each, and adds one job per object for the events it inserted', async () => {
+      const events = new StripeEventRepository(new JobQueueRepository(12));
+      const client = await connect();
+      const refOf = (id: string) => ({ objectType: 'subscription', objectId: id, customerId: 'cus_many' });
+      const ignoredEvent = { ...subscriptionEvent('evt_many_5', 'sub_many_b'), type: 'charge.succeeded' };
+      const outcomes = await events.recordAndEnqueueMany(client, [
+        { event: subscriptionEvent('evt_many_1', 'sub_many_a'), ref: refOf('sub_many_a'), apply: true },
+        { event: subscriptionEvent('evt_many_2', 'sub_many_a'), ref: refOf('sub_many_a'), apply: true },
+        // The same event delivered twice at once: the second is a duplicate.
+        { event: subscriptionEvent('evt_many_1', 'sub_many_a'), ref: refOf('sub_many_a'), apply: true },
+        { event: subscriptionEvent('evt_many_3', 'sub_many_b'), ref: refOf('sub_many_b'), apply: true, payloadJson: JSON.stringify({ id: 'evt_many_3', as: 'received' }) },
+        { event: ignoredEvent, ref: refOf('sub_many_b'), apply: false },
+      ]);
+      expect(outcomes).toEqual(['recorded', 'recorded', 'duplicate', 'recorded', 'ignored']);
+      const ledger = await client.query(`select stripe_event_id, status, payload from stripe_events where stripe_event_id like 'evt_many_%' order by stripe_event_id`);
+      expect(ledger.rows.map((r) => [r.stripe_event_id, r.status])).toEqual([
+        ['evt_many_1', 'received'],
+        ['evt_many_2', 'received'],
+        ['evt_many_3', 'received'],
+        ['evt_many_5', 'ignored'],
+      ]);
+      // The body as received is what is stored.
+      expect(ledger.rows[2].payload).toEqual({ id: 'evt_many_3', as: 'received' });
+      const jobs = await client.query(`select key, queue_name from graphile_worker.jobs where key like 'stripe:subscription:sub_many_%' order by key`);
+      expect(jobs.rows).toEqual([
+        { key: 'stripe:subscription:sub_many_a', queue_name: 'stripe:customer:cus_many' },
+        { key: 'stripe:subscription:sub_many_b', queue_name: 'stripe:customer:cus_many' },
+      ]);
+      // Again: every one is a duplicate now, and no job is added or changed.
+      expect(await events.recordAndEnqueueMany(client, [{ event: subscriptionEvent('evt_many_2', 'sub_many_a'), ref: refOf('sub_many_a'), apply: true }])).toEqual(['duplicate']);
+    });
+  });
+
   describe('recordAndEnqueue', () => {
     it('leaves a job for the event when a worker locks the pending job of its object at the same moment', async () => {
       const events = new StripeEventRepository(new JobQueueRepository(12));
@@ -71,7 +105,7 @@ describe(StripeEventRepository.name, () => {
       expect(await second).toBe('recorded');
 
       const { rows } = await route.query<{ key: string | null; locked: boolean }>(
-        `select key, locked_at is not null as locked from graphile_worker._private_jobs order by id`,
+        `select key, locked_at is not null as locked from graphile_worker._private_jobs where payload->>'objectId' = 'sub_race' order by id`,
       );
       // The locked job keeps running without its key; a new pending job carries the key for evt_race_2.
       expect(rows).toEqual([
