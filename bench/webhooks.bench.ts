@@ -215,6 +215,7 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
     }
     const subReads = await readsCounter('/v1/subscriptions/');
     const backlogStarted = performance.now();
+    const backlogCpu = cpuTimeMs(tollgate.pid);
     await tollgate.request('resumeJobs');
     const progress: string[] = [];
     await waitFor(async () => {
@@ -223,10 +224,14 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
       return left === 0;
     }, 600_000, 250);
     const backlogSeconds = (performance.now() - backlogStarted) / 1000;
+    const backlogCpuMs = cpuTimeMs(tollgate.pid) - backlogCpu;
     const backlogReads = await readsOf(subReads);
     await emulator('DELETE', '/_emulator/faults');
     log(`backlog: ${backlog.length} customer.subscription.updated over ${subs.length} subscriptions of 50 customers, recorded with the worker paused`);
     log(`  applied ${(backlog.length / backlogSeconds).toFixed(0)} events/s (all in ${backlogSeconds.toFixed(1)} s); Stripe subscription reads ${backlogReads} = ${(backlogReads / subs.length).toFixed(2)} per subscription`);
+    log(
+      `  Tollgate's CPU (worker, API and the in-process emulator): ${(backlogCpuMs / 1000).toFixed(1)} s over ${backlogSeconds.toFixed(1)} s = ${(backlogCpuMs / backlogSeconds / 10).toFixed(0)}% of one core; ${(backlogCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job`,
+    );
     log(`  events left to apply over time: ${progress.filter((_, i) => i % 4 === 0 || i === progress.length - 1).join(' ')}`);
     await db.end();
   } finally {
