@@ -1,5 +1,6 @@
 /**
- * Webhook ingest and burst, `npm run bench:webhooks [-- --duration 10 --connections 50]` (also
+ * Webhook ingest and burst, `npm run bench:webhooks [-- --duration 10 --connections 50
+ * --worker-concurrency 4]` (also
  * `npm run bench -- --only webhook-ingest`). Prints its figures; asserts nothing.
  *
  * 1. Ingest: unique signed events (the emulator's own event mix under fresh ids) at N connections,
@@ -31,6 +32,8 @@ const COUNTER = 1_000_000;
 export interface WebhookBenchOptions {
   duration: number;
   connections: number;
+  /** The worker's WORKER_CONCURRENCY (and WORKER_DB_POOL_MAX); default the app's own (4). */
+  workerConcurrency?: number;
 }
 
 function log(line: string): void {
@@ -74,6 +77,7 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
         STRIPE_WEBHOOK_SECRET: secret,
         RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
         STRIPE_REQUESTS_PER_SECOND: '1000',
+        ...(options.workerConcurrency ? { WORKER_CONCURRENCY: String(options.workerConcurrency), WORKER_DB_POOL_MAX: String(options.workerConcurrency) } : {}),
       },
       logFile,
       timeoutMs: 120_000,
@@ -247,7 +251,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === __filename) {
     const i = argv.indexOf(name);
     return i >= 0 ? Number(argv[i + 1]) : fallback;
   };
-  runWebhookBench({ duration: flag('--duration', 10), connections: flag('--connections', 50) }).catch((error) => {
+  const workerConcurrency = flag('--worker-concurrency', 0) || undefined;
+  runWebhookBench({ duration: flag('--duration', 10), connections: flag('--connections', 50), workerConcurrency }).catch((error) => {
     console.error(error);
     process.exit(1);
   });
