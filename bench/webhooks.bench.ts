@@ -18,7 +18,7 @@
  *    applied/s, how long the last event waited, and Stripe reads per subscription.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
@@ -45,6 +45,28 @@ function signer(secret: string) {
     const t = Math.floor(Date.now() / 1000);
     return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
   };
+}
+
+/**
+ * CPU time of the embedded PostgreSQL whose data directory is under `dir`: its postmaster and the
+ * backends it forked (the connections that live through the measurement), in ms.
+ */
+function postgresCpuMs(dir: string): number {
+  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+  const read = (pid: number, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const postmaster = pids.find((pid) => read(pid, 'cmdline').includes(dir) && read(pid, 'cmdline').startsWith(`${path.sep}`) && read(pid, 'comm').startsWith('postgres'));
+  if (!postmaster) return 0;
+  const parentOf = (pid: number) => {
+    const stat = read(pid, 'stat');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+  return pids.filter((pid) => pid === postmaster || parentOf(pid) === postmaster).reduce((ms, pid) => ms + cpuTimeMs(pid), 0);
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
@@ -220,6 +242,7 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
     const subReads = await readsCounter('/v1/subscriptions/');
     const backlogStarted = performance.now();
     const backlogCpu = cpuTimeMs(tollgate.pid);
+    const backlogPgCpu = postgresCpuMs(work);
     await tollgate.request('resumeJobs');
     const progress: string[] = [];
     await waitFor(async () => {
@@ -229,12 +252,13 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
     }, 600_000, 250);
     const backlogSeconds = (performance.now() - backlogStarted) / 1000;
     const backlogCpuMs = cpuTimeMs(tollgate.pid) - backlogCpu;
+    const backlogPgCpuMs = postgresCpuMs(work) - backlogPgCpu;
     const backlogReads = await readsOf(subReads);
     await emulator('DELETE', '/_emulator/faults');
     log(`backlog: ${backlog.length} customer.subscription.updated over ${subs.length} subscriptions of 50 customers, recorded with the worker paused`);
     log(`  applied ${(backlog.length / backlogSeconds).toFixed(0)} events/s (all in ${backlogSeconds.toFixed(1)} s); Stripe subscription reads ${backlogReads} = ${(backlogReads / subs.length).toFixed(2)} per subscription`);
     log(
-      `  Tollgate's CPU (worker, API and the in-process emulator): ${(backlogCpuMs / 1000).toFixed(1)} s over ${backlogSeconds.toFixed(1)} s = ${(backlogCpuMs / backlogSeconds / 10).toFixed(0)}% of one core; ${(backlogCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job`,
+      `  Tollgate's CPU (worker, API and the in-process emulator): ${(backlogCpuMs / 1000).toFixed(1)} s over ${backlogSeconds.toFixed(1)} s = ${(backlogCpuMs / backlogSeconds / 10).toFixed(0)}% of one core; ${(backlogCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job; PostgreSQL's ${(backlogPgCpuMs / 1000).toFixed(1)} s = ${(backlogPgCpuMs / backlogSeconds / 10).toFixed(0)}% of one core, ${(backlogPgCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job; load average ${os.loadavg()[0].toFixed(1)}`,
     );
     log(`  events left to apply over time: ${progress.filter((_, i) => i % 4 === 0 || i === progress.length - 1).join(' ')}`);
     await db.end();
