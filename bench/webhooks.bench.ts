@@ -16,6 +16,7 @@
  * 3. Backlog: with the worker paused, 10 `customer.subscription.updated` deliveries for each of
  *    200 subscriptions of 50 customers (2,000 events); then the worker starts and applies them:
  *    applied/s, how long the last event waited, and Stripe reads per subscription.
+ * 4. Ingest as in 1 with the worker running meanwhile: how long until every event is applied.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -261,6 +262,21 @@ export async function runWebhookBench(options: WebhookBenchOptions): Promise<voi
       `  Tollgate's CPU (worker, API and the in-process emulator): ${(backlogCpuMs / 1000).toFixed(1)} s over ${backlogSeconds.toFixed(1)} s = ${(backlogCpuMs / backlogSeconds / 10).toFixed(0)}% of one core; ${(backlogCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job; PostgreSQL's ${(backlogPgCpuMs / 1000).toFixed(1)} s = ${(backlogPgCpuMs / backlogSeconds / 10).toFixed(0)}% of one core, ${(backlogPgCpuMs / Math.max(1, backlogReads)).toFixed(1)} ms per job; load average ${os.loadavg()[0].toFixed(1)}`,
     );
     log(`  events left to apply over time: ${progress.filter((_, i) => i % 4 === 0 || i === progress.length - 1).join(' ')}`);
+
+    // 4. Ingest again with the worker running meanwhile (deliveries and jobs on the same objects at once).
+    const liveBefore = Number((await db.query(`select count(*)::int as n from stripe_events`)).rows[0].n);
+    const liveStarted = performance.now();
+    const live = await runLoad({ url: `${tollgate.info.url}/webhooks/stripe`, body: next }, load);
+    const liveProgress: string[] = [];
+    await waitFor(async () => {
+      const left = await pendingEvents();
+      liveProgress.push(`${((performance.now() - liveStarted) / 1000).toFixed(0)}s:${left}`);
+      return left === 0;
+    }, 600_000, 1000);
+    const liveSeconds = (performance.now() - liveStarted) / 1000;
+    const liveRecorded = Number((await db.query(`select count(*)::int as n from stripe_events`)).rows[0].n) - liveBefore;
+    log(`ingest with the worker running: ${live.reqPerSec.toFixed(0)} events/s acknowledged; ${liveRecorded} events all applied ${liveSeconds.toFixed(1)} s after the first delivery (${(liveRecorded / liveSeconds).toFixed(0)} events/s)`);
+    log(`  events left to apply over time: ${liveProgress.filter((_, i) => i % 5 === 0 || i === liveProgress.length - 1).join(' ')}`);
     await db.end();
   } finally {
     for (const child of children.reverse()) await child.stop().catch(() => undefined);
