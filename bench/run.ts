@@ -17,6 +17,7 @@ import path from 'node:path';
 import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
 import { Client } from 'pg';
+import { JobQueueRepository } from '../src/jobs/job-queue.repository';
 import { seedUsers, type SeededUser } from './lib/seed';
 import { runWebhookBench } from './webhooks.bench';
 import { ENTITLEMENT_TARGETS, entitlementScenarios } from './entitlements.scenarios';
@@ -367,7 +368,7 @@ async function webhookDeliveries(tollgate: ServerChild, secret: string) {
 
 /**
  * The usage forwarder draining a backlog: `backlog` pending rows inserted in one statement (so
- * they all become visible at once), then the server's own forwarder loop, as it runs in
+ * they all become visible at once), then the server's own forward_usage job, as it runs in
  * production, sends them to the emulator's meter event stream. Timed from the commit to the
  * moment no row is pending; the emulator's count confirms every event arrived.
  */
@@ -389,6 +390,8 @@ async function forwarderDrain(tollgate: ServerChild, users: SeededUser[], backlo
            from generate_series(0, $1::int - 1) g`,
         [backlog, subs.map((r) => r.id), subs.map((r) => r.customer_id), `bench-backlog-${run}-`],
       );
+      // Wake the forwarding job, as recordUsage does after its commit.
+      await new JobQueueRepository(1).addUsageForwardJob(db);
       const started = performance.now();
       // `exists` stops at the first pending row: a count every 50 ms would itself cost PostgreSQL
       // a noticeable share of the drain.

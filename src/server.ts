@@ -29,7 +29,8 @@ import { JobQueueRepository, TASKS } from './jobs/job-queue.repository';
 import { setQueueDepthSource } from './common/metrics';
 import { withPoolConnection } from './db/raw-query';
 import { catalogCacheFor } from './billing/catalog/catalog-cache';
-import { UsageForwarder } from './billing/usage/usage-forwarder';
+import { onUsageRecorded } from './billing/usage/usage-recorded.signal';
+import { UsageForwardWaker } from './jobs/usage-forward-waker';
 
 /** How long requests in flight may take to finish when the server stops. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -47,8 +48,6 @@ export interface RunningServer {
   emulator?: RunningEmulator;
   /** Local mode: a token for the dev user, also pre-filled in the playground. */
   devToken?: string;
-  /** Sends recorded usage to Stripe; absent when billing or USAGE_FORWARDER_ENABLED is off. */
-  usageForwarder?: UsageForwarder;
   /** The job engine's worker in this process; absent when WORKER_ENABLED is off or billing is. */
   jobs?: RunningJobs;
   /**
@@ -233,13 +232,22 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
       }
     };
 
-    // Started after listen and closed before it (closers run in reverse): no round is cut off
-    // by the ORM closing under it.
-    let usageForwarder: UsageForwarder | undefined;
+    // Usage is forwarded by the job engine (the forward_usage task, on a worker's own pool);
+    // recording it here wakes that job, debounced, with one statement after the request.
     if (gateway.enabled && config.usageForwarder.enabled) {
-      usageForwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
-      usageForwarder.start();
-      closers.push({ name: 'usage-forwarder', close: () => usageForwarder!.stop() });
+      const waker = new UsageForwardWaker({
+        addJob: () => withPoolConnection(orm, (client) => jobQueue.addUsageForwardJob(client)),
+        intervalMs: config.usageForwarder.intervalMs,
+        log,
+      });
+      const unsubscribe = onUsageRecorded(() => waker.wake());
+      closers.push({
+        name: 'usage-forward-waker',
+        close: async () => {
+          unsubscribe();
+          waker.stop();
+        },
+      });
     }
 
     const banner = [
@@ -254,7 +262,7 @@ export async function startServer(config: AppConfig, options: StartOptions): Pro
         : []),
     ].join('\n');
 
-    return { url, port, config, orm, app, database, gateway, emulator, devToken, usageForwarder, jobs, waitForJobs, banner, close: closeAll };
+    return { url, port, config, orm, app, database, gateway, emulator, devToken, jobs, waitForJobs, banner, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -27,9 +27,9 @@ const CANCEL = `mutation($id: ID!) { cancelSubscription(id: $id, atPeriodEnd: fa
  * a starter plan canceled and restarted on the yearly price, and pro (with its metered item),
  * all on trials so they are TRIALING without a card. Four subscriptions per user, three plans.
  */
-export async function seedUsers(url: string, jwtSecret: string, count: number): Promise<SeededUser[]> {
+export async function seedUsers(url: string, jwtSecret: string, count: number, first = 0): Promise<SeededUser[]> {
   const users: SeededUser[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = first; i < first + count; i++) {
     const userId = `bench-user-${i}`;
     const token = await signToken(jwtSecret, userId, { email: `${userId}@example.com`, expiresIn: '1d' });
     const start = async (input: Record<string, unknown>) =>

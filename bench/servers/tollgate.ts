@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import { applyHeapSettings } from '../../src/common/heap';
 import { createLogger } from '../../src/common/logger';
 import { loadConfig } from '../../src/config/env';
+import { startJobRunner, type RunningJobs } from '../../src/jobs/job-runner';
 import { startServer } from '../../src/server';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -23,6 +24,8 @@ async function main(): Promise<void> {
   const emulator = server.emulator;
   // CPU profiles of one scenario at a time (`npm run bench -- --profile`), same format as --cpu-prof.
   let profiler: Session | undefined;
+  // The job engine's worker of this process: paused to build a backlog, then started again.
+  let jobs: RunningJobs | undefined = server.jobs;
 
   onControl(
     async (cmd, args) => {
@@ -44,6 +47,13 @@ async function main(): Promise<void> {
         case 'waitForWebhooks':
           await emulator?.waitForWebhooks(30_000);
           return null;
+        case 'pauseJobs':
+          await jobs?.stop();
+          jobs = undefined;
+          return null;
+        case 'resumeJobs':
+          if (!jobs && server.gateway) jobs = await startJobRunner({ config, databaseUrl: server.database.url, gateway: server.gateway, log });
+          return null;
         case 'profileStart':
           profiler = new Session();
           profiler.connect();
@@ -63,7 +73,11 @@ async function main(): Promise<void> {
           throw new Error(`unknown command ${cmd}`);
       }
     },
-    () => server.close(),
+    async () => {
+      // A worker started here is not the server's own: stop it first (the server's is stopped once).
+      if (jobs !== server.jobs) await jobs?.stop();
+      await server.close();
+    },
   );
 
   reportReady({

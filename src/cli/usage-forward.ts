@@ -5,16 +5,18 @@ import { UsageForwarder } from '../billing/usage/usage-forwarder';
 import { createLogger } from '../common/logger';
 import { withDatabase } from '../db/database';
 import { initORM } from '../db/orm';
+import { installJobQueue, startJobRunner } from '../jobs/job-runner';
 import { gatewayFromConfig } from '../stripe/gateway-from-config';
 
 const USAGE = `usage: npm run usage:forward [-- --once]
 
-Sends recorded usage to Stripe, like the forwarder inside the app, and can run beside any
-number of app instances and other forwarders on the same database (rows are claimed with
-FOR UPDATE SKIP LOCKED). Needs DATABASE_URL and STRIPE_SECRET_KEY (connected mode); in local
-mode the forwarder runs inside npm start.
+Sends recorded usage to Stripe: a worker of the job engine that runs only the usage
+forwarding (the forward_usage job, one run at a time across every instance), beside any
+number of app instances and workers on the same database. Needs DATABASE_URL and
+STRIPE_SECRET_KEY (connected mode); in local mode the forwarding runs inside npm start.
 
-  --once   send everything due now, then exit (1 when something could not be sent)`;
+  --once   send everything due now, then exit (1 when something could not be sent);
+           rows are claimed with FOR UPDATE SKIP LOCKED, so this may run beside the job`;
 
 /** `npm run usage:forward`: the usage forwarder on its own. */
 async function main(): Promise<number> {
@@ -48,29 +50,36 @@ async function main(): Promise<number> {
   const gateway = gatewayFromConfig(config, { log });
 
   return withDatabase(config, async (url) => {
-    const orm = await initORM({ url, poolMax: config.database.poolMax });
-    try {
-      const forwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
-      if (once) {
+    if (once) {
+      const orm = await initORM({ url, poolMax: config.worker.poolMax });
+      try {
+        const forwarder = UsageForwarder.fromConfig(config, { orm, gateway, log });
         const result = await forwarder.drain();
         const lag = await forwarder.updateLag();
         console.log(JSON.stringify({ ...result, oldestPendingSeconds: lag }));
         return result.retrying || result.failed ? 1 : 0;
+      } finally {
+        await orm.close();
       }
-      forwarder.start();
-      // Printed once the loop runs, so supervisors and tests know it is up.
-      console.log('usage forwarder running; Ctrl-C to stop');
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-      await forwarder.stop();
-      console.log(JSON.stringify(forwarder.totals));
-      return 0;
-    } finally {
-      await orm.close();
     }
+    await installJobQueue(url, log);
+    const jobs = await startJobRunner({
+      config: { ...config, usageForwarder: { ...config.usageForwarder, enabled: true } },
+      databaseUrl: url,
+      gateway,
+      log,
+      only: 'usage',
+    });
+    // Printed once the worker runs, so supervisors and tests know it is up.
+    console.log('usage forwarder running; Ctrl-C to stop');
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await jobs.stop();
+    console.log(JSON.stringify(jobs.usageForwarder?.totals ?? {}));
+    return 0;
   });
 }
 

@@ -8,6 +8,7 @@ import {
   type Runner,
   type TaskList,
   type WorkerEvents,
+  type WorkerPool,
 } from 'graphile-worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
@@ -20,7 +21,9 @@ import { EventCatchUpService } from '../webhooks/event-catch-up.service';
 import { eventHandlers } from '../webhooks/handlers/handler-registry';
 import { StripeEventRepository } from '../webhooks/stripe-event.repository';
 import { StripeObjectApplier } from '../webhooks/stripe-object.applier';
-import { JobQueueRepository, TASKS, type StripeObjectJob } from './job-queue.repository';
+import { UsageForwarder } from '../billing/usage/usage-forwarder';
+import { JobQueueRepository, TASKS, USAGE_FORWARD_JOB, type StripeObjectJob } from './job-queue.repository';
+import { forwardUsageTask } from './usage-forward.task';
 import { RateBudget } from './rate-budget';
 import { WorkerLivenessRepository } from './worker-liveness.repository';
 
@@ -47,6 +50,16 @@ export async function installJobQueue(databaseUrl: string, log: Logger): Promise
     await new WorkerLivenessRepository(pool).ensureSchema();
   } finally {
     await pool.end();
+  }
+}
+
+/** Wakes up to `count` workers of the pool that wait for their next poll (see startJobRunner). */
+function wakeIdleWorkers(pool: WorkerPool | null, count: number): void {
+  if (!pool || pool._shuttingDown || !pool._active) return;
+  try {
+    pool.nudge(count);
+  } catch {
+    // A worker that ended meanwhile (shutdown): nothing to wake.
   }
 }
 
@@ -89,6 +102,8 @@ function survivableShutdown(log: Logger): GraphileConfig.Preset {
 }
 
 export interface RunningJobs {
+  /** The usage forwarding of this worker (absent when USAGE_FORWARDER_ENABLED is off): what it sent. */
+  usageForwarder?: UsageForwarder;
   stop(): Promise<void>;
 }
 
@@ -105,6 +120,8 @@ export async function startJobRunner(deps: {
   log: Logger;
   /** Called after a Stripe object was applied (the in-process API drops its catalog cache). */
   onApplied?: (job: StripeObjectJob) => void;
+  /** `usage`: only the usage forwarding (`npm run usage:forward`); default: every task. */
+  only?: 'usage';
 }): Promise<RunningJobs> {
   const { config, databaseUrl, gateway } = deps;
   const log = deps.log.child({ component: 'jobs' });
@@ -118,7 +135,8 @@ export async function startJobRunner(deps: {
     orm = await initORM({ url: databaseUrl, poolMax: worker.poolMax, log });
     // Hooks this ORM's writes of subscriptions and plans to the notifications API instances cache by.
     definitionsCacheFor(orm.em);
-    const events = new StripeEventRepository(new JobQueueRepository(worker.maxAttempts));
+    const jobQueue = new JobQueueRepository(worker.maxAttempts);
+    const events = new StripeEventRepository(jobQueue);
     const applier = new StripeObjectApplier({
       orm,
       gateway,
@@ -151,25 +169,51 @@ export async function startJobRunner(deps: {
           jobRunSeconds.observe({ task, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
         }
       };
+    const webhooks = deps.only !== 'usage';
+    // Usage forwarding on this worker's own ORM (its pool, apart from the API's).
+    const usageForwarder = config.usageForwarder.enabled ? UsageForwarder.fromConfig(config, { orm, gateway, log }) : undefined;
     const taskList: TaskList = {
-      [TASKS.stripeObject]: timed(TASKS.stripeObject, (payload) => applier.apply(payload as StripeObjectJob)),
-      [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, async () => {
-        const dead = await liveness.unlockDead(worker.deadAfterSeconds);
-        if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
-        await catchUp.run();
-      }),
+      ...(webhooks
+        ? {
+            [TASKS.stripeObject]: timed(TASKS.stripeObject, (payload) => applier.apply(payload as StripeObjectJob)),
+            [TASKS.eventsCatchUp]: timed(TASKS.eventsCatchUp, async () => {
+              await catchUp.run();
+            }),
+          }
+        : {}),
+      ...(usageForwarder
+        ? { [TASKS.forwardUsage]: timed(TASKS.forwardUsage, forwardUsageTask({ forwarder: usageForwarder, jobs: jobQueue, pool, log })) }
+        : {}),
     };
 
     // The id of this process's worker pool (graphile-worker locks jobs and queues under it),
     // heartbeaten so that other processes can tell it is alive (see WorkerLivenessRepository).
     let poolId: string | null = null;
     const workerEvents: WorkerEvents = new EventEmitter();
+    let currentPool: WorkerPool | null = null;
     workerEvents.on('pool:create', ({ workerPool }) => {
       poolId = workerPool.id;
+      currentPool = workerPool;
     });
+    // A job's end wakes the pool's idle workers. graphile-worker wakes them on NOTIFY when a job
+    // is added, and otherwise polls every pollInterval; with named queues, two workers asking for
+    // a job at the same moment collide (one locks every free queue while it looks, the other
+    // finds nothing) and the loser slept a whole poll interval while a backlog waited. Waking
+    // them when a job ends (the moment a queue frees up) makes a backlog drain at the speed of
+    // the jobs; when nothing is left, each wake-up costs one empty fetch.
+    workerEvents.on('job:complete', () => setImmediate(() => wakeIdleWorkers(currentPool, worker.concurrency)));
     const liveIds = () => (poolId ? [poolId] : []);
-    const beat = () =>
-      liveness.heartbeat(liveIds()).catch((error: unknown) => log.warn({ err: error }, 'worker heartbeat failed'));
+    // Each beat also frees what silent workers hold: a worker killed while it held a named queue
+    // (a customer's, or the usage forwarding's) would otherwise block it until the next catch-up.
+    const beat = async () => {
+      try {
+        await liveness.heartbeat(liveIds());
+        const dead = await liveness.unlockDead(worker.deadAfterSeconds);
+        if (dead.length) log.warn({ workers: dead }, 'jobs of workers that stopped answering released');
+      } catch (error) {
+        log.warn({ err: error }, 'worker heartbeat failed');
+      }
+    };
     const heartbeat = setInterval(() => void beat(), Math.max(1000, (worker.deadAfterSeconds * 1000) / 3));
     heartbeat.unref();
 
@@ -183,12 +227,33 @@ export async function startJobRunner(deps: {
       logger: workerLogger(log),
       events: workerEvents,
       parsedCronItems: parseCronItems([
-        {
-          task: TASKS.eventsCatchUp,
-          match: everyMinutes(worker.catchUpMinutes),
-          identifier: TASKS.eventsCatchUp,
-          options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 },
-        },
+        ...(webhooks
+          ? [
+              {
+                task: TASKS.eventsCatchUp,
+                match: everyMinutes(worker.catchUpMinutes),
+                identifier: TASKS.eventsCatchUp,
+                options: { backfillPeriod: 0, jobKey: TASKS.eventsCatchUp, maxAttempts: 1 },
+              },
+            ]
+          : []),
+        // The usage forwarding's safety net: a wake-up lost with a killed process, rows left
+        // behind by a forwarder that died holding their lease. A run finding nothing due is cheap.
+        ...(usageForwarder
+          ? [
+              {
+                task: TASKS.forwardUsage,
+                match: everyMinutes(1),
+                identifier: TASKS.forwardUsage,
+                options: {
+                  backfillPeriod: 0,
+                  jobKey: USAGE_FORWARD_JOB.key,
+                  queueName: USAGE_FORWARD_JOB.queue,
+                  maxAttempts: USAGE_FORWARD_JOB.maxAttempts,
+                },
+              },
+            ]
+          : []),
       ]),
     };
 
@@ -232,21 +297,31 @@ export async function startJobRunner(deps: {
 
     await launch();
     await beat();
-    // Catch up at start too: an outage of the endpoint heals as soon as a worker is back.
-    await pool.query(`select graphile_worker.add_job($1::text, '{}'::json, job_key => $1::text, max_attempts => 1)`, [TASKS.eventsCatchUp]);
+    // Catch up at start too: an outage of the endpoint heals as soon as a worker is back; and
+    // forward what is pending (recorded while no worker ran).
+    if (webhooks) await pool.query(`select graphile_worker.add_job($1::text, '{}'::json, job_key => $1::text, max_attempts => 1)`, [TASKS.eventsCatchUp]);
+    if (usageForwarder) {
+      const client = await pool.connect();
+      try {
+        await jobQueue.addUsageForwardJob(client);
+      } finally {
+        client.release();
+      }
+    }
     const ormOfRunner = orm;
-    return {
-      stop: async () => {
-        stopping = true;
-        clearInterval(heartbeat);
-        if (restartTimer) clearTimeout(restartTimer);
-        const current = runner as Runner | null;
-        if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
-        await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
-        await ormOfRunner.close();
-        await pool.end();
-      },
+    let stopped: Promise<void> | null = null;
+    const stopAll = async () => {
+      stopping = true;
+      clearInterval(heartbeat);
+      if (restartTimer) clearTimeout(restartTimer);
+      const current = runner as Runner | null;
+      if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
+      await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
+      await ormOfRunner.close();
+      await pool.end();
     };
+    // Idempotent: a second stop (the server's closers after a caller stopped it) waits for the first.
+    return { usageForwarder, stop: () => (stopped ??= stopAll()) };
   } catch (error) {
     await orm?.close();
     await pool.end();

@@ -36,7 +36,7 @@ export class EventCalls {
         }),
       { resource: 'Event' },
     );
-    const data = page.data.map(toEventSnapshot);
+    const data = page.data.map((event) => toEventSnapshot(event));
     return { data, hasMore: page.has_more, nextCursor: page.has_more && data.length ? data[data.length - 1].id : null };
   }
 
@@ -63,7 +63,8 @@ export class EventCalls {
     if (!isEventShaped(event)) {
       throw new WebhookSignatureError('invalid_payload', 'Webhook payload is not a valid event.');
     }
-    return toEventSnapshot(event);
+    // constructEvent parsed the body: the event is plain JSON already, with nothing to copy.
+    return toEventSnapshot(event, { plainJson: true });
   }
 }
 

@@ -353,8 +353,9 @@ export function toObjectSnapshot(object: Record<string, unknown>): StripeObjectS
  * An event as plain JSON plus the fields handlers route on. The payload is copied through JSON
  * so it can be stored in jsonb as is.
  */
-export function toEventSnapshot(event: Stripe.Event): StripeEventSnapshot {
-  const payload = JSON.parse(JSON.stringify(event)) as Record<string, unknown>;
+export function toEventSnapshot(event: Stripe.Event, options: { plainJson?: boolean } = {}): StripeEventSnapshot {
+  // A plain copy, unless the event is one already (a verified webhook body, just parsed).
+  const payload = (options.plainJson ? event : JSON.parse(JSON.stringify(event))) as unknown as Record<string, unknown>;
   const data = (payload.data ?? {}) as { object?: Record<string, unknown>; previous_attributes?: Record<string, unknown> };
   return {
     id: event.id,

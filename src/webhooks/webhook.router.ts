@@ -49,7 +49,7 @@ export function createWebhookHandler({ verifier, ingest, mode, log }: WebhookHan
     }
 
     try {
-      const outcome = await ingest.receive(event);
+      const outcome = await ingest.receive(event, raw.toString('utf8'));
       webhookDeliveries.inc({ type: event.type, outcome });
       if (outcome === 'duplicate') {
         res.status(200).json({ received: true, duplicate: true });

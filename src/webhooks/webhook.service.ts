@@ -3,10 +3,11 @@ import { scrubSecrets } from '../common/secrets';
 import { withPoolConnection } from '../db/raw-query';
 import type { StripeEventSnapshot } from '../stripe/stripe.gateway';
 import type { EventHandlerRegistry } from './handlers/handler-registry';
-import type { StripeEventRepository } from './stripe-event.repository';
+import type { ReceiveOutcome, StripeEventRepository } from './stripe-event.repository';
+import { WebhookIngestBatcher } from './webhook-ingest.batcher';
 import { stripeObjectRefOf } from './stripe-object-ref';
 
-export type ReceiveOutcome = 'recorded' | 'ignored' | 'duplicate';
+export type { ReceiveOutcome };
 
 const MAX_ERROR_LENGTH = 1000;
 
@@ -18,20 +19,24 @@ export function scrubError(error: unknown): string {
 
 /**
  * What the webhook route does with a verified event: record it in the `stripe_events` ledger
- * and, for a type with a handler, enqueue the job of its object in the same transaction. Nothing
- * else happens in the request: no Stripe call, no lock, no unit of work; the job engine applies
- * it (see StripeObjectApplier).
+ * and, for a type with a handler, enqueue the job of its object in the same statement, together
+ * with the deliveries that arrive at the same time (see WebhookIngestBatcher). Nothing else
+ * happens in the request: no Stripe call, no lock, no unit of work; the job engine applies it
+ * (see StripeObjectApplier).
  */
 export class WebhookIngestService {
-  constructor(
-    private readonly orm: MikroORM,
-    private readonly events: StripeEventRepository,
-    private readonly handlers: EventHandlerRegistry,
-  ) {}
+  private readonly batcher: WebhookIngestBatcher;
 
-  receive(event: StripeEventSnapshot): Promise<ReceiveOutcome> {
-    const ref = stripeObjectRefOf(event.object);
-    const apply = this.handlers.handles(event.type);
-    return withPoolConnection(this.orm, (client) => this.events.recordAndEnqueue(client, event, ref, apply));
+  constructor(
+    orm: MikroORM,
+    events: StripeEventRepository,
+    private readonly handlers: EventHandlerRegistry,
+  ) {
+    this.batcher = new WebhookIngestBatcher(events, (fn) => withPoolConnection(orm, fn));
+  }
+
+  /** `rawBody`: the signed body, stored as the event's JSON (it is that JSON, byte for byte). */
+  receive(event: StripeEventSnapshot, rawBody?: string): Promise<ReceiveOutcome> {
+    return this.batcher.record({ event, ref: stripeObjectRefOf(event.object), apply: this.handlers.handles(event.type), payloadJson: rawBody });
   }
 }

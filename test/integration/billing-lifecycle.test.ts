@@ -124,7 +124,7 @@ describe('billing lifecycle on a test clock', () => {
         expect(at).toBeLessThan(periodEnd.getTime());
       }
       expect((await server.gql(USAGE, { id }, yara)).data.usage.total).toBe(usage);
-      await server.usageForwarder!.drain();
+      await server.jobs!.usageForwarder!.drain();
       const [{ unsent }] = await sql(`select count(*)::int as unsent from usage_events where subscription_id = ? and state <> 'sent'`, [id]);
       expect(unsent).toBe(0);
 

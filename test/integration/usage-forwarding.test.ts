@@ -8,7 +8,11 @@ import { loadCatalogFile } from '../../src/billing/catalog/catalog-file';
 import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { SubscriptionService } from '../../src/billing/subscriptions/subscription.service';
 import { UsageForwarder } from '../../src/billing/usage/usage-forwarder';
+import { Client } from 'pg';
 import { createLogger } from '../../src/common/logger';
+import { loadConfig } from '../../src/config/env';
+import { JobQueueRepository } from '../../src/jobs/job-queue.repository';
+import { installJobQueue, startJobRunner } from '../../src/jobs/job-runner';
 import { projectRoot } from '../../src/common/paths';
 import { initORM, migrate } from '../../src/db/orm';
 import { startEmulator, type RunningEmulator } from '../../src/emulator';
@@ -70,6 +74,17 @@ async function eventually(what: string, check: () => Promise<boolean>, boundMs =
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Wakes the forward_usage job, as recording usage does. */
+async function wake(): Promise<void> {
+  const client = new Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await new JobQueueRepository(12).addUsageForwardJob(client);
+  } finally {
+    await client.end();
   }
 }
 
@@ -188,33 +203,41 @@ describe(UsageForwarder.name, () => {
       expectSentOnceEach(ids);
     });
 
-    it('runs its lanes together through a backlog in the background loop, and stops with nothing half-marked', async () => {
-      const forwarder = new UsageForwarder({ orm, gateway: newGateway(), log: silent, batchSize: 50, lanes: 4, intervalMs: 20 });
-      forwarder.start();
+    it('runs its lanes together through a backlog as the job engine\'s forward_usage job, and stops with nothing half-marked', async () => {
+      const config = loadConfig(processEnv({ USAGE_FORWARDER_BATCH_SIZE: '50' }), { envFiles: [] });
+      await installJobQueue(db.url, silent);
+      const jobs = await startJobRunner({ config, databaseUrl: db.url, gateway: newGateway(), log: silent, only: 'usage' });
+      const forwarder = jobs.usageForwarder!;
       try {
         const ids = await insertBacklog(3000, 'loop');
+        await wake();
         await eventually('the backlog is sent', async () => (await states(ids)).sent === ids.length);
         expectSentOnceEach(ids);
         // Every row was claimed once, by one lane.
         expect(forwarder.totals).toMatchObject({ claimed: ids.length, sent: ids.length, retrying: 0, failed: 0 });
-        // Then a few rows at a time, which the polling lane alone picks up.
+        // Then a few rows at a time, woken as recordUsage wakes the job.
         const more = await insertBacklog(7, 'loop-more');
+        await wake();
         await eventually('the new rows are sent', async () => (await states(more)).sent === more.length);
         expectSentOnceEach(more);
       } finally {
-        await forwarder.stop();
+        await jobs.stop();
       }
-      expect(forwarder.running).toBe(false);
       const [{ n }] = await sql<{ n: number }>(`select count(*)::int as n from usage_events where state = 'pending'`);
       expect(n).toBe(0);
+      // Stopped: no forwarding run is left locked in the queue.
+      const [{ locked }] = await sql<{ locked: number }>(`select count(*)::int as locked from graphile_worker._private_jobs where locked_at is not null`);
+      expect(locked).toBe(0);
     });
 
     it('sends every row exactly once when two `npm run usage:forward` processes drain it together', async () => {
       const env = processEnv({ USAGE_FORWARDER_BATCH_SIZE: '25', USAGE_FORWARDER_INTERVAL_MS: '20' });
       const forwarders = await Promise.all([0, 1].map(() => spawnTs('src/cli/usage-forward.ts', [], env, /usage forwarder running/)));
       try {
-        // Both are polling before the backlog appears, so both take part.
+        // Both are workers of the job engine before the backlog appears; whichever takes the job
+        // (one run at a time across both) sends it, the other takes the next runs.
         const ids = await insertBacklog(1500, 'procs');
+        for (let i = 0; i < 3; i++) await wake();
         await eventually('the backlog is sent', async () => (await states(ids)).sent === ids.length);
         expectSentOnceEach(ids);
       } finally {
@@ -294,7 +317,9 @@ describe(UsageForwarder.name, () => {
   });
 
   describe('a server killed with SIGKILL during a burst of recordUsage', () => {
-    const serverEnv = () => processEnv({ HOST: '127.0.0.1', USAGE_FORWARDER_INTERVAL_MS: '20', USAGE_FORWARDER_BATCH_SIZE: '20' });
+    // A worker killed mid-run holds the forwarding's queue until it is found dead: after 3 s here.
+    const serverEnv = () =>
+      processEnv({ HOST: '127.0.0.1', USAGE_FORWARDER_INTERVAL_MS: '20', USAGE_FORWARDER_BATCH_SIZE: '20', WORKER_DEAD_AFTER_SECONDS: '3' });
     const startApp = () => spawnTs('src/main.ts', [], serverEnv(), /GraphQL\s+(http:\/\/\S+)\/graphql[\s\S]*Press Ctrl-C/);
 
     it('keeps every acknowledged event, and after the restart forwards each exactly once', async () => {

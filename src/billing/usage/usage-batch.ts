@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { usageRecorded } from './usage-recorded.signal';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LedgerRow } from './usage-ledger.repository';
 import { poolLender } from '../../db/raw-query';
@@ -309,6 +310,7 @@ export class UsageBatcher {
       this.inFlight--;
     }
     this.stats.statements++;
+    if (outcomes?.some((o) => o.kind === 'inserted')) usageRecorded();
     // The requests that arrived while this statement ran go to the database first, so that their
     // statement runs while this one's callers are being answered.
     this.startQueued();

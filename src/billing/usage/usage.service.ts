@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { usageRecorded } from './usage-recorded.signal';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
 import { assertId } from '../../common/ids';
@@ -238,6 +239,7 @@ export class UsageService {
     const refused = await this.recordUnderLimits(customer, subscriptions, rows, outcomes);
     const inserted = await ledger.insert(rows.filter((r): r is NewLedgerRow => r !== null && !refused.limited.has(r.id)));
     for (const id of refused.inserted) inserted.add(id);
+    if (inserted.size) usageRecorded();
     // The statement runs on its own (autocommit): when it returns, the rows are durable.
     // Requests that inserted nothing may have a row under their key: a retry, an earlier event of
     // this batch with the same key, or (for a request that failed to resolve) an event that was
