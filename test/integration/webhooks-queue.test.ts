@@ -177,6 +177,23 @@ describe('Stripe webhooks on the job engine', () => {
     expect(sub.cancel_at_period_end).toBe(true);
   });
 
+  it('still catches up after an event dated in the future by a test clock', async () => {
+    // A test clock's events carry the clock's time: one a year ahead must not move the catch-up past today's events.
+    const ahead = stripeEvent('customer.tax_id.created', { id: 'txi_clock', object: 'tax_id' }, { created: Math.floor(Date.now() / 1000) + 365 * 86_400 });
+    expect((await deliver(ahead)).status).toBe(200);
+    const id = await subscribe('after-clock');
+    await server.emulator!.waitForWebhooks();
+    await setDelivery(false);
+    await emulator('POST', `/v1/subscriptions/${id}`, { cancel_at_period_end: 'true' });
+    const missed = server.emulator!.events().filter((e) => e.data.object.id === id && e.type === 'customer.subscription.updated').pop()!;
+    await sql(`select graphile_worker.add_job('stripe_events_catch_up', '{}'::json, job_key => 'stripe_events_catch_up')`);
+    const row = await eventually(
+      async () => (await sql(`select status from stripe_events where stripe_event_id = ?`, [missed.id]))[0],
+      (r) => r?.status === 'processed',
+    );
+    expect(row).toEqual({ status: 'processed' });
+  });
+
   it('accepts deliveries signed with any of the configured secrets (a secret being rolled)', async () => {
     const event = stripeEvent('customer.tax_id.created', { id: 'txi_rolled', object: 'tax_id' });
     expect((await deliver(event, NEXT_SECRET)).status).toBe(200);
