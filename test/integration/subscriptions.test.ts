@@ -68,6 +68,49 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
     expect(listed.data.subscriptions.map((s: { id: string }) => s.id)).toEqual([sub.id]);
   });
 
+  it('stores the invoice Stripe answers a start or a plan change with, before (and without) its webhook', async () => {
+    const emulator = (route: string, init: RequestInit = {}) =>
+      fetch(`${server.emulator!.url}${route}`, { ...init, headers: { authorization: 'Bearer sk_test_tollgate_local_emulator', 'content-type': 'application/x-www-form-urlencoded' } });
+    const setDelivery = async (enabled: boolean) => {
+      const endpoints = (await (await emulator('/v1/webhook_endpoints')).json()) as { data: { id: string }[] };
+      expect(endpoints.data.length).toBeGreaterThan(0);
+      for (const endpoint of endpoints.data) {
+        expect((await emulator(`/v1/webhook_endpoints/${endpoint.id}`, { method: 'POST', body: `disabled=${!enabled}` })).status).toBe(200);
+      }
+    };
+    const ivy = await authHeader('ivy');
+    const invoices = async () =>
+      (await server.gql(`{ invoices { edges { node { id status total } } } subscriptions { latestInvoice { id } } }`, {}, ivy)).data as {
+        invoices: { edges: { node: { id: string; status: string; total: number } }[] };
+        subscriptions: { latestInvoice: { id: string } | null }[];
+      };
+    await setDelivery(false);
+    try {
+      const started = await server.gql(START, { input: { plan: 'starter' } }, ivy);
+      expect(started.errors).toBeUndefined();
+      const first = await invoices();
+      expect(first.invoices.edges.map((e) => e.node)).toEqual([{ id: expect.any(String), status: 'OPEN', total: 1900 }]);
+      expect(first.subscriptions[0].latestInvoice).toEqual({ id: first.invoices.edges[0].node.id });
+
+      // A new interval is invoiced at once: the change's invoice is listed too.
+      const id = started.data.startSubscription.subscription.id;
+      expect((await server.gql(UPDATE, { input: { id, plan: 'starter', interval: 'YEAR' } }, ivy)).errors).toBeUndefined();
+      const changed = await invoices();
+      expect(changed.invoices.edges).toHaveLength(2);
+      expect(changed.invoices.edges[1].node.id).toBe(first.invoices.edges[0].node.id);
+      expect(changed.subscriptions[0].latestInvoice).toEqual({ id: changed.invoices.edges[0].node.id });
+      // No event about either invoice was received: the mutations stored them.
+      const ids = changed.invoices.edges.map((e) => e.node.id);
+      const [{ n }] = await server.orm.em
+        .fork()
+        .getConnection()
+        .execute(`select count(*)::int as n from stripe_events e join invoices i on i.stripe_invoice_id = e.object_id where i.id in (?, ?)`, ids);
+      expect(n).toBe(0);
+    } finally {
+      await setDelivery(true);
+    }
+  });
+
   it('starts a trial as TRIALING with no payment needed, and includes the metered item for pro', async () => {
     const bob = await authHeader('bob');
     const res = await server.gql(START, { input: { plan: 'pro', trialDays: 14 } }, bob);
