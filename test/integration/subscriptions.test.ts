@@ -111,6 +111,27 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
     }
   });
 
+  it('shows a first-time caller an empty viewer without creating a row, then the started plan under the same id at once', async () => {
+    const jo = await authHeader('jo');
+    const VIEWER = `{ viewer { id email subscriptions { status } billingAlerts { code } entitlements { feature active } limits { meter limit used } } }`;
+    const active = (viewer: any) => viewer.entitlements.filter((e: { active: boolean }) => e.active).map((e: { feature: string }) => e.feature).sort();
+    const empty = (await server.gql(VIEWER, {}, jo)).data.viewer;
+    expect(empty).toMatchObject({ email: 'jo@example.com', subscriptions: [], billingAlerts: [], limits: [] });
+    expect(active(empty)).toEqual([]);
+    const sql = server.orm.em.fork().getConnection();
+    expect(await sql.execute(`select id from customers where user_id = 'jo'`)).toEqual([]);
+
+    // What was read for the id before the row existed (features, limits) is not served after it.
+    const started = await server.gql(START, { input: { plan: 'pro', trialDays: 7 } }, jo);
+    expect(started.errors).toBeUndefined();
+    expect(await sql.execute(`select id from customers where user_id = 'jo'`)).toEqual([{ id: empty.id }]);
+    const now = (await server.gql(VIEWER, {}, jo)).data.viewer;
+    expect(now).toMatchObject({ id: empty.id, subscriptions: [{ status: 'TRIALING' }] });
+    expect(now.limits.length).toBeGreaterThan(0);
+    await server.emulator!.waitForWebhooks();
+    expect(active((await server.gql(VIEWER, {}, jo)).data.viewer)).toEqual(['basic_reports', 'priority_support', 'sso']);
+  });
+
   it('starts a trial as TRIALING with no payment needed, and includes the metered item for pro', async () => {
     const bob = await authHeader('bob');
     const res = await server.gql(START, { input: { plan: 'pro', trialDays: 14 } }, bob);
