@@ -14,7 +14,7 @@ export interface Loaders {
   product: DataLoader<string, Product | null>;
   price: DataLoader<string, Price | null>;
   /**
-   * Stripe reads of this request by what they read (`invoices:<customer>`, `checkout:<session>`):
+   * Stripe reads of this request by what they read (`checkout:<session>`):
    * however many fields or aliases ask for the same one, Stripe is asked once.
    */
   stripeReads: StripeReads;

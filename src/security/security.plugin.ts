@@ -70,7 +70,7 @@ const MAX_PASSED_BYTES_PER_DOCUMENT = 64 * 1024;
  *
  * Every root field of a mutation costs one point, so aliasing one mutation fifty times in a
  * request costs fifty. High-volume mutations (recordUsage) count against `usageLimiter` instead.
- * Queries that call Stripe (fields declaring CALLS_STRIPE: invoices, checkoutSession) cost a
+ * Queries that call Stripe (fields declaring CALLS_STRIPE: checkoutSession) cost a
  * point per field from the same budget as mutations: each spends the account's Stripe rate
  * limit. Other queries are not rate limited: they only read our database, and their cost per
  * request is bounded by the depth, alias and complexity limits. Anonymous callers are not

@@ -200,7 +200,8 @@ export interface CreatedSubscription {
    * The client secret the browser uses to confirm the first payment (Stripe.js
    * `confirmPayment`), present while the latest invoice is open and awaits payment.
    */
-  clientSecret: string | null;
+  clientSecret: string | null;  /** The subscription's first invoice, when Stripe sent it expanded (stored as it arrives). */
+  latestInvoice?: InvoiceSnapshot | null;
 }
 
 export interface CheckoutSessionSnapshot {
@@ -470,7 +471,8 @@ export interface ChangeSubscriptionItemsInput {
 export interface ChangedSubscription {
   subscription: SubscriptionSnapshot;
   /** The latest invoice's client secret while that invoice is open and awaits the customer. */
-  clientSecret: string | null;
+  clientSecret: string | null;  /** The invoice the change left latest (its proration invoice, when invoiced at once), when Stripe sent it expanded. */
+  latestInvoice?: InvoiceSnapshot | null;
 }
 
 export interface SchedulePhaseInput {

@@ -249,6 +249,12 @@ export function subscriptionClientSecret(subscription: Stripe.Subscription): str
   return invoice.confirmation_secret?.client_secret ?? null;
 }
 
+/** The subscription's latest invoice, when the response carried it expanded. */
+export function latestInvoiceSnapshot(subscription: Stripe.Subscription): InvoiceSnapshot | null {
+  const invoice = expanded(subscription.latest_invoice);
+  return invoice ? toInvoiceSnapshot(invoice) : null;
+}
+
 const INVOICE_STATUSES: readonly InvoiceStatus[] = ['draft', 'open', 'paid', 'uncollectible', 'void'];
 
 export function toInvoiceSnapshot(invoice: Stripe.Invoice): InvoiceSnapshot {

@@ -9,7 +9,7 @@ import type {
   SubscriptionScheduleSnapshot,
   UpdateSchedulePhasesInput,
 } from './stripe.gateway';
-import { toSubscriptionSnapshot } from './stripe.mappers';
+import { latestInvoiceSnapshot, toSubscriptionSnapshot } from './stripe.mappers';
 import { changeClientSecret, toInvoicePreviewSnapshot, toScheduleSnapshot } from './subscription-change.mappers';
 
 
@@ -53,7 +53,7 @@ export class SubscriptionChangeCalls {
         ),
       { resource: 'Subscription' },
     );
-    return { subscription: toSubscriptionSnapshot(subscription), clientSecret: changeClientSecret(subscription) };
+    return { subscription: toSubscriptionSnapshot(subscription), clientSecret: changeClientSecret(subscription), latestInvoice: latestInvoiceSnapshot(subscription) };
   }
 
   async previewSubscriptionInvoice(input: PreviewSubscriptionChangeInput): Promise<InvoicePreviewSnapshot> {

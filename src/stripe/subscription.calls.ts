@@ -3,7 +3,7 @@ import { BillingError, ErrorCode } from '../common/errors';
 import { PAGINATION_LIMIT } from './stripe-call-policy';
 import type { CallPolicy } from './stripe-call-policy';
 import type { CancelSubscriptionInput, CreatedSubscription, CreateSubscriptionInput, SubscriptionSnapshot, UpdateSubscriptionInput } from './stripe.gateway';
-import { subscriptionClientSecret, toSubscriptionSnapshot } from './stripe.mappers';
+import { latestInvoiceSnapshot, subscriptionClientSecret, toSubscriptionSnapshot } from './stripe.mappers';
 
 /**
  * The Stripe calls of a subscription's life: create, read, change quantity or price, cancel,
@@ -38,7 +38,7 @@ export class SubscriptionCalls {
         { idempotencyKey: input.idempotencyKey },
       ),
     );
-    return { subscription: toSubscriptionSnapshot(subscription), clientSecret: subscriptionClientSecret(subscription) };
+    return { subscription: toSubscriptionSnapshot(subscription), clientSecret: subscriptionClientSecret(subscription), latestInvoice: latestInvoiceSnapshot(subscription) };
   }
 
   async retrieveSubscription(id: string): Promise<SubscriptionSnapshot> {

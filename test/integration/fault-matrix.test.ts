@@ -219,11 +219,18 @@ describe('fault matrix: Stripe failures on every gateway path', () => {
       intact: (_before, after) => expect(after).toEqual({ customers: 1, linked: true }),
       converged: (s) => expect(s).toEqual({ customers: 1, linked: true }),
     },
-    'invoices (read from Stripe on the first page)': {
-      // No trial: Stripe opens the first invoice at once, and no webhook brings it to our table.
+    'invoices (from our table: Stripe is not asked)': {
+      // No trial: Stripe opens the first invoice at once, and startSubscription stores it.
       setup: async (c) => void (await ok(server.gql(START, { input: { plan: 'starter' } }, c.headers))),
       fault: { path: '/v1/invoices', method: 'GET' },
-      call: (c) => server.gql(INVOICES, {}, c.headers),
+      call: async (c) => {
+        const res = await server.gql(INVOICES, {}, c.headers);
+        // Answered from the table while Stripe's invoice list fails, which it never asked.
+        expect(res.data?.invoices.edges.map((e: any) => e.node)).toEqual([{ status: 'OPEN', amountDue: expect.any(Number) }]);
+        const faults = (await (await control('GET')).json()) as { faults: { path?: string; count: number; remaining: number }[] };
+        for (const f of faults.faults.filter((f) => f.path === '/v1/invoices')) expect(f.remaining).toBe(f.count);
+        return res;
+      },
       failure: null,
       state: async (c) => {
         const customer = await stripeCustomerId(c.user);

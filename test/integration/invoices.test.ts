@@ -12,6 +12,12 @@ const DAY = 86_400;
 const NODE = 'id number status currency amountDue amountPaid amountRemaining total hostedInvoiceUrl periodStart periodEnd paidAt createdAt';
 const INVOICES = `query($first: Int, $after: String, $customerId: ID) { invoices(first: $first, after: $after, customerId: $customerId) {
   edges { cursor node { ${NODE} } } pageInfo { hasNextPage endCursor } } }`;
+const VIEWER = `{ viewer { id email
+  subscriptions { id status quantity cancelAtPeriodEnd price { id } product { code } latestInvoice { id status } }
+  billingAlerts { code invoice { id } subscription { id } }
+  entitlements { feature active }
+  limits { meter limit used remaining overLimit } } }`;
+const isWrite = (statement: string) => /^\s*(insert|update|delete|merge|truncate)\b/i.test(statement) || /\b(insert\s+into|update\s+"?\w+"?\s+set|delete\s+from)\b/i.test(statement);
 const CREATE = `mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { id url } }`;
 
 
@@ -26,6 +32,37 @@ describe(InvoiceService.name, () => {
   };
   const sql = (query: string, params: unknown[] = []) => server.orm.em.fork().getConnection().execute(query, params);
   const deliver = (type: string, object: Record<string, unknown>) => deliverSignedEvent(server.url, stripeEvent(type, object), SECRET);
+  const setDelivery = async (enabled: boolean) => {
+    for (const endpoint of (await stripe('/v1/webhook_endpoints')).data) {
+      const res = await fetch(`${server.emulator!.url}/v1/webhook_endpoints/${endpoint.id}`, {
+        method: 'POST',
+        headers: { authorization: EMULATOR_KEY, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ disabled: String(!enabled) }).toString(),
+      });
+      expect(res.status).toBe(200);
+    }
+  };
+  /** The SQL the app's ORM connection runs while `run` runs. */
+  const statementsOf = async (run: () => Promise<unknown>): Promise<string[]> => {
+    const statements: string[] = [];
+    const knex = server.orm.em.getConnection().getKnex();
+    const listener = (q: { sql: string }) => statements.push(q.sql);
+    knex.on('query', listener);
+    try {
+      await run();
+    } finally {
+      knex.off('query', listener);
+    }
+    return statements;
+  };
+  const eventually = async <T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await read();
+      if (check(value) || Date.now() > deadline) return value;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
 
   /** A user with an active Starter subscription paid by card through Checkout; returns their Stripe customer id. */
   async function subscribeThroughCheckout(userId: string): Promise<string> {
@@ -101,17 +138,9 @@ describe(InvoiceService.name, () => {
         expect(new Date(node.periodEnd).getTime()).toBeGreaterThanOrEqual(new Date(node.periodStart).getTime());
       }
 
-      // Stripe has nothing new: the first page reads it but writes no invoice row.
-      const statements: string[] = [];
-      const knex = server.orm.em.getConnection().getKnex();
-      const listener = (q: { sql: string }) => statements.push(q.sql);
-      knex.on('query', listener);
-      try {
-        expect((await server.gql(INVOICES, { first: 2 }, rita)).data.invoices.edges).toHaveLength(2);
-      } finally {
-        knex.off('query', listener);
-      }
-      expect(statements.filter((q) => /insert into "?invoices"?/i.test(q))).toEqual([]);
+      // The first page reads the table only: no write.
+      const statements = await statementsOf(() => server.gql(INVOICES, { first: 2 }, rita));
+      expect(statements.filter(isWrite)).toEqual([]);
 
       // Another user sees none of them; an admin may look.
       expect((await server.gql(INVOICES, {}, await authHeader('sam'))).data.invoices.edges).toEqual([]);
@@ -121,14 +150,32 @@ describe(InvoiceService.name, () => {
       expect((await server.gql(INVOICES, { customerId: customer.id }, await authHeader('sam'))).errors?.[0].extensions?.code).toBe('FORBIDDEN');
     });
 
-    it('reads Stripe on the first page, so an invoice whose webhook never came is listed', async () => {
+    it('lists an invoice whose webhook never came once the event catch-up has fetched its events', async () => {
       const stripeCustomer = await subscribeThroughCheckout('uma');
-      const [customer] = await sql('select id from customers where user_id = ?', ['uma']);
-      await sql('delete from invoices where customer_id = ?', [customer.id]);
-      const res = await server.gql(INVOICES, {}, await authHeader('uma'));
-      expect(res.data.invoices.edges.map((e: any) => e.node.amountPaid)).toEqual([1900]);
-      expect((await stripe(`/v1/invoices?customer=${stripeCustomer}`)).data).toHaveLength(1);
-    });
+      const uma = await authHeader('uma');
+      const listed = async () => (await server.gql(INVOICES, {}, uma)).data.invoices.edges.map((e: any) => e.node.id);
+      const [first] = await listed();
+      await setDelivery(false);
+      try {
+        // The renewal is invoiced and paid in Stripe while the endpoint receives nothing.
+        server.emulator!.advanceClock(32 * DAY);
+        const inStripe = async () => (await stripe(`/v1/invoices?customer=${stripeCustomer}`)).data as any[];
+        await eventually(async () => (await inStripe()).length, (n) => n === 2);
+        const [renewal] = await inStripe();
+        expect(renewal.status).toBe('paid');
+        // The query reads only the table: the renewal is not there yet.
+        expect(await listed()).toEqual([first]);
+
+        // What a worker does at start and on its schedule: run the catch-up job.
+        await sql(`select graphile_worker.add_job('stripe_events_catch_up', '{}'::json, job_key => 'stripe_events_catch_up')`);
+        const ids = await eventually(listed, (l) => l.length === 2);
+        expect(ids[1]).toBe(first);
+        const [row] = await sql('select status, amount_paid from invoices where stripe_invoice_id = ?', [renewal.id]);
+        expect(row).toEqual({ status: 'paid', amount_paid: 1900 });
+      } finally {
+        await setDelivery(true);
+      }
+    }, 60_000);
 
     it('refuses bad page sizes and cursors with BAD_USER_INPUT', async () => {
       const rita = await authHeader('rita');
@@ -138,13 +185,42 @@ describe(InvoiceService.name, () => {
     });
   });
 
+  describe('queries write nothing', () => {
+    it('answers viewer (every field) and invoices without a write, for a caller with no customer row yet and for one with', async () => {
+      const kim = await authHeader('kim');
+      const statements = await statementsOf(async () => {
+        const viewer = await server.gql(VIEWER, {}, kim);
+        expect(viewer.errors).toBeUndefined();
+        expect(viewer.data.viewer).toMatchObject({ email: 'kim@example.com', subscriptions: [], billingAlerts: [], limits: [] });
+        expect(viewer.data.viewer.entitlements.filter((e: { active: boolean }) => e.active)).toEqual([]);
+        expect((await server.gql(INVOICES, {}, kim)).data.invoices.edges).toEqual([]);
+      });
+      expect(statements.length).toBeGreaterThan(0);
+      expect(statements.filter(isWrite)).toEqual([]);
+      expect(await sql('select id from customers where user_id = ?', ['kim'])).toEqual([]);
+
+      // The id viewer showed is the one the row gets when a mutation creates it.
+      const shown = (await server.gql(VIEWER, {}, kim)).data.viewer.id;
+      await subscribeThroughCheckout('kim');
+      expect(await sql('select id from customers where user_id = ?', ['kim'])).toEqual([{ id: shown }]);
+
+      const after = await statementsOf(async () => {
+        const viewer = await server.gql(VIEWER, {}, kim);
+        expect(viewer.errors).toBeUndefined();
+        expect(viewer.data.viewer).toMatchObject({ id: shown, subscriptions: [{ status: 'ACTIVE', product: { code: 'starter' }, latestInvoice: { status: 'PAID' } }] });
+        expect((await server.gql(INVOICES, {}, kim)).data.invoices.edges).toHaveLength(1);
+      });
+      expect(after.filter(isWrite)).toEqual([]);
+    });
+  });
+
   describe('applySnapshot', () => {
     it('never lets an older version overwrite a newer one', async () => {
       const stripeCustomer = await subscribeThroughCheckout('vera');
       const [invoice] = (await stripe(`/v1/invoices?customer=${stripeCustomer}`)).data;
       const current = await server.gateway!.retrieveInvoice(invoice.id);
       const em = server.orm.em.fork();
-      const service = new InvoiceService(em, server.gateway);
+      const service = new InvoiceService(em);
       const older = new Date(Date.now() - 60_000);
       expect(await service.applySnapshot(em, { ...current, status: 'open', amountPaid: 0, paidAt: null }, older)).toBe('stale');
       const [row] = await sql('select status, amount_paid from invoices where stripe_invoice_id = ?', [invoice.id]);

@@ -68,6 +68,72 @@ describe('subscriptions end to end (HTTP, PostgreSQL, the Stripe emulator)', () 
     expect(listed.data.subscriptions.map((s: { id: string }) => s.id)).toEqual([sub.id]);
   });
 
+  it('stores the invoice Stripe answers a start or a plan change with, before (and without) its webhook', async () => {
+    const emulator = (route: string, init: RequestInit = {}) =>
+      fetch(`${server.emulator!.url}${route}`, { ...init, headers: { authorization: 'Bearer sk_test_tollgate_local_emulator', 'content-type': 'application/x-www-form-urlencoded' } });
+    const setDelivery = async (enabled: boolean) => {
+      const endpoints = (await (await emulator('/v1/webhook_endpoints')).json()) as { data: { id: string }[] };
+      expect(endpoints.data.length).toBeGreaterThan(0);
+      for (const endpoint of endpoints.data) {
+        expect((await emulator(`/v1/webhook_endpoints/${endpoint.id}`, { method: 'POST', body: `disabled=${!enabled}` })).status).toBe(200);
+      }
+    };
+    const ivy = await authHeader('ivy');
+    const invoices = async () =>
+      (await server.gql(`{ invoices { edges { node { id status total } } } subscriptions { latestInvoice { id } } }`, {}, ivy)).data as {
+        invoices: { edges: { node: { id: string; status: string; total: number } }[] };
+        subscriptions: { latestInvoice: { id: string } | null }[];
+      };
+    await setDelivery(false);
+    try {
+      const started = await server.gql(START, { input: { plan: 'starter' } }, ivy);
+      expect(started.errors).toBeUndefined();
+      const first = await invoices();
+      expect(first.invoices.edges.map((e) => e.node)).toEqual([{ id: expect.any(String), status: 'OPEN', total: 1900 }]);
+      expect(first.subscriptions[0].latestInvoice).toEqual({ id: first.invoices.edges[0].node.id });
+
+      // A new interval is invoiced at once: the change's invoice is listed too.
+      const id = started.data.startSubscription.subscription.id;
+      expect((await server.gql(UPDATE, { input: { id, plan: 'starter', interval: 'YEAR' } }, ivy)).errors).toBeUndefined();
+      const changed = await invoices();
+      expect(changed.invoices.edges).toHaveLength(2);
+      // Both are Stripe-dated in the same second here, so their order is not asserted.
+      const ids = changed.invoices.edges.map((e) => e.node.id);
+      const firstId = first.invoices.edges[0].node.id;
+      expect(ids).toContain(firstId);
+      expect(changed.subscriptions[0].latestInvoice).toEqual({ id: ids.find((i) => i !== firstId) });
+      // No event about either invoice was received: the mutations stored them.
+      const [{ n }] = await server.orm.em
+        .fork()
+        .getConnection()
+        .execute(`select count(*)::int as n from stripe_events e join invoices i on i.stripe_invoice_id = e.object_id where i.id in (?, ?)`, ids);
+      expect(n).toBe(0);
+    } finally {
+      await setDelivery(true);
+    }
+  });
+
+  it('shows a first-time caller an empty viewer without creating a row, then the started plan under the same id at once', async () => {
+    const jo = await authHeader('jo');
+    const VIEWER = `{ viewer { id email subscriptions { status } billingAlerts { code } entitlements { feature active } limits { meter limit used } } }`;
+    const active = (viewer: any) => viewer.entitlements.filter((e: { active: boolean }) => e.active).map((e: { feature: string }) => e.feature).sort();
+    const empty = (await server.gql(VIEWER, {}, jo)).data.viewer;
+    expect(empty).toMatchObject({ email: 'jo@example.com', subscriptions: [], billingAlerts: [], limits: [] });
+    expect(active(empty)).toEqual([]);
+    const sql = server.orm.em.fork().getConnection();
+    expect(await sql.execute(`select id from customers where user_id = 'jo'`)).toEqual([]);
+
+    // What was read for the id before the row existed (features, limits) is not served after it.
+    const started = await server.gql(START, { input: { plan: 'pro', trialDays: 7 } }, jo);
+    expect(started.errors).toBeUndefined();
+    expect(await sql.execute(`select id from customers where user_id = 'jo'`)).toEqual([{ id: empty.id }]);
+    const now = (await server.gql(VIEWER, {}, jo)).data.viewer;
+    expect(now).toMatchObject({ id: empty.id, subscriptions: [{ status: 'TRIALING' }] });
+    expect(now.limits.length).toBeGreaterThan(0);
+    await server.emulator!.waitForWebhooks();
+    expect(active((await server.gql(VIEWER, {}, jo)).data.viewer)).toEqual(['basic_reports', 'priority_support', 'sso']);
+  });
+
   it('starts a trial as TRIALING with no payment needed, and includes the metered item for pro', async () => {
     const bob = await authHeader('bob');
     const res = await server.gql(START, { input: { plan: 'pro', trialDays: 14 } }, bob);

@@ -83,7 +83,10 @@ describe('one statement for many requests', () => {
   it('gives each request its own outcome and inserts only the rows that resolve', async () => {
     const ann = await customerWithPro('batch-ann');
     const ben = await customerWithPro('batch-ben');
-    await server.gql(`{ viewer { id } }`, {}, await authHeader('batch-nosub'));
+    // A customer with no subscription: the billing portal is a mutation that creates the row (queries never do).
+    const portal = await server.gql(`mutation { createBillingPortalSession(returnUrl: "http://localhost:3000/billing") { url } }`, {}, await authHeader('batch-nosub'));
+    expect(portal.errors).toBeUndefined();
+    expect(await sql(`select 1 from customers where user_id = ?`, ['batch-nosub'])).toHaveLength(1);
     const canceled = await cloneSubscription(ann.proId, { status: 'canceled' });
     const twoMeters = await cloneSubscription(ben.proId, {
       items: [

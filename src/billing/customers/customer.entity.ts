@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Entity, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
 
-/** One billing customer per app user (the JWT `sub`); the Stripe customer is created on first use. */
+/**
+ * One billing customer per app user (the JWT `sub`), created by the first billing mutation (queries
+ * never write) with the id customerIdOf(userId), which `viewer` shows before the row exists; the
+ * Stripe customer is created on first use.
+ */
 @Entity({ tableName: 'customers' })
 export class Customer {
   [OptionalProps]?: 'livemode' | 'createdAt' | 'updatedAt';

@@ -4,6 +4,7 @@ import type { AuthUser } from '../../auth/auth-user';
 import { idempotencyKey } from '../../stripe/idempotency';
 import type { StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from './customer.entity';
+import { customerIdOf } from './customer-id';
 import { TestClockRepository } from './test-clock.repository';
 
 export class CustomerService {
@@ -17,15 +18,17 @@ export class CustomerService {
   }
 
   /**
-   * The caller's customer row, created on first use. Concurrent first requests all end on the
-   * same row: the insert is `on conflict do nothing` on the unique user id.
+   * The caller's customer row, created on first use (by a mutation: queries only read). Its id
+   * is derived from the user id (customerIdOf), the id `viewer` answered before the row existed.
+   * Concurrent first requests all end on the same row: the insert is `on conflict do nothing`
+   * on the unique user id.
    */
   async getOrCreateRow(user: Pick<AuthUser, 'userId' | 'email'>): Promise<Customer> {
     const existing = await this.findByUserId(user.userId);
     if (existing) return existing;
     await this.em
       .createQueryBuilder(Customer)
-      .insert({ id: crypto.randomUUID(), userId: user.userId, email: user.email ?? null, livemode: false, createdAt: new Date(), updatedAt: new Date() })
+      .insert({ id: customerIdOf(user.userId), userId: user.userId, email: user.email ?? null, livemode: false, createdAt: new Date(), updatedAt: new Date() })
       .onConflict('user_id')
       .ignore()
       .execute();

@@ -1,8 +1,8 @@
-import { Arg, Authorized, Ctx, Extensions, Int, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Int, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../../graphql/context';
 import { ActingCustomer } from '../../graphql/authorization';
 import type { Customer } from '../customers/customer.entity';
-import { CALLS_STRIPE, listCost, STRIPE_CALL_COST } from '../../security/field-costs';
+import { listCost } from '../../security/field-costs';
 import type { InvoiceView } from './invoice.view';
 import { DEFAULT_PAGE_SIZE, encodeCursor, InvoiceService } from './invoice.service';
 import { InvoiceConnection, InvoiceEdge, InvoiceStatus, InvoiceType, PageInfo } from './invoice.type';
@@ -30,11 +30,10 @@ export function toInvoiceType(row: InvoiceView): InvoiceType {
 @Resolver(() => InvoiceType)
 export class InvoiceResolver {
   @Query(() => InvoiceConnection, {
-    description: "The caller's invoices, newest first.",
-    // The first page (no `after`) reads Stripe; every page costs its `first` items.
-    complexity: (options) => listCost(options) + (options.args.after ? 0 : STRIPE_CALL_COST),
+    description: "The caller's invoices, newest first, from our tables (kept current by Stripe's invoice events and the mutations that create invoices).",
+    // Read from the table only: every page costs its `first` items.
+    complexity: listCost,
   })
-  @Extensions({ [CALLS_STRIPE]: true })
   @Authorized()
   async invoices(
     @Ctx() ctx: GraphQLContext,
@@ -42,9 +41,7 @@ export class InvoiceResolver {
     @Arg('after', () => String, { nullable: true, description: 'The endCursor of the previous page.' }) after: string | null | undefined,
     @ActingCustomer({ arg: true }) customer: Customer | null,
   ): Promise<InvoiceConnection> {
-    const service = new InvoiceService(ctx.em, ctx.gateway, ctx.log);
-    // Aliases of the first page share one read of Stripe.
-    const page = await service.list(customer, first, after, (c) => ctx.loaders.stripeReads.once(`invoices:${c.id}`, () => service.syncCustomer(c)));
+    const page = await new InvoiceService(ctx.em).list(customer, first, after);
     return Object.assign(new InvoiceConnection(), {
       edges: page.rows.map((row) => Object.assign(new InvoiceEdge(), { cursor: encodeCursor(row), node: toInvoiceType(row) })),
       pageInfo: Object.assign(new PageInfo(), { hasNextPage: page.hasNextPage, endCursor: page.endCursor }),

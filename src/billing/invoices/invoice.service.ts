@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { BillingError, ErrorCode } from '../../common/errors';
+import { BillingError } from '../../common/errors';
 import type { InvoiceSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
 import { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
@@ -9,8 +9,6 @@ import { Invoice } from './invoice.entity';
 
 export const DEFAULT_PAGE_SIZE = 10;
 export const MAX_PAGE_SIZE = 100;
-/** Stripe pages read per on-demand sync; older invoices arrive through webhooks. */
-const MAX_SYNC_PAGES = 10;
 
 export interface InvoicePage {
   rows: Invoice[];
@@ -21,6 +19,15 @@ export interface InvoicePage {
 /** The position of a row in the newest-first order; opaque to clients. */
 export function encodeCursor(row: Pick<Invoice, 'stripeCreatedAt' | 'id'>): string {
   return Buffer.from(JSON.stringify([row.stripeCreatedAt.getTime(), row.id])).toString('base64url');
+}
+
+/**
+ * `at` down to the whole second: the time to store an invoice read from a mutation's answer
+ * under, taken before the call. Stripe dates events in whole seconds, so every event about the
+ * invoice created during or after the call (its payment, say) is as new or newer, and wins.
+ */
+export function stripeSecond(at: Date): Date {
+  return new Date(Math.floor(at.getTime() / 1000) * 1000);
 }
 
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
@@ -35,31 +42,31 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   throw BillingError.badInput('after is not a cursor from this list', 'after');
 }
 
+/**
+ * The `invoices` table: a mirror of the customers' Stripe invoices. Queries read it only; it is
+ * written where Stripe's invoices arrive: the invoice and subscription events (the event catch-up
+ * job fetches the ones whose webhook never came) and the mutations that get an invoice back
+ * (startSubscription's first invoice, a plan change's proration invoice).
+ */
 export class InvoiceService {
+  // Nothing here calls Stripe or logs: the gateway and logger some callers still pass are ignored.
   constructor(
     private readonly em: EntityManager,
-    private readonly gateway: StripeGateway,
-    private readonly log?: Logger,
+    _gateway?: StripeGateway | null,
+    _log?: Logger,
   ) {}
 
   /**
    * `customer`'s invoices, newest first, `first` at a time after the cursor `after`. Keyset
-   * pagination over (stripe_created_at, id): pages stay stable while new invoices arrive.
-   * `sync` reads Stripe for the first page (by default `syncCustomer`; a request shares one).
+   * pagination over (stripe_created_at, id): pages stay stable while new invoices arrive. Reads
+   * the table only: no Stripe call, no write.
    */
-  async list(
-    customer: Customer | null,
-    first: number = DEFAULT_PAGE_SIZE,
-    after?: string | null,
-    sync: (customer: Customer) => Promise<void> = (c) => this.syncCustomer(c),
-  ): Promise<InvoicePage> {
+  async list(customer: Customer | null, first: number = DEFAULT_PAGE_SIZE, after?: string | null): Promise<InvoicePage> {
     if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
       throw BillingError.badInput(`first must be a whole number from 1 to ${MAX_PAGE_SIZE}`, 'first');
     }
     const position = after ? decodeCursor(after) : null;
     if (!customer) return { rows: [], hasNextPage: false, endCursor: null };
-    // The first page is where new invoices show up, so that is when Stripe is asked.
-    if (!position) await sync(customer);
     const rows = await this.em.find(
       Invoice,
       {
@@ -83,42 +90,6 @@ export class InvoiceService {
   /** Our row of a Stripe invoice, from the table only. */
   findByStripeId(stripeInvoiceId: string): Promise<Invoice | null> {
     return this.em.findOne(Invoice, { stripeInvoiceId });
-  }
-
-  /**
-   * Reads the customer's newest invoices from Stripe into the table, so the list is current
-   * even when a webhook is late or lost. It stops at the first Stripe page that holds nothing
-   * new. A Stripe failure is logged and the list is served from the table.
-   */
-  async syncCustomer(customer: Customer): Promise<void> {
-    if (!this.gateway.enabled || !customer.stripeCustomerId) return;
-    try {
-      let startingAfter: string | undefined;
-      for (let page = 0; page < MAX_SYNC_PAGES; page++) {
-        const fetchedAt = new Date();
-        const result = await this.gateway.listInvoices({ customerId: customer.stripeCustomerId, limit: MAX_PAGE_SIZE, startingAfter });
-        const known = result.data.length
-          ? await this.em.execute<KnownInvoice[]>(
-              `select stripe_invoice_id, status, amount_paid, amount_due, amount_remaining, total, paid_at, number,
-                 attempt_count, next_payment_attempt
-               from invoices where stripe_invoice_id in (?)`,
-              [result.data.map((i) => i.id)],
-            )
-          : [];
-        const byId = new Map(known.map((row) => [row.stripe_invoice_id, row]));
-        // Only new or changed invoices are written: an unchanged page costs one read, not a write per invoice.
-        for (const snapshot of result.data) {
-          const row = byId.get(snapshot.id);
-          if (row && !invoiceChanged(row, snapshot)) continue;
-          await this.applySnapshot(this.em, snapshot, fetchedAt, customer);
-        }
-        if (!result.hasMore || !result.nextCursor || known.length === result.data.length) break;
-        startingAfter = result.nextCursor;
-      }
-    } catch (error) {
-      if (!(error instanceof BillingError) || error.code !== ErrorCode.PAYMENT_PROVIDER_ERROR) throw error;
-      this.log?.warn({ err: error, customerId: customer.id }, 'invoices served from the database: Stripe could not be read');
-    }
   }
 
   /**
@@ -189,32 +160,4 @@ export class InvoiceService {
     );
     return rows.length ? 'applied' : 'stale';
   }
-}
-
-interface KnownInvoice {
-  stripe_invoice_id: string;
-  status: string;
-  amount_paid: number;
-  amount_due: number;
-  amount_remaining: number;
-  total: number;
-  paid_at: Date | null;
-  number: string | null;
-  attempt_count: number;
-  next_payment_attempt: Date | null;
-}
-
-/** Whether Stripe's invoice differs from our row in anything the API shows. */
-function invoiceChanged(row: KnownInvoice, snapshot: InvoiceSnapshot): boolean {
-  return (
-    row.status !== (snapshot.status ?? 'draft') ||
-    row.amount_paid !== snapshot.amountPaid ||
-    row.amount_due !== snapshot.amountDue ||
-    row.amount_remaining !== snapshot.amountRemaining ||
-    row.total !== snapshot.total ||
-    row.number !== snapshot.number ||
-    row.attempt_count !== snapshot.attemptCount ||
-    (row.next_payment_attempt ? new Date(row.next_payment_attempt).getTime() : null) !== (snapshot.nextPaymentAttempt?.getTime() ?? null) ||
-    (row.paid_at ? new Date(row.paid_at).getTime() : null) !== (snapshot.paidAt?.getTime() ?? null)
-  );
 }

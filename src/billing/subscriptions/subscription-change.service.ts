@@ -13,6 +13,7 @@ import type {
 import { Meter } from '../catalog/meter.entity';
 import { Price } from '../catalog/price.entity';
 import type { Customer } from '../customers/customer.entity';
+import { InvoiceService, stripeSecond } from '../invoices/invoice.service';
 import { Subscription, type PendingChangeSnapshot } from './subscription.entity';
 import {
   LIVE_STATUSES,
@@ -104,6 +105,7 @@ export class SubscriptionChangeService {
       }
       // A change made now replaces one scheduled for later.
       if (row.stripeScheduleId) await this.releaseSchedule(tx, row);
+      const askedAt = stripeSecond(new Date());
       const changed = await gateway.changeSubscriptionItems({
         id: row.stripeSubscriptionId,
         items: plan.items,
@@ -124,6 +126,8 @@ export class SubscriptionChangeService {
         ),
       });
       const subscription = await this.subscriptions.applySnapshot(tx, changed.subscription, { customer: customer! });
+      // The change's invoice (a proration invoiced at once) came back with it: listed from now on.
+      if (changed.latestInvoice) await new InvoiceService(tx).applySnapshot(tx, changed.latestInvoice, askedAt, customer!);
       return { subscription, clientSecret: changed.clientSecret };
     });
   }

@@ -5,7 +5,7 @@ import type { AuthUser, GraphQLContext } from '../../graphql/context';
 import { toPriceType, toProductType } from '../catalog/catalog.mapper';
 import { PriceType, ProductType } from '../catalog/catalog.type';
 import type { Customer } from '../customers/customer.entity';
-import { CustomerService } from '../customers/customer.service';
+import { customerIdOf } from '../customers/customer-id';
 import { toInvoiceType } from '../invoices/invoice.resolver';
 import { InvoiceService } from '../invoices/invoice.service';
 import { InvoiceType } from '../invoices/invoice.type';
@@ -143,7 +143,7 @@ export class SubscriptionResolver {
   async latestInvoice(@Root() sub: SubscriptionType, @Ctx() ctx: GraphQLContext): Promise<InvoiceType | null> {
     if (sub.latestInvoiceRow !== undefined) return sub.latestInvoiceRow ? toInvoiceType(sub.latestInvoiceRow) : null;
     if (!sub.latestStripeInvoiceId) return null;
-    const row = await new InvoiceService(ctx.em, ctx.gateway).findByStripeId(sub.latestStripeInvoiceId);
+    const row = await new InvoiceService(ctx.em).findByStripeId(sub.latestStripeInvoiceId);
     return row ? toInvoiceType(row) : null;
   }
 
@@ -166,9 +166,10 @@ export class ViewerResolver {
   @Query(() => CustomerType, { description: "The caller's billing customer." })
   @Authorized()
   async viewer(@Ctx() ctx: GraphQLContext, @CurrentUser() user: AuthUser): Promise<CustomerType> {
-    // Known customers come from the per-customer cache (no round trip); a first visit creates the row.
-    const row = (await new EntitlementService(ctx.rootEm).customerOfUser(user.userId)) ?? (await new CustomerService(ctx.em, ctx.gateway).getOrCreateRow(user));
-    return Object.assign(new CustomerType(), { id: row.id, email: row.email ?? null });
+    // Known customers come from the per-customer cache (no round trip). A query writes nothing:
+    // a caller with no row yet is shown the id its row will get (and, under it, nothing).
+    const row = await new EntitlementService(ctx.rootEm).customerOfUser(user.userId);
+    return Object.assign(new CustomerType(), row ? { id: row.id, email: row.email ?? null } : { id: customerIdOf(user.userId), email: user.email ?? null });
   }
 
   @FieldResolver(() => [SubscriptionType])

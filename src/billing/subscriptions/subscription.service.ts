@@ -10,6 +10,7 @@ import { Product } from '../catalog/product.entity';
 import type { Customer } from '../customers/customer.entity';
 import { CustomerService } from '../customers/customer.service';
 import { CheckoutService } from '../checkout/checkout.service';
+import { InvoiceService, stripeSecond } from '../invoices/invoice.service';
 import { Subscription } from './subscription.entity';
 import {
   alreadySubscribed,
@@ -125,6 +126,7 @@ export class SubscriptionService {
       if (await new CheckoutService(tx, gateway).closeOpenSessions(tx, customer.id, price.product.id)) return null;
 
       const metered = await meteredPricesOfPlan(tx, price);
+      const askedAt = stripeSecond(new Date());
       const created = await gateway.createSubscription({
         customerId: customer.stripeCustomerId,
         items: [{ priceId: price.stripePriceId!, quantity }, ...metered.map((m) => ({ priceId: m.stripePriceId! }))],
@@ -139,6 +141,9 @@ export class SubscriptionService {
         idempotencyKey: idempotencyKey('subscription.create', customer.id, clientKey ?? randomUUID()),
       });
       const row = await this.applySnapshot(tx, created.subscription, { customer, idempotencyKey: clientKey ?? null });
+      // The first invoice came back with the subscription: it is listed from now on, without
+      // waiting for its event.
+      if (created.latestInvoice) await new InvoiceService(tx).applySnapshot(tx, created.latestInvoice, askedAt, customer);
       return { subscription: row, clientSecret: created.clientSecret };
     });
     if (!started) throw alreadySubscribed();
