@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Logger } from 'pino';
 import { BillingError } from '../../common/errors';
-import type { InvoiceSnapshot, StripeGateway } from '../../stripe/stripe.gateway';
+import type { InvoiceSnapshot } from '../../stripe/stripe.gateway';
 import { Customer } from '../customers/customer.entity';
 import { Subscription } from '../subscriptions/subscription.entity';
 import { Invoice } from './invoice.entity';
@@ -49,12 +48,7 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
  * (startSubscription's first invoice, a plan change's proration invoice).
  */
 export class InvoiceService {
-  // Nothing here calls Stripe or logs: the gateway and logger some callers still pass are ignored.
-  constructor(
-    private readonly em: EntityManager,
-    _gateway?: StripeGateway | null,
-    _log?: Logger,
-  ) {}
+  constructor(private readonly em: EntityManager) {}
 
   /**
    * `customer`'s invoices, newest first, `first` at a time after the cursor `after`. Keyset

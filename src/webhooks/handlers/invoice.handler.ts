@@ -34,14 +34,14 @@ export const invoiceHandler: EventHandler<InvoiceSnapshot> = {
     return refetchOrEventCopy(event, mapped.invoice, () => gateway.retrieveInvoice(mapped.invoice.id));
   },
 
-  async apply(event, fetched, { em, gateway, log }) {
+  async apply(event, fetched, { em, log }) {
     if (!fetched?.snapshot.customerId) return 'ignored';
     const customer = await em.findOne(Customer, { stripeCustomerId: fetched.snapshot.customerId });
     if (!customer) {
       log.debug({ eventId: event.id, customer: fetched.snapshot.customerId }, 'invoice event for an unknown customer');
       return 'ignored';
     }
-    await new InvoiceService(em, gateway, log).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, event.type === 'invoice.payment_action_required');
+    await new InvoiceService(em).applySnapshot(em, fetched.snapshot, fetched.syncedAt, customer, event.type === 'invoice.payment_action_required');
     return 'processed';
   },
 };

@@ -71,7 +71,7 @@ export const subscriptionHandler: EventHandler<SubscriptionFetch> = {
       syncedAt: fetched.syncedAt,
       trialWillEnd: event.type === 'customer.subscription.trial_will_end',
     });
-    if (latestInvoice) await new InvoiceService(em, gateway, log).applySnapshot(em, latestInvoice, fetched.syncedAt, customer);
+    if (latestInvoice) await new InvoiceService(em).applySnapshot(em, latestInvoice, fetched.syncedAt, customer);
     // The plan's features follow the subscription row at once, in the same transaction.
     await new EntitlementService(em, log).recomputeForCustomer(customer.id);
     return 'processed';
