@@ -55,13 +55,16 @@ export async function installJobQueue(databaseUrl: string, log: Logger): Promise
 
 /** Wakes up to `count` workers of the pool that wait for their next poll (see startJobRunner). */
 function wakeIdleWorkers(pool: WorkerPool | null, count: number): void {
-  if (!pool || pool._shuttingDown || !pool._active) return;
+  if (!pool || pool._shuttingDown || pool._forcefulShuttingDown || !pool._active) return;
   try {
     pool.nudge(count);
   } catch {
     // A worker that ended meanwhile (shutdown): nothing to wake.
   }
 }
+
+/** How long a stop waits for job fetches still in flight before it closes the pool. */
+const FETCH_DRAIN_MS = 5_000;
 
 /** Pause before a worker stopped by a database outage is started again. */
 const RESTART_DELAY_MS = 5_000;
@@ -202,6 +205,18 @@ export async function startJobRunner(deps: {
     // them when a job ends (the moment a queue frees up) makes a backlog drain at the speed of
     // the jobs; when nothing is left, each wake-up costs one empty fetch.
     workerEvents.on('job:complete', () => setImmediate(() => wakeIdleWorkers(currentPool, worker.concurrency)));
+    // Job fetches in flight: a worker woken just as its pool stops may still be fetching once
+    // the runner's stop resolved; the pg pool is ended only after that fetch is over.
+    let fetching = 0;
+    let fetchesDone: (() => void) | null = null;
+    const fetchEnded = () => {
+      fetching = Math.max(0, fetching - 1);
+      if (fetching === 0) fetchesDone?.();
+    };
+    workerEvents.on('worker:getJob:start', () => void fetching++);
+    workerEvents.on('worker:getJob:empty', fetchEnded);
+    workerEvents.on('worker:getJob:error', fetchEnded);
+    workerEvents.on('job:start', fetchEnded);
     const liveIds = () => (poolId ? [poolId] : []);
     // Each beat also frees what silent workers hold: a worker killed while it held a named queue
     // (a customer's, or the usage forwarding's) would otherwise block it until the next catch-up.
@@ -312,11 +327,19 @@ export async function startJobRunner(deps: {
     let stopped: Promise<void> | null = null;
     const stopAll = async () => {
       stopping = true;
+      // No more wake-ups: a worker nudged while its pool shuts down would fetch on a closed pg pool.
+      currentPool = null;
       clearInterval(heartbeat);
       if (restartTimer) clearTimeout(restartTimer);
       const current = runner as Runner | null;
       if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
       await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
+      if (fetching > 0) {
+        await new Promise<void>((resolve) => {
+          fetchesDone = resolve;
+          setTimeout(resolve, FETCH_DRAIN_MS).unref();
+        });
+      }
       await ormOfRunner.close();
       await pool.end();
     };
