@@ -56,6 +56,7 @@ import type {
   TestCardSwitch,
   TestClockSnapshot,
 } from './stripe.snapshots';
+import type { StripeMode } from '../config/stripe-keys';
 
 export type * from './stripe.inputs';
 export type * from './stripe.snapshots';
