@@ -11,7 +11,12 @@ export type UsageForwardingState = 'pending' | 'sent' | 'failed';
  */
 @Entity({ tableName: 'usage_events' })
 @Unique({ properties: ['customer', 'idempotencyKey'] })
-@Index({ properties: ['subscription', 'meter', 'occurredAt'] })
+// The quantity rides along so that summing a stretch of a subscription's rows (the first,
+// partial hour of a period, before the hourly rollup takes over) reads the index only.
+@Index({
+  name: 'usage_events_subscription_id_meter_occurred_at_index',
+  expression: `create index "usage_events_subscription_id_meter_occurred_at_index" on "usage_events" ("subscription_id", "meter", "occurred_at") include ("quantity")`,
+})
 @Index({ name: 'usage_events_pending_idx', expression: `create index "usage_events_pending_idx" on "usage_events" ("next_attempt_at") where "state" = 'pending'` })
 // Pending and failed rows are few whatever the ledger's size: the summary finds them through these.
 @Index({
