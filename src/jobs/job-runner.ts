@@ -33,7 +33,8 @@ function workerLogger(log: Logger): WorkerLogger {
     const fields = { ...scope, ...meta };
     if (level === 'error') log.error(fields, message);
     else if (level === 'warning') log.warn(fields, message);
-    else if (level === 'info') log.info(fields, message);
+    // One line per finished job is what /metrics counts: at info it would flood the console.
+    else if (level === 'info' && !message.startsWith('Completed task')) log.info(fields, message);
     else log.debug(fields, message);
   });
 }
