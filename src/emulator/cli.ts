@@ -1,45 +1,57 @@
 /**
  * `npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback]
- *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--quiet]
+ *   [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--save-delay-ms 200] [--quiet]
  *   [--dunning-retry-days 3,5,7] [--dunning-after-last cancel|unpaid|past_due]`
  * Runs the Stripe emulator until SIGINT/SIGTERM. With --state-file the state survives restarts
  * and kill -9 (--fsync: power cuts too, each write flushed to the disk before the answer).
  */
+import { parseArgs } from 'node:util';
 import { startEmulator, type AfterLastRetry, type EmulatorOptions } from './index';
 
-function parseArgs(argv: string[]): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) continue;
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out[a.slice(2)] = argv[++i];
-    else out[a.slice(2)] = true;
-  }
-  return out;
+const USAGE =
+  'usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--save-delay-ms 200] [--quiet] [--dunning-retry-days 3,5,7] [--dunning-after-last cancel|unpaid|past_due]';
+
+function wholeNumber(value: string | undefined, flag: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > max) throw new Error(`invalid --${flag} ${value}`);
+  return n;
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.help || args.h) {
-    console.log('usage: npm run emulator -- [--port 12111] [--host 127.0.0.1] [--allow-non-loopback] [--webhook URL] [--webhook-secret whsec_...] [--state-file PATH] [--fsync] [--quiet] [--dunning-retry-days 3,5,7] [--dunning-after-last cancel|unpaid|past_due]');
+  const { values: args } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'allow-non-loopback': { type: 'boolean' },
+      webhook: { type: 'string' },
+      'webhook-secret': { type: 'string' },
+      'state-file': { type: 'string' },
+      fsync: { type: 'boolean' },
+      'save-delay-ms': { type: 'string' },
+      quiet: { type: 'boolean' },
+      'dunning-retry-days': { type: 'string' },
+      'dunning-after-last': { type: 'string' },
+    },
+  });
+  if (args.help) {
+    console.log(USAGE);
     return;
   }
-  const port = args.port !== undefined ? Number(args.port) : 12111;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${String(args.port)}`);
-  if (args['state-file'] !== undefined && (typeof args['state-file'] !== 'string' || args['state-file'] === '')) {
-    throw new Error('--state-file needs a path');
-  }
-  const retryDays = typeof args['dunning-retry-days'] === 'string' ? args['dunning-retry-days'].split(',').filter((d) => d.trim() !== '').map(Number) : undefined;
-  const afterLast = typeof args['dunning-after-last'] === 'string' ? (args['dunning-after-last'] as AfterLastRetry) : undefined;
+  const port = wholeNumber(args.port, 'port', 65535) ?? 12111;
+  if (args['state-file'] === '') throw new Error('--state-file needs a path');
+  const retryDays = args['dunning-retry-days']?.split(',').filter((d) => d.trim() !== '').map(Number);
+  const afterLast = args['dunning-after-last'] as AfterLastRetry | undefined;
   const options: EmulatorOptions = {
     port,
-    host: typeof args.host === 'string' ? args.host : '127.0.0.1',
+    host: args.host ?? '127.0.0.1',
     allowNonLoopback: args['allow-non-loopback'] === true,
     logger: args.quiet ? undefined : (line) => console.log(`[emulator] ${line}`),
-    stateFile: typeof args['state-file'] === 'string' ? args['state-file'] : undefined,
+    stateFile: args['state-file'],
     stateFsync: args.fsync === true,
+    stateSaveDelayMs: wholeNumber(args['save-delay-ms'], 'save-delay-ms', 3_600_000),
     dunning: { retryDays, afterLast },
   };
   const emu = await startEmulator(options);
@@ -47,8 +59,8 @@ async function main(): Promise<void> {
   console.log(`Stripe emulator ready at ${emu.url}`);
   console.log('SDK config:');
   console.log(`  new Stripe('sk_test_emulator', { host: '${u.hostname}', port: ${emu.port}, protocol: 'http' })`);
-  if (typeof args.webhook === 'string') {
-    const secret = typeof args['webhook-secret'] === 'string' ? args['webhook-secret'] : undefined;
+  if (args.webhook !== undefined) {
+    const secret = args['webhook-secret'];
     const we = emu.addWebhookEndpoint({ url: args.webhook, secret });
     console.log(`Webhooks: all events to ${args.webhook}, signing secret ${secret ? '(as given)' : we.secret}`);
   }

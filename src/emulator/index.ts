@@ -80,6 +80,11 @@ export interface EmulatorOptions {
    */
   stateFsync?: boolean;
   /**
+   * How long after a change the state file is saved (default 200 ms; the journal holds every
+   * acknowledged request meanwhile). Longer delays write the file less often.
+   */
+  stateSaveDelayMs?: number;
+  /**
    * How failed renewal payments are retried (Stripe's custom retry schedule): `retryDays`, the
    * days after the previous attempt at which each retry runs, and `afterLast`, what the
    * subscription becomes when the last retry fails (`cancel`, `unpaid` or left `past_due`).
@@ -253,7 +258,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   if (options.stateFile) {
     // Loaded once the base URL is known (replayed requests build hosted-page URLs from it), in
     // one synchronous step: no request is handled before it is done.
-    const p = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger, { fsync: options.stateFsync });
+    const p = new StatePersister(options.stateFile, { store, api, meters: meterLog(store), delivery }, logger, { fsync: options.stateFsync, debounceMs: options.stateSaveDelayMs });
     try {
       p.load();
     } catch (e) {
