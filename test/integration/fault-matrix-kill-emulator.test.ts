@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Stripe from 'stripe';
+import { freePort, ready, startTs, stopProcess } from '../helpers/processes';
 
 /*
  * The emulator's own process (`npm run emulator -- --state-file ...`) killed with SIGKILL while
@@ -12,7 +12,6 @@ import Stripe from 'stripe';
  * its state file, then started again on the same files: everything it answered 2xx is there.
  */
 
-const ROOT = path.resolve(__dirname, '../..');
 const KEY = 'sk_test_tollgate_kill_emulator';
 const CUSTOMERS = 60;
 const V1_EVENTS = 600;
@@ -21,50 +20,13 @@ const STREAM_BATCHES = 20;
 let dir: string;
 const children = new Set<ChildProcess>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /** Starts the emulator as `npm run emulator` does (on `port`, else a free one) and waits until it listens. */
 async function startEmulatorProcess(stateFile: string, extraArgs: string[] = [], port?: number): Promise<{ child: ChildProcess; port: number }> {
   port ??= await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/emulator/cli.ts'), '--port', String(port), '--state-file', stateFile, ...extraArgs], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`emulator did not start:\n${out}`)), 30_000);
-    child.stdout!.on('data', () => {
-      if (/Stripe emulator ready/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`emulator exited with ${code}:\n${out}`));
-    });
-  });
+  const { child } = ready(
+    await startTs('src/emulator/cli.ts', ['--port', String(port), '--state-file', stateFile, ...extraArgs], { ready: /Stripe emulator ready/, timeoutMs: 30_000, tracked: children }),
+  );
   return { child, port };
-}
-
-function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  return exited;
 }
 
 function sdk(port: number, key = KEY): Stripe {
@@ -89,7 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) await kill(child, 'SIGKILL');
+  for (const child of children) await stopProcess(child, 'SIGKILL');
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -124,7 +86,7 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
     ]);
     await pool(Array.from({ length: 10 }, (_, i) => CUSTOMERS - 10 + i), 10, createCustomer);
     // Killed at once: the state file is saved at most every 200 ms, so the last requests are only in the journal.
-    await kill(first.child, 'SIGKILL');
+    await stopProcess(first.child, 'SIGKILL');
     expect(first.child.signalCode).toBe('SIGKILL');
     expect(acknowledged.size).toBe(V1_EVENTS + STREAM_BATCHES * 100);
 
@@ -152,7 +114,7 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
     expect((await again.customers.list({ limit: 100 })).data).toHaveLength(CUSTOMERS + 1);
     expect((await meterStats(second.port)).total_accepted).toBe(acknowledged.size);
 
-    await kill(second.child, 'SIGTERM');
+    await stopProcess(second.child, 'SIGTERM');
     expect(second.child.exitCode).toBe(0);
   }, 120_000);
 
@@ -198,7 +160,7 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
     const before = plain(await seen(stripe));
     // The advance is in the journal only, not yet in a save of the state file.
     expect(readFileSync(`${stateFile}.journal`, 'utf8')).toContain(`/v1/test_helpers/test_clocks/${clock.id}/advance`);
-    await kill(first.child, 'SIGKILL');
+    await stopProcess(first.child, 'SIGKILL');
     expect(before.clock).toMatchObject({ status: 'ready', frozen_time: RENEWAL + 3600 });
     expect(before.invoices[1][0]).toMatchObject({ billing_reason: 'subscription_cycle', status: 'open', attempt_count: 1, next_payment_attempt: RENEWAL + 2 * DAY });
 
@@ -220,7 +182,7 @@ describe('fault matrix: the emulator process killed right after acknowledging', 
     const failures = (await again.events.list({ type: 'invoice.payment_failed' })).data.map((e) => e.created).sort();
     expect(failures).toEqual([RENEWAL, RENEWAL + 2 * DAY]);
 
-    await kill(second.child, 'SIGTERM');
+    await stopProcess(second.child, 'SIGTERM');
     expect(second.child.exitCode).toBe(0);
   }, 120_000);
 });

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describeProcess, lockOwner } from '../../src/db/orphaned-postgres';
+import { freePort, ready, startTs, stopProcess, type Started } from '../helpers/processes';
 
 /*
  * `npm start` in local mode (embedded PostgreSQL and the emulator in DATA_DIR) killed with
@@ -14,7 +14,6 @@ import { describeProcess, lockOwner } from '../../src/db/orphaned-postgres';
  * touched.
  */
 
-const ROOT = path.resolve(__dirname, '../..');
 const EMULATOR_KEY = 'sk_test_tollgate_local_emulator';
 const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`;
 const SUBSCRIPTIONS = `{ subscriptions { id status } }`;
@@ -23,17 +22,6 @@ let dir: string;
 let dataDir: string;
 const children = new Set<ChildProcess>();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 function env(port: number): Record<string, string> {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(DATABASE_URL|STRIPE_|AUTH_|TEST_DATABASE_URL|TOLLGATE_|NODE_ENV|PORT|DATA_DIR|CATALOG_FILE|EMULATOR_)/.test(k)),
@@ -41,51 +29,15 @@ function env(port: number): Record<string, string> {
   return { ...clean, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' };
 }
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  banner: string;
-  output: () => string;
-}
-
 /** Runs the entry point as `npm start` does; resolves at the banner, or with the exit code when it ends first. */
-async function startLocal(): Promise<Started | { exitCode: number | null; output: string }> {
+async function startLocal(): Promise<(Started & { url: string; banner: string }) | { exitCode: number | null; output: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/main.ts')], {
-    cwd: dir,
-    env: env(port),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 60_000);
-    child.stdout!.on('data', () => {
-      if (/Press Ctrl-C/.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://127.0.0.1:${port}`, banner: out, output: () => out });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ exitCode: code, output: out });
-    });
-  });
+  const s = await startTs('src/main.ts', [], { cwd: dir, env: env(port), ready: /Press Ctrl-C/, tracked: children });
+  return 'child' in s ? { ...s, url: `http://127.0.0.1:${port}`, banner: s.output() } : s;
 }
 
-function started(s: Started | { exitCode: number | null; output: string }): Started {
-  if (!('child' in s)) throw new Error(`exited with ${s.exitCode} before the banner:\n${s.output}`);
-  return s;
-}
-
-function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill(signal);
-  return exited;
+function started<T extends Started>(s: T | { exitCode: number | null; output: string }): T {
+  return ready(s) as T;
 }
 
 /** Stops whatever PostgreSQL still runs on the test's data directory (an orphan the code under test failed to stop). */

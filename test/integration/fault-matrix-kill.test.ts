@@ -1,11 +1,11 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { copyFile, chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { startEmulator, type RunningEmulator } from '../../src/emulator';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { freePort, ready, ROOT, startTs } from '../helpers/processes';
 import { authHeader, postGraphQL, TEST_JWT_SECRET } from '../helpers/test-server';
 
 /*
@@ -14,7 +14,6 @@ import { authHeader, postGraphQL, TEST_JWT_SECRET } from '../helpers/test-server
  * again. Stripe (an emulator in this process) and PostgreSQL outlive it, as they would.
  */
 
-const ROOT = path.resolve(__dirname, '../..');
 const SECRET = 'whsec_tollgate_fault_matrix_kill_0123456789';
 const STRIPE_KEY = 'sk_test_tollgate_fault_matrix_kill';
 const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`;
@@ -42,40 +41,12 @@ function env(): Record<string, string> {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /** Starts the server's real entry point, as `npm start` does, and waits for its banner. */
-function startProcess(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/run.cjs'), path.join(ROOT, 'src/main.ts')], {
-    cwd: dir,
-    env: { ...env(), PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 30_000);
-    child.stdout!.on('data', () => {
-      if (/Press Ctrl-C/.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://127.0.0.1:${port}` });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before the banner:\n${out}`));
-    });
-  });
+async function startProcess(): Promise<{ child: ChildProcess; url: string }> {
+  const { child } = ready(
+    await startTs('src/main.ts', [], { cwd: dir, env: { ...env(), PORT: String(port), HOST: '127.0.0.1' }, ready: /Press Ctrl-C/, timeoutMs: 30_000 }),
+  );
+  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 function catalogSync(): Promise<void> {
