@@ -1,8 +1,6 @@
 import type Stripe from 'stripe';
-import { TestClockService } from '../../src/billing/customers/test-clock.service';
-import { gatewayFromConfig } from '../../src/stripe/gateway-from-config';
-import { LOCAL_EMULATOR_SECRET_KEY } from '../../src/stripe/local-emulator-endpoint';
 import { emulatorSdk, paidSubscription } from '../helpers/plan-changes';
+import { testClockDriver } from '../helpers/test-clocks';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
 /**
@@ -21,29 +19,20 @@ const VIEW = `{ viewer { subscriptions { ${SUB} } billingAlerts { code message a
 describe('billingAlerts', () => {
   let server: TestServer;
   let stripe: Stripe;
-  let clocks: TestClockService;
+  let driver: ReturnType<typeof testClockDriver>;
 
   beforeAll(async () => {
     server = await startTestServer({ STRIPE_TEST_CLOCK: CLOCK });
     stripe = emulatorSdk(server);
-    clocks = new TestClockService(gatewayFromConfig(server.config, { secretKey: LOCAL_EMULATOR_SECRET_KEY, apiBase: server.emulator!.url }));
+    driver = testClockDriver(server, stripe, CLOCK);
   });
   afterAll(async () => {
     await server.stop();
   });
 
-  async function advanceTo(at: Date): Promise<void> {
-    await clocks.advance(CLOCK, at.toISOString());
-    await server.emulator!.waitForWebhooks();
-  }
-
-  /** As the billing portal does: the new card becomes the default of the customer and of its subscriptions. */
-  async function useCard(stripeSubscriptionId: string, card: string): Promise<void> {
-    const sub = await stripe.subscriptions.retrieve(stripeSubscriptionId);
-    const pm = await stripe.paymentMethods.attach(card, { customer: sub.customer as string });
-    await stripe.customers.update(sub.customer as string, { invoice_settings: { default_payment_method: pm.id } });
-    await stripe.subscriptions.update(stripeSubscriptionId, { default_payment_method: pm.id });
-  }
+  const advanceTo = (at: Date) => driver.advanceTo(at);
+  const useCard = async (stripeSubscriptionId: string, card: string) =>
+    driver.useCard((await stripe.subscriptions.retrieve(stripeSubscriptionId)).customer as string, card);
 
   async function view(headers: Record<string, string>) {
     const res = await server.gql(VIEW, {}, headers);
@@ -118,7 +107,7 @@ describe('billingAlerts', () => {
 
   it('keeps the clock time in test_clocks from its events, and forgets a clock Stripe deleted', async () => {
     const sql = (q: string, p: unknown[] = []) => server.orm.em.fork().getConnection().execute(q, p);
-    const clock = (await clocks.find(CLOCK))!;
+    const clock = (await driver.clocks.find(CLOCK))!;
     expect(await sql('select frozen_time from test_clocks where stripe_test_clock_id = ?', [clock.id])).toEqual([{ frozen_time: expect.anything() }]);
     const [{ frozen_time }] = await sql('select frozen_time from test_clocks where stripe_test_clock_id = ?', [clock.id]);
     expect(new Date(frozen_time).getTime()).toBe(clock.frozenTime.getTime());
@@ -135,7 +124,7 @@ describe('billingAlerts', () => {
     expect(again.data).toEqual({
       startSubscription: { subscription: { status: 'TRIALING' } },
     });
-    const fresh = (await clocks.find(CLOCK))!;
+    const fresh = (await driver.clocks.find(CLOCK))!;
     expect(fresh.id).not.toBe(clock.id);
     expect(await sql('select stripe_test_clock_id from customers where user_id = ?', ['ida'])).toEqual([{ stripe_test_clock_id: fresh.id }]);
   });

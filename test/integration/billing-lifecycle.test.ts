@@ -1,8 +1,6 @@
 import type Stripe from 'stripe';
-import { TestClockService } from '../../src/billing/customers/test-clock.service';
-import { gatewayFromConfig } from '../../src/stripe/gateway-from-config';
-import { LOCAL_EMULATOR_SECRET_KEY } from '../../src/stripe/local-emulator-endpoint';
 import { emulatorSdk, START } from '../helpers/plan-changes';
+import { testClockDriver } from '../helpers/test-clocks';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
 /**
@@ -32,36 +30,21 @@ const GET = `query($id: ID!) { subscription(id: $id) { ${SUB} } }`;
 describe('billing lifecycle on a test clock', () => {
   let server: TestServer;
   let stripe: Stripe;
-  let clocks: TestClockService;
+  let driver: ReturnType<typeof testClockDriver>;
 
   const sql = <T = any>(query: string, params: unknown[] = []): Promise<T[]> => server.orm.em.fork().getConnection().execute(query, params);
 
   beforeAll(async () => {
     server = await startTestServer({ STRIPE_TEST_CLOCK: CLOCK });
     stripe = emulatorSdk(server);
-    clocks = new TestClockService(gatewayFromConfig(server.config, { secretKey: LOCAL_EMULATOR_SECRET_KEY, apiBase: server.emulator!.url }));
+    driver = testClockDriver(server, stripe, CLOCK);
   });
   afterAll(async () => {
     await server.stop();
   });
 
-  /** Moves the clock (as `npm run clock -- advance <date>` does) and waits for the webhooks to be applied. */
-  async function advanceTo(at: Date): Promise<void> {
-    await clocks.advance(CLOCK, at.toISOString());
-    await server.emulator!.waitForWebhooks();
-  }
-
-  /**
-   * Makes `card` the customer's payment method as the billing portal does: the customer's default,
-   * and the default of its subscriptions that had one of their own (saved by the first payment).
-   */
-  async function useCard(stripeCustomerId: string, card: string): Promise<void> {
-    const pm = await stripe.paymentMethods.attach(card, { customer: stripeCustomerId });
-    await stripe.customers.update(stripeCustomerId, { invoice_settings: { default_payment_method: pm.id } });
-    for (const sub of (await stripe.subscriptions.list({ customer: stripeCustomerId })).data) {
-      if (sub.default_payment_method) await stripe.subscriptions.update(sub.id, { default_payment_method: pm.id });
-    }
-  }
+  const advanceTo = (at: Date) => driver.advanceTo(at);
+  const useCard = (stripeCustomerId: string, card: string) => driver.useCard(stripeCustomerId, card);
 
   async function view(headers: Record<string, string>) {
     const res = await server.gql(VIEW, {}, headers);
@@ -83,7 +66,7 @@ describe('billing lifecycle on a test clock', () => {
     await server.emulator!.waitForWebhooks();
 
     // The customer was created on the clock, in Stripe and in our tables.
-    const clock = (await clocks.find(CLOCK))!;
+    const clock = (await driver.clocks.find(CLOCK))!;
     expect(clock).not.toBeNull();
     const [customer] = await sql('select stripe_customer_id, stripe_test_clock_id from customers where user_id = ?', ['yara']);
     expect(customer.stripe_test_clock_id).toBe(clock.id);
