@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { signToken } from '../../src/auth/dev-secret';
+import { loadCatalogFile, type CatalogDefinition } from '../../src/billing/catalog/catalog-file';
 import { loadConfig, type AppConfig, type Env } from '../../src/config/env';
 import { createLogger } from '../../src/common/logger';
 import { startServer, type RunningServer } from '../../src/server';
@@ -47,10 +48,21 @@ export async function authHeader(userId: string, options: { admin?: boolean; ema
 }
 
 /** The real app on a real port, over a fresh database on the test PostgreSQL server. */
-export async function startTestServer(env: Env = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Starts on the default catalog as this changes it (written to a CATALOG_FILE in the server's data directory). */
+  catalog?: (catalog: CatalogDefinition) => void;
+}
+
+export async function startTestServer(env: Env = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const db = await createTestDatabase();
   // Each server gets its own DATA_DIR (emulator state, secrets): parallel test files never share one.
   const dataDir = env.DATA_DIR ? undefined : await mkdtemp(path.join(os.tmpdir(), 'tollgate-test-data-'));
+  if (options.catalog) {
+    const catalog = await loadCatalogFile(path.resolve(__dirname, '../../catalog/default.json'));
+    options.catalog(catalog);
+    env = { ...env, CATALOG_FILE: path.join(env.DATA_DIR ?? dataDir!, 'catalog.json') };
+    await writeFile(env.CATALOG_FILE!, JSON.stringify(catalog));
+  }
   const config = testConfig({ ...(dataDir ? { DATA_DIR: dataDir } : {}), ...env });
   const cleanup = async () => {
     await db.drop();

@@ -1,9 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type Stripe from 'stripe';
-import { loadCatalogFile, type CatalogDefinition } from '../../src/billing/catalog/catalog-file';
+import type { CatalogDefinition } from '../../src/billing/catalog/catalog-file';
 import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { initORM } from '../../src/db/orm';
 import { emulatorSdk, eventually, paidSubscription, UPDATE } from '../helpers/plan-changes';
@@ -22,7 +19,6 @@ const HAS = `query($feature: String!) { hasEntitlement(feature: $feature) }`;
 describe('limits and features over plan changes and billing periods', () => {
   let server: TestServer;
   let stripe: Stripe;
-  let dir: string;
   let catalog: CatalogDefinition;
 
   const record = (headers: Record<string, string>, input: Record<string, unknown>) => server.gql(RECORD, { input }, headers);
@@ -51,27 +47,26 @@ describe('limits and features over plan changes and billing periods', () => {
   }
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-limits-lifecycle-'));
-    catalog = await loadCatalogFile(path.resolve(__dirname, '../../catalog/default.json'));
-    catalog.products.find((p) => p.code === 'pro')!.limits = [{ meter: 'api_calls', limit: 100, period: 'billing_period', kind: 'hard' }];
-    catalog.products.push({
-      code: 'lite',
-      name: 'Lite',
-      prices: [
-        { lookupKey: 'lite_monthly', currency: 'usd', unitAmount: 900, interval: 'month' },
-        { lookupKey: 'lite_api_calls', currency: 'usd', unitAmount: 2, interval: 'month', usageType: 'metered', meter: 'api_calls' },
-      ],
-      features: [],
-      limits: [{ meter: 'api_calls', limit: 10, period: 'billing_period', kind: 'hard' }],
+    server = await startTestServer({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0', USAGE_FORWARDER_ENABLED: 'false' }, {
+      catalog: (c) => {
+        c.products.find((p) => p.code === 'pro')!.limits = [{ meter: 'api_calls', limit: 100, period: 'billing_period', kind: 'hard' }];
+        c.products.push({
+          code: 'lite',
+          name: 'Lite',
+          prices: [
+            { lookupKey: 'lite_monthly', currency: 'usd', unitAmount: 900, interval: 'month' },
+            { lookupKey: 'lite_api_calls', currency: 'usd', unitAmount: 2, interval: 'month', usageType: 'metered', meter: 'api_calls' },
+          ],
+          features: [],
+          limits: [{ meter: 'api_calls', limit: 10, period: 'billing_period', kind: 'hard' }],
+        });
+        catalog = structuredClone(c);
+      },
     });
-    const file = path.join(dir, 'catalog.json');
-    await writeFile(file, JSON.stringify(catalog));
-    server = await startTestServer({ CATALOG_FILE: file, RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0', USAGE_FORWARDER_ENABLED: 'false' });
     stripe = emulatorSdk(server);
   });
   afterAll(async () => {
     await server.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('gives an existing subscriber a feature and a limit that another process adds to its plan, at once', async () => {

@@ -1,7 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { loadCatalogFile, type CatalogDefinition } from '../../src/billing/catalog/catalog-file';
+import type { CatalogDefinition } from '../../src/billing/catalog/catalog-file';
 import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
@@ -17,7 +14,6 @@ const LIMITS = `{ viewer { limits { subscriptionId meter limit used remaining re
  */
 describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
   let server: TestServer;
-  let dir: string;
   let catalog: CatalogDefinition;
 
   async function start(headers: Record<string, string>, plan = 'pro'): Promise<{ id: string; currentPeriodEnd: string }> {
@@ -37,26 +33,25 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
   }
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'tollgate-limits-'));
-    catalog = await loadCatalogFile(path.resolve(__dirname, '../../catalog/default.json'));
-    catalog.products.find((p) => p.code === 'pro')!.limits = [{ meter: 'api_calls', limit: 100, period: 'billing_period', kind: 'hard' }];
-    catalog.products.push({
-      code: 'scale',
-      name: 'Scale',
-      prices: [
-        { lookupKey: 'scale_monthly', currency: 'usd', unitAmount: 29900, interval: 'month' },
-        { lookupKey: 'scale_api_calls', currency: 'usd', unitAmount: 1, interval: 'month', usageType: 'metered', meter: 'api_calls' },
-      ],
-      features: [],
-      limits: [{ meter: 'api_calls', limit: 10, period: 'billing_period', kind: 'soft' }],
+    server = await startTestServer({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0', USAGE_FORWARDER_ENABLED: 'false' }, {
+      catalog: (c) => {
+        c.products.find((p) => p.code === 'pro')!.limits = [{ meter: 'api_calls', limit: 100, period: 'billing_period', kind: 'hard' }];
+        c.products.push({
+          code: 'scale',
+          name: 'Scale',
+          prices: [
+            { lookupKey: 'scale_monthly', currency: 'usd', unitAmount: 29900, interval: 'month' },
+            { lookupKey: 'scale_api_calls', currency: 'usd', unitAmount: 1, interval: 'month', usageType: 'metered', meter: 'api_calls' },
+          ],
+          features: [],
+          limits: [{ meter: 'api_calls', limit: 10, period: 'billing_period', kind: 'soft' }],
+        });
+        catalog = structuredClone(c);
+      },
     });
-    const file = path.join(dir, 'catalog.json');
-    await writeFile(file, JSON.stringify(catalog));
-    server = await startTestServer({ CATALOG_FILE: file, RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_USAGE_PER_MINUTE: '0', USAGE_FORWARDER_ENABLED: 'false' });
   });
   afterAll(async () => {
     await server.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('never lets 50 concurrent calls at the edge overshoot a hard limit, and refuses the rest with the limit, usage and reset time', async () => {
