@@ -1,11 +1,6 @@
 import type { ClientBase } from 'pg';
+import { GroupCommit } from '../common/group-commit';
 import type { IngestItem, ReceiveOutcome, StripeEventRepository } from './stripe-event.repository';
-
-interface Pending {
-  item: IngestItem;
-  resolve: (outcome: ReceiveOutcome) => void;
-  reject: (error: unknown) => void;
-}
 
 export interface WebhookIngestBatcherOptions {
   /** Statements in flight at once; deliveries arriving meanwhile wait and go together in the next. */
@@ -23,10 +18,8 @@ export interface WebhookIngestBatcherOptions {
  * is tried again alone, so one bad delivery cannot fail the others.
  */
 export class WebhookIngestBatcher {
-  private readonly queue: Pending[] = [];
-  private inFlight = 0;
-  private readonly maxInFlight: number;
-  private readonly maxBatch: number;
+  /** Outcomes are settled results: a delivery retried alone fails on its own. */
+  private readonly statements: GroupCommit<IngestItem, PromiseSettledResult<ReceiveOutcome>>;
 
   constructor(
     private readonly events: StripeEventRepository,
@@ -34,46 +27,26 @@ export class WebhookIngestBatcher {
     private readonly withConnection: <T>(fn: (client: ClientBase) => Promise<T>) => Promise<T>,
     options: WebhookIngestBatcherOptions = {},
   ) {
-    this.maxInFlight = Math.max(1, options.maxInFlight ?? 2);
-    this.maxBatch = Math.max(1, options.maxBatch ?? 100);
+    this.statements = new GroupCommit((items) => this.recordAll(items), { maxInFlight: options.maxInFlight ?? 2, maxBatch: options.maxBatch ?? 100 });
   }
 
-  record(item: IngestItem): Promise<ReceiveOutcome> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      this.startQueued();
-    });
+  async record(item: IngestItem): Promise<ReceiveOutcome> {
+    const result = await this.statements.submit(item);
+    if (result.status === 'rejected') throw result.reason;
+    return result.value;
   }
 
-  private startQueued(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      void this.flush(this.queue.splice(0, this.maxBatch));
-    }
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
-    this.inFlight++;
-    let outcomes: ReceiveOutcome[] | null = null;
-    let failure: unknown;
+  private async recordAll(items: IngestItem[]): Promise<PromiseSettledResult<ReceiveOutcome>[]> {
     try {
-      outcomes = await this.withConnection((client) => this.events.recordAndEnqueueMany(client, batch.map((p) => p.item)));
+      return (await this.recordMany(items)).map((value) => ({ status: 'fulfilled', value }));
     } catch (error) {
-      failure = error;
-    } finally {
-      this.inFlight--;
-    }
-    // The deliveries that arrived while this statement ran go to the database first.
-    this.startQueued();
-    if (outcomes) {
-      batch.forEach((p, i) => p.resolve(outcomes[i]));
-    } else if (batch.length === 1) {
-      batch[0].reject(failure);
-    } else {
-      for (const p of batch) this.retryAlone(p);
+      if (items.length === 1) throw error;
+      // One bad delivery must not fail the others: each is tried again alone.
+      return Promise.allSettled(items.map(async (item) => (await this.recordMany([item]))[0]));
     }
   }
 
-  private retryAlone(p: Pending): void {
-    this.withConnection((client) => this.events.recordAndEnqueueMany(client, [p.item])).then(([outcome]) => p.resolve(outcome), p.reject);
+  private recordMany(items: IngestItem[]): Promise<ReceiveOutcome[]> {
+    return this.withConnection((client) => this.events.recordAndEnqueueMany(client, items));
   }
 }

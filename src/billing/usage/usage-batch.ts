@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { usageRecorded } from './usage-recorded.signal';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LedgerRow } from './usage-ledger.repository';
+import { GroupCommit } from '../../common/group-commit';
 import { poolLender } from '../../db/raw-query';
 
 /**
@@ -161,11 +162,6 @@ select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotenc
   from unnest($1::uuid[], $2::text[]) as k(customer_id, idempotency_key)
   join usage_events e on e.customer_id = k.customer_id and e.idempotency_key = k.idempotency_key`;
 
-interface Pending {
-  request: BatchRequest;
-  resolve(outcome: BatchOutcome): void;
-}
-
 /** Runs one statement for `requests` and returns one outcome per request, in order. */
 export async function runBatch(client: QueryClient, requests: readonly BatchRequest[], statuses: BillingStatuses): Promise<BatchOutcome[]> {
   const n = requests.length;
@@ -232,11 +228,7 @@ export async function runBatch(client: QueryClient, requests: readonly BatchRequ
  * statements are running already (and for the end of the current turn of the event loop).
  */
 export class UsageBatcher {
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  private scheduled = false;
-  private readonly maxBatch: number;
-  private readonly maxInFlight: number;
+  private readonly statements: GroupCommit<BatchRequest, BatchOutcome>;
   /** Counts since start: statements run, failed, and requests answered by outcome. */
   readonly stats = { statements: 0, failedStatements: 0, inserted: 0, existing: 0, miss: 0, failed: 0 };
 
@@ -244,8 +236,11 @@ export class UsageBatcher {
     private readonly lender: ConnectionLender,
     private readonly options: UsageBatcherOptions,
   ) {
-    this.maxBatch = options.maxBatch ?? 256;
-    this.maxInFlight = options.maxInFlight ?? 1;
+    this.statements = new GroupCommit((requests) => this.runShared(requests), {
+      maxBatch: options.maxBatch ?? 256,
+      maxInFlight: options.maxInFlight ?? 1,
+      gatherTurn: true,
+    });
   }
 
   /**
@@ -253,11 +248,28 @@ export class UsageBatcher {
    * fails answers "failed" to all its requests: the general path then retries each under the
    * same key, so a row that was committed after all is found, not written twice.
    */
-  submit(request: BatchRequest): Promise<BatchOutcome> {
-    return new Promise<BatchOutcome>((resolve) => {
-      this.queue.push({ request, resolve });
-      this.schedule();
-    });
+  async submit(request: BatchRequest): Promise<BatchOutcome> {
+    const outcome = await this.statements.submit(request);
+    this.stats[outcome.kind]++;
+    return outcome;
+  }
+
+  private async runShared(requests: BatchRequest[]): Promise<BatchOutcome[]> {
+    this.stats.statements++;
+    try {
+      const client = await this.lender.acquire();
+      try {
+        const outcomes = await runBatch(client, requests, this.options.statuses);
+        if (outcomes.some((o) => o.kind === 'inserted')) usageRecorded();
+        return outcomes;
+      } finally {
+        this.lender.release(client);
+      }
+    } catch (error) {
+      this.stats.failedStatements++;
+      this.warn(error, requests.length);
+      return requests.map((): BatchOutcome => ({ kind: 'failed' }));
+    }
   }
 
   private lastWarning = 0;
@@ -271,54 +283,6 @@ export class UsageBatcher {
     this.options.log.warn({ err: error, requests, failedStatements: this.unreported }, 'shared usage statement failed; its requests took the general path');
     this.lastWarning = now;
     this.unreported = 0;
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.startQueued();
-    });
-  }
-
-  private startQueued(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      void this.flush(this.queue.splice(0, this.maxBatch));
-    }
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
-    this.inFlight++;
-    let outcomes: BatchOutcome[] | null;
-    try {
-      const client = await this.lender.acquire();
-      try {
-        outcomes = await runBatch(
-          client,
-          batch.map((p) => p.request),
-          this.options.statuses,
-        );
-      } finally {
-        this.lender.release(client);
-      }
-    } catch (error) {
-      outcomes = null;
-      this.stats.failedStatements++;
-      this.warn(error, batch.length);
-    } finally {
-      this.inFlight--;
-    }
-    this.stats.statements++;
-    if (outcomes?.some((o) => o.kind === 'inserted')) usageRecorded();
-    // The requests that arrived while this statement ran go to the database first, so that their
-    // statement runs while this one's callers are being answered.
-    this.startQueued();
-    for (let i = 0; i < batch.length; i++) {
-      const outcome: BatchOutcome = outcomes ? outcomes[i] : { kind: 'failed' };
-      this.stats[outcome.kind]++;
-      batch[i].resolve(outcome);
-    }
   }
 }
 
