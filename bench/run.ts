@@ -11,14 +11,15 @@
  */
 import { execSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
 import { Client } from 'pg';
 import { JobQueueRepository } from '../src/jobs/job-queue.repository';
-import { seedUsers, type SeededUser } from './lib/seed';
+import { gql, seedUsers, type SeededUser } from './lib/seed';
+import { signToken } from '../src/auth/dev-secret';
 import { runWebhookBench } from './webhooks.bench';
 import { ENTITLEMENT_TARGETS, entitlementScenarios } from './entitlements.scenarios';
 
@@ -123,6 +124,9 @@ const TARGETS: Record<string, { ceiling?: string; minRatio?: number; minRate?: n
   products: { ceiling: 'bare products', minRatio: 0.9 },
   subscriptions: { ceiling: 'bare query', minRatio: 0.6, sameWork: 'bare subscriptions' },
   recordUsage: { ceiling: 'bare durable mutation', minRatio: 0.8 },
+  // The same single event on a plan whose limit on the meter is hard: recorded under the limit's
+  // lock, against recordUsage on a plan without one.
+  'recordUsage (hard limit)': { ceiling: 'recordUsage', minRatio: 0.9 },
   webhooks: { ceiling: 'bare mutation' },
   forwarder: { minRate: 10_000 },
 };
@@ -188,6 +192,7 @@ async function main(): Promise<void> {
         // Customers on no test clock, as in production (live keys have none): local mode's
         // clock adds a read of the clock's time to every recordUsage.
         STRIPE_TEST_CLOCK: 'off',
+        CATALOG_FILE: benchCatalog(work),
         ...args.serverEnv,
       },
       logFile,
@@ -201,6 +206,7 @@ async function main(): Promise<void> {
 
     log('seeding users and subscriptions through the API...');
     const users = await seedUsers(tollgateUrl, jwtSecret, args.users);
+    const cappedUser = want('recordUsage') ? await seedCappedUser(tollgateUrl, jwtSecret) : undefined;
     await tollgate.request('waitForWebhooks');
     const memoryAtRest = { bare: await bare.request('memory'), tollgate: await tollgate.request('memory') };
 
@@ -260,6 +266,22 @@ async function main(): Promise<void> {
             }),
           }),
         },
+      });
+      let c = 0;
+      plan.push({
+        scenario: 'recordUsage (hard limit)',
+        server: tollgate,
+        target: {
+          url: `${tollgateUrl}/graphql`,
+          headers: { authorization: `Bearer ${cappedUser!.token}` },
+          body: () => ({
+            body: JSON.stringify({
+              query: RECORD_USAGE,
+              variables: { input: { subscriptionId: cappedUser!.subscriptionId, quantity: 1, idempotencyKey: `bench-capped-${run}-${c++}` } },
+            }),
+          }),
+        },
+        detail: { limit: CAPPED_LIMIT },
       });
     }
     if (want('webhooks')) {
@@ -338,6 +360,42 @@ async function main(): Promise<void> {
     for (const child of children.reverse()) await child.stop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The hard limit of the bench catalog's capped plan: far above what a run records, so every event is recorded. */
+const CAPPED_LIMIT = 1_000_000_000;
+
+/**
+ * The default catalog plus `pro-capped`: Pro's prices and meter with a hard limit on `api_calls`,
+ * for `recordUsage (hard limit)`. Written into the run's work directory; returns its path.
+ */
+function benchCatalog(work: string): string {
+  const catalog = JSON.parse(readFileSync(path.join(__dirname, '..', 'catalog', 'default.json'), 'utf8'));
+  catalog.products.push({
+    code: 'pro-capped',
+    name: 'Pro (capped)',
+    description: 'Pro with a hard limit on API calls.',
+    prices: [
+      { lookupKey: 'pro_capped_monthly', currency: 'usd', unitAmount: 9900, interval: 'month' },
+      { lookupKey: 'pro_capped_api_calls', currency: 'usd', unitAmount: 1, interval: 'month', usageType: 'metered', meter: 'api_calls' },
+    ],
+    limits: [{ meter: 'api_calls', limit: CAPPED_LIMIT, period: 'billing_period', kind: 'hard' }],
+  });
+  const file = path.join(work, 'catalog.json');
+  writeFileSync(file, JSON.stringify(catalog, null, 2));
+  return file;
+}
+
+/** A user of its own with one trialing `pro-capped` subscription (through the API). */
+async function seedCappedUser(url: string, jwtSecret: string): Promise<{ token: string; subscriptionId: string }> {
+  const token = await signToken(jwtSecret, 'bench-capped-user', { email: 'bench-capped-user@example.com', expiresIn: '1d' });
+  const started = await gql<{ startSubscription: { subscription: { id: string } } }>(
+    url,
+    `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`,
+    { input: { plan: 'pro-capped', trialDays: 14, idempotencyKey: 'bench-capped-user-1' } },
+    token,
+  );
+  return { token, subscriptionId: started.startSubscription.subscription.id };
 }
 
 /**

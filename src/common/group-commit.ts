@@ -25,6 +25,11 @@ export class GroupCommit<I, O> {
     this.maxBatch = Math.max(1, options.maxBatch ?? 100);
   }
 
+  /** Whether nothing is queued or running: the group may be dropped by whoever keeps it. */
+  get idle(): boolean {
+    return this.inFlight === 0 && this.queue.length === 0 && !this.scheduled;
+  }
+
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
@@ -57,5 +62,37 @@ export class GroupCommit<I, O> {
     }
     this.startQueued();
     batch.forEach((p, i) => (outcomes ? p.resolve(outcomes[i]) : p.reject(failure)));
+  }
+}
+
+/**
+ * A GroupCommit per key (a customer, for example): items of one key share statements, items of
+ * different keys never do. A key's group is kept only while it has work, so the map holds no
+ * more groups than there are keys with requests in flight.
+ */
+export class KeyedGroupCommit<I, O> {
+  private readonly groups = new Map<string, GroupCommit<I, O>>();
+
+  constructor(
+    private readonly run: (key: string, items: I[]) => Promise<O[]>,
+    private readonly options: { maxInFlight?: number; maxBatch?: number; gatherTurn?: boolean } = {},
+  ) {}
+
+  /** Groups with work now. */
+  get size(): number {
+    return this.groups.size;
+  }
+
+  async submit(key: string, item: I): Promise<O> {
+    let group = this.groups.get(key);
+    if (!group) {
+      group = new GroupCommit((items) => this.run(key, items), this.options);
+      this.groups.set(key, group);
+    }
+    try {
+      return await group.submit(item);
+    } finally {
+      if (group.idle && this.groups.get(key) === group) this.groups.delete(key);
+    }
   }
 }

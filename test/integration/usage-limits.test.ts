@@ -83,6 +83,27 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
     expect(await ledgerTotal(subscription.id)).toBe(99);
   });
 
+  it('answers concurrent single events of one customer under a hard limit each as if sent alone: repeats replayed, a bad one refused on its own', async () => {
+    const fay = await authHeader('limits-fay');
+    const subscription = await start(fay);
+    const unknown = '00000000-0000-4000-8000-000000000001';
+    const alone = await record(fay, { subscriptionId: unknown, quantity: 1, idempotencyKey: 'fay-alone' });
+    const refusal = alone.errors![0].extensions!.code;
+    // 10 keys sent twice each, 5 fresh keys, and 5 events naming a subscription that is not hers, all at once.
+    const inputs = [
+      ...Array.from({ length: 20 }, (_, i) => ({ subscriptionId: subscription.id, quantity: 2, idempotencyKey: `fay-${i % 10}` })),
+      ...Array.from({ length: 5 }, (_, i) => ({ subscriptionId: subscription.id, quantity: 1, idempotencyKey: `fay-fresh-${i}` })),
+      ...Array.from({ length: 5 }, (_, i) => ({ subscriptionId: unknown, quantity: 1, idempotencyKey: `fay-bad-${i}` })),
+    ];
+    const answers = await Promise.all(inputs.map((input) => record(fay, input)));
+    answers.slice(25).forEach((a) => expect(a.errors![0].extensions!.code).toBe(refusal));
+    answers.slice(0, 25).forEach((a) => expect(a.errors).toBeUndefined());
+    for (let i = 0; i < 10; i++) expect(answers[i + 10].data.recordUsage.id).toBe(answers[i].data.recordUsage.id);
+    expect(new Set(answers.slice(0, 25).map((a) => a.data.recordUsage.id)).size).toBe(15);
+    expect(await ledgerTotal(subscription.id)).toBe(25);
+    expect((await limits(fay))[0]).toMatchObject({ used: 25, remaining: 75 });
+  });
+
   it('records the events of a batch that fit and fails each one over the hard limit', async () => {
     const bob = await authHeader('limits-bob');
     const subscription = await start(bob);

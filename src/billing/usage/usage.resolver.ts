@@ -5,7 +5,8 @@ import type { GraphQLContext } from '../../graphql/context';
 import { billingClockOf } from '../customers/billing-clock';
 import type { Customer } from '../customers/customer.entity';
 import { batcherFor } from './usage-batch';
-import { BILLING_STATUSES, UsageService } from './usage.service';
+import { BILLING_STATUSES, generalPathFor, UsageService } from './usage.service';
+import { EntitlementService } from '../entitlements/entitlement.service';
 import {
   RecordUsageBatchInput,
   RecordUsageBatchPayloadType,
@@ -30,11 +31,16 @@ export class UsageResolver {
     // The request's EntityManager fork is made only if the general path needs it.
     // A customer on a test clock records usage in the clock's time (its periods are in it).
     const now = await billingClockOf(ctx.rootEm, ctx.gateway, scope.customerId ? { customerId: scope.customerId } : { userId: scope.user.userId });
-    const service = new UsageService(() => ctx.em, now, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log));
+    const service = new UsageService(() => ctx.em, now, batcherFor(ctx.rootEm, BILLING_STATUSES, ctx.log), generalPathFor(ctx.rootEm));
     if (scope.customerId) return Object.assign(new UsageRecordType(), await service.record(await scope.customer(), input));
     // The caller acts for itself: the customer is found by user id in the same statement as the
-    // insert, and loaded on its own only when that statement could not record the event.
-    return Object.assign(new UsageRecordType(), await service.recordForUser(scope.user.userId, input, { loadCustomer: () => scope.customer() }));
+    // insert, and looked up on its own (through the entitlements' cache of who is which customer)
+    // only when that statement could not record the event.
+    const customers = new EntitlementService(ctx.rootEm);
+    return Object.assign(
+      new UsageRecordType(),
+      await service.recordForUser(scope.user.userId, input, { loadCustomer: () => customers.customerOfUser(scope.user.userId) }),
+    );
   }
 
   @Mutation(() => RecordUsageBatchPayloadType, {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { usageRecorded } from './usage-recorded.signal';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { BillingError, ErrorCode } from '../../common/errors';
+import { KeyedGroupCommit } from '../../common/group-commit';
 import { assertId } from '../../common/ids';
 import type { Customer } from '../customers/customer.entity';
 import { batcherFor, type UsageBatcher } from './usage-batch';
@@ -63,6 +64,44 @@ export type BatchEventResult =
   | { index: number; status: 'recorded' | 'replayed'; record: UsageRecord }
   | { index: number; status: 'failed'; error: BillingError };
 
+/** The outcome of recording one event. */
+type RecordOutcome = { status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError };
+
+/** The customer usage is recorded for: only its id is needed. */
+export type CustomerRef = Pick<Customer, 'id'>;
+
+/** A single event on its way through the general path, with the time it was received in. */
+interface GeneralRequest {
+  customer: CustomerRef;
+  request: PreparedUsage;
+  now: Date;
+}
+
+const generalPaths = new WeakMap<object, KeyedGroupCommit<GeneralRequest, RecordOutcome>>();
+
+/**
+ * The general path of single events, shared by the concurrent requests of one customer (one per
+ * connection pool, like the shared statement): requests that arrive while one of the customer's
+ * groups is being recorded wait and go together in the next, through the same code as a
+ * `recordUsageBatch` of them, so they cost one read of the customer's subscriptions and, under a
+ * hard limit, one locked transaction instead of one each. Each request is answered as if sent
+ * alone, in arrival order.
+ */
+export function generalPathFor(em: EntityManager): KeyedGroupCommit<GeneralRequest, RecordOutcome> {
+  const connection = em.getConnection();
+  let path = generalPaths.get(connection);
+  if (!path) {
+    // Its own EntityManager, for the pool only (the ledger's statements are plain SQL): never a request's.
+    const own = em.fork({ clear: true });
+    path = new KeyedGroupCommit(
+      (_customerId, items) => new UsageService(own, () => items[0].now).recordGroup(items[0].customer, items.map((i) => i.request)),
+      { maxInFlight: 1, maxBatch: MAX_BATCH_EVENTS, gatherTurn: true },
+    );
+    generalPaths.set(connection, path);
+  }
+  return path;
+}
+
 /**
  * The usage ledger. Recording writes rows and answers only once they are committed; it never
  * talks to Stripe (the forwarder does, later), so a Stripe outage never loses or delays an
@@ -78,6 +117,8 @@ export class UsageService {
     private readonly now: () => Date = () => new Date(),
     /** The shared statement for `recordForUser`; by default the one of `em`'s connection pool. */
     private readonly batcher?: UsageBatcher,
+    /** The general path of single events; by default the one of `em`'s connection pool. */
+    private readonly generalPath?: KeyedGroupCommit<GeneralRequest, RecordOutcome>,
   ) {
     this.emSource = em;
   }
@@ -104,7 +145,7 @@ export class UsageService {
   async recordForUser(
     userId: string,
     input: RecordUsageInput,
-    options: { loadCustomer: () => Promise<Customer | null>; generatedKey?: string },
+    options: { loadCustomer: () => Promise<CustomerRef | null>; generatedKey?: string },
   ): Promise<UsageRecord> {
     const request = this.prepare(input, options.generatedKey);
     const shared = await this.recordShared(userId, request);
@@ -148,7 +189,7 @@ export class UsageService {
     return null;
   }
 
-  async record(customer: Customer | null, input: RecordUsageInput): Promise<UsageRecord> {
+  async record(customer: CustomerRef | null, input: RecordUsageInput): Promise<UsageRecord> {
     return this.recordPrepared(customer, this.prepare(input));
   }
 
@@ -157,12 +198,23 @@ export class UsageService {
     return prepareUsage(input, this.now(), generatedKey);
   }
 
-  /** A single event is a batch of one: the same checks, statement and answers. */
-  private async recordPrepared(customer: Customer | null, request: PreparedUsage): Promise<UsageRecord> {
-    const subscriptions = customer ? await this.subscriptionsOf(customer, request.subscriptionId) : [];
-    const [result] = await this.recordAll(customer, subscriptions, [request]);
+  /**
+   * A single event is recorded as one of a batch: the same checks, statement and answers, in a
+   * group with the customer's other events of the moment (generalPathFor).
+   */
+  private async recordPrepared(customer: CustomerRef | null, request: PreparedUsage): Promise<UsageRecord> {
+    const result = customer
+      ? await (this.generalPath ?? generalPathFor(this.em)).submit(customer.id, { customer, request, now: this.now() })
+      : (await this.recordAll(null, [], [request]))[0];
     if (result.status === 'failed') throw result.error;
     return result.record;
+  }
+
+  /** Records single events of one customer together, each answered as if sent alone, in order. */
+  async recordGroup(customer: CustomerRef, requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
+    const named = new Set(requests.map((r) => r.subscriptionId));
+    const subscriptions = await this.subscriptionsOf(customer, named.size === 1 ? [...named][0] : null);
+    return this.recordAll(customer, subscriptions, requests);
   }
 
   /**
@@ -173,7 +225,7 @@ export class UsageService {
    * or is answered with an error, never half.
    */
   async recordBatch<T extends RecordUsageInput>(
-    customer: Customer | null,
+    customer: CustomerRef | null,
     inputs: readonly T[],
     /** A caller's own check of each event (an error refuses that event only). */
     refuse: (input: T) => BillingError | null = () => null,
@@ -210,12 +262,8 @@ export class UsageService {
    * Resolves each request among `subscriptions`, inserts the resolvable ones in one statement,
    * and answers the rest from the rows already under their keys.
    */
-  private async recordAll(
-    customer: Customer | null,
-    subscriptions: readonly MeteredSubscription[],
-    requests: readonly PreparedUsage[],
-  ): Promise<({ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError })[]> {
-    const outcomes = new Array<{ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError }>(requests.length);
+  private async recordAll(customer: CustomerRef | null, subscriptions: readonly MeteredSubscription[], requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
+    const outcomes = new Array<RecordOutcome>(requests.length);
     const rows: (NewLedgerRow | null)[] = requests.map((request, i) => {
       try {
         const { subscription, meter } = resolveBillable(subscriptions, request.subscriptionId, request.meter);
@@ -284,10 +332,10 @@ export class UsageService {
    * (the caller inserts the others the usual way), which it inserted, and the indexes it refused.
    */
   private async recordUnderLimits(
-    customer: Customer | null,
+    customer: CustomerRef | null,
     subscriptions: readonly MeteredSubscription[],
     rows: readonly (NewLedgerRow | null)[],
-    outcomes: ({ status: 'recorded' | 'replayed'; record: UsageRecord } | { status: 'failed'; error: BillingError })[],
+    outcomes: RecordOutcome[],
   ): Promise<{ limited: Set<string>; inserted: Set<string>; indexes: Set<number> }> {
     const result = { limited: new Set<string>(), inserted: new Set<string>(), indexes: new Set<number>() };
     const present = rows.filter((r): r is NewLedgerRow => r !== null);
@@ -382,7 +430,7 @@ export class UsageService {
   }
 
   /** The customer's subscription `subscriptionId`, or all its subscriptions, newest first. */
-  private subscriptionsOf(customer: Customer, subscriptionId: string | null): Promise<MeteredSubscription[]> {
+  private subscriptionsOf(customer: CustomerRef, subscriptionId: string | null): Promise<MeteredSubscription[]> {
     return this.ledger.subscriptionsOf(customer.id, subscriptionId);
   }
 

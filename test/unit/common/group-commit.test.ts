@@ -1,4 +1,4 @@
-import { GroupCommit } from '../../../src/common/group-commit';
+import { GroupCommit, KeyedGroupCommit } from '../../../src/common/group-commit';
 
 /** A statement runner whose statements end when the test says so. */
 function statements() {
@@ -49,5 +49,30 @@ describe(GroupCommit.name, () => {
     await tick();
     s.runs[2].finish();
     expect(await Promise.all(waiting)).toEqual(['B', 'C', 'D']);
+  });
+});
+
+describe(KeyedGroupCommit.name, () => {
+  it('groups items of one key only, runs one statement per key at a time, and forgets a key once its work is done', async () => {
+    const s = statements();
+    const keyed = new KeyedGroupCommit((key: string, items: string[]) => s.run(items.map((i) => `${key}:${i}`)), { maxInFlight: 1, gatherTurn: true });
+    const a = ['1', '2'].map((i) => keyed.submit('a', i));
+    const b = keyed.submit('b', '1');
+    await tick();
+    expect(s.runs.map((r) => r.items)).toEqual([['a:1', 'a:2'], ['b:1']]);
+    const a3 = keyed.submit('a', '3');
+    await tick();
+    // Key a's statement is still running: its next item waits for it.
+    expect(s.runs).toHaveLength(2);
+    expect(keyed.size).toBe(2);
+    s.runs[1].finish();
+    expect(await b).toBe('B:1');
+    expect(keyed.size).toBe(1);
+    s.runs[0].finish();
+    expect(await Promise.all(a)).toEqual(['A:1', 'A:2']);
+    expect(s.runs.map((r) => r.items)[2]).toEqual(['a:3']);
+    s.runs[2].finish();
+    expect(await a3).toBe('A:3');
+    expect(keyed.size).toBe(0);
   });
 });
