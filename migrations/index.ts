@@ -7,6 +7,7 @@ import { Migration20261207021700 } from './Migration20261207021700';
 import { Migration20261207040000 } from './Migration20261207040000';
 import { Migration20261207100000 } from './Migration20261207100000';
 import { Migration20261207140000 } from './Migration20261207140000';
+import { Migration20261207160000 } from './Migration20261207160000';
 
 /** Every migration, in order. `npm run migration:create` writes a new file; add it here. */
 export const migrationsList: MigrationObject[] = [
@@ -18,4 +19,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261207040000', class: Migration20261207040000 },
   { name: 'Migration20261207100000', class: Migration20261207100000 },
   { name: 'Migration20261207140000', class: Migration20261207140000 },
+  { name: 'Migration20261207160000', class: Migration20261207160000 },
 ];

@@ -1,4 +1,6 @@
 import type { CatalogDefinition } from '../../src/billing/catalog/catalog-file';
+import { randomUUID } from 'node:crypto';
+import { UsageLimitRepository } from '../../src/billing/usage/usage-limit.repository';
 import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
@@ -102,6 +104,23 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
     expect(new Set(answers.slice(0, 25).map((a) => a.data.recordUsage.id)).size).toBe(15);
     expect(await ledgerTotal(subscription.id)).toBe(25);
     expect((await limits(fay))[0]).toMatchObject({ used: 25, remaining: 75 });
+  });
+
+  it('never overshoots a hard limit when writers on separate connections (as separate instances are) race at the edge', async () => {
+    const gus = await authHeader('limits-gus');
+    const subscription = await start(gus);
+    const [row] = await server.orm.em.fork().getConnection().execute(`select customer_id, current_period_start from subscriptions where id = ?`, [subscription.id]);
+    const repository = new UsageLimitRepository(server.orm.em.fork());
+    const periodStart = new Date(row.current_period_start);
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      repository.insertUnderLimit(row.customer_id, subscription.id, 'api_calls', periodStart, 100, [
+        { id: randomUUID(), customerId: row.customer_id, subscriptionId: subscription.id, meter: 'api_calls', quantity: 7, occurredAt: new Date(), idempotencyKey: `gus-${i}`, requestHash: `h${i}` },
+      ]),
+    );
+    const outcomes = await Promise.all(writes);
+    expect(outcomes.filter((o) => o.inserted.size === 1)).toHaveLength(14);
+    for (const o of outcomes.filter((o) => o.refused.size === 1)) expect([...o.refused.values()][0]).toBe(98);
+    expect(await ledgerTotal(subscription.id)).toBe(98);
   });
 
   it('records the events of a batch that fit and fails each one over the hard limit', async () => {

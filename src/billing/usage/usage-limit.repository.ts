@@ -1,9 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { ClientBase } from 'pg';
-import { rawQuery, withPoolConnection } from '../../db/raw-query';
+import { rawQuery } from '../../db/raw-query';
 import type { LimitDefinition } from '../entitlements/definitions-cache';
-import type { LedgerRow, NewLedgerRow } from './usage-ledger.repository';
-import { INSERT_SQL } from './usage-ledger.repository';
+import type { NewLedgerRow } from './usage-ledger.repository';
 
 /** A limit of a subscription's current plan on one meter. */
 export interface SubscriptionLimit {
@@ -32,29 +30,17 @@ select s.id as subscription_id, l.meter, l."limit", l.kind, s.current_period_sta
  order by s.id, l.meter`;
 
 /**
- * Usage of one subscription's meter recorded at or after $3 ($5 is $3 rounded up to the hour):
- * whole hours from the rollup, the partial hour from the rows, less what Stripe refused for good.
- * Usage dated after the period's end (before the subscription's period has moved on) counts
- * too, so a limit never opens up early.
+ * Usage of one subscription's meter recorded at or after $3: whole hours from the rollup, the
+ * partial first hour from the rows, less what Stripe refused for good (the `usage_used` function
+ * of the migrations, which the hard limit's check uses too). Usage dated after the period's end
+ * (before the subscription's period has moved on) counts too, so a limit never opens up early.
  */
-const USED_SQL = `
-select (coalesce((select sum(h.quantity) from usage_hourly h where h.subscription_id = $1 and h.meter = $2 and h.hour >= $4), 0)
-      + coalesce((select sum(e.quantity) from usage_events e where e.subscription_id = $1 and e.meter = $2 and e.occurred_at >= $3 and e.occurred_at < $4), 0)
-      - coalesce((select sum(e.quantity) from usage_events e where e.state = 'failed' and e.subscription_id = $1 and e.meter = $2 and e.occurred_at >= $3), 0))::float8 as used`;
+const USED_SQL = `select usage_used($1, $2, $3) as used`;
 
-const KEYS_SQL = `
-select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotency_key, e.request_hash
-  from unnest($2::text[]) as k(idempotency_key)
-  join usage_events e on e.customer_id = $1 and e.idempotency_key = k.idempotency_key`;
-
-const HOUR_MS = 3600_000;
-
-async function usedOn(client: ClientBase | null, em: EntityManager, subscriptionId: string, meter: string, since: Date): Promise<number> {
-  const firstHour = new Date(Math.ceil(since.getTime() / HOUR_MS) * HOUR_MS);
-  const values = [subscriptionId, meter, since, firstHour];
-  const rows = client ? (await client.query<{ used: number }>(USED_SQL, values)).rows : await rawQuery<{ used: number }>(em, USED_SQL, values);
-  return Number(rows[0].used);
-}
+/** Recording under a hard limit, in one statement: see the migration that creates `usage_insert_under_limit`. */
+const INSERT_UNDER_LIMIT_SQL = `
+select row_id, outcome, used_before
+  from usage_insert_under_limit($1, $2, $3, $4, $5, $6::uuid[], $7::float8[], $8::timestamptz[], $9::text[], $10::text[])`;
 
 /** The outcome of recording rows under a hard limit. */
 export interface LimitedInsert {
@@ -93,60 +79,37 @@ export class UsageLimitRepository {
   }
 
   /** Usage of the subscription's meter since `since` (the start of its billing period). */
-  used(subscriptionId: string, meter: string, since: Date): Promise<number> {
-    return usedOn(null, this.em, subscriptionId, meter, since);
+  async used(subscriptionId: string, meter: string, since: Date): Promise<number> {
+    const [row] = await rawQuery<{ used: number }>(this.em, USED_SQL, [subscriptionId, meter, since]);
+    return Number(row.used);
   }
 
   /**
    * Records `rows` (one customer, subscription and meter; in input order) under a hard limit, in
-   * one short transaction: locks the counter row of (subscription, meter, period start), so that
-   * every writer under this limit waits for the one before it, reads the period's usage, and
-   * inserts the rows that fit, in order. A row whose key is recorded already (earlier, or by an
-   * earlier row here) is neither counted nor inserted; the caller answers it as a replay.
+   * one statement (autocommit): it locks the counter row of (subscription, meter, period start),
+   * so that every writer under this limit waits for the one before it, reads the period's usage,
+   * and inserts the rows that fit, in order. A row whose key is recorded already (earlier, or by
+   * an earlier row here) is neither counted nor inserted; the caller answers it as a replay.
    */
   async insertUnderLimit(customerId: string, subscriptionId: string, meter: string, periodStart: Date, limit: number, rows: readonly NewLedgerRow[]): Promise<LimitedInsert> {
-    return withPoolConnection(this.em, async (client) => {
-      await client.query('begin');
-      try {
-        await client.query(
-          'insert into usage_limit_counters (subscription_id, meter, period_start, created_at) values ($1, $2, $3, now()) on conflict do nothing',
-          [subscriptionId, meter, periodStart],
-        );
-        await client.query('select 1 from usage_limit_counters where subscription_id = $1 and meter = $2 and period_start = $3 for update', [subscriptionId, meter, periodStart]);
-        const taken = new Set((await client.query<LedgerRow>(KEYS_SQL, [customerId, [...new Set(rows.map((r) => r.idempotencyKey))]])).rows.map((r) => r.idempotency_key));
-        let used = await usedOn(client, this.em, subscriptionId, meter, periodStart);
-        const accepted: NewLedgerRow[] = [];
-        const refused = new Map<string, number>();
-        for (const row of rows) {
-          if (taken.has(row.idempotencyKey)) continue;
-          if (used + row.quantity > limit) {
-            refused.set(row.id, used);
-            continue;
-          }
-          taken.add(row.idempotencyKey);
-          accepted.push(row);
-          used += row.quantity;
-        }
-        let inserted = new Set<string>();
-        if (accepted.length) {
-          const result = await client.query<{ id: string }>(INSERT_SQL, [
-            accepted.map((r) => r.id),
-            accepted.map((r) => r.customerId),
-            accepted.map((r) => r.subscriptionId),
-            accepted.map((r) => r.meter),
-            accepted.map((r) => r.quantity),
-            accepted.map((r) => r.occurredAt),
-            accepted.map((r) => r.idempotencyKey),
-            accepted.map((r) => r.requestHash),
-          ]);
-          inserted = new Set(result.rows.map((r) => r.id));
-        }
-        await client.query('commit');
-        return { inserted, refused };
-      } catch (error) {
-        await client.query('rollback').catch(() => undefined);
-        throw error;
-      }
-    });
+    const result = await rawQuery<{ row_id: string; outcome: 'inserted' | 'refused'; used_before: number | null }>(this.em, INSERT_UNDER_LIMIT_SQL, [
+      customerId,
+      subscriptionId,
+      meter,
+      periodStart,
+      limit,
+      rows.map((r) => r.id),
+      rows.map((r) => r.quantity),
+      rows.map((r) => r.occurredAt),
+      rows.map((r) => r.idempotencyKey),
+      rows.map((r) => r.requestHash),
+    ]);
+    const inserted = new Set<string>();
+    const refused = new Map<string, number>();
+    for (const r of result) {
+      if (r.outcome === 'inserted') inserted.add(r.row_id);
+      else refused.set(r.row_id, Number(r.used_before));
+    }
+    return { inserted, refused };
   }
 }

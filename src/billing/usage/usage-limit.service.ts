@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { LimitDefinition } from '../entitlements/definitions-cache';
 import { definitionsCacheFor } from '../entitlements/definitions-invalidation';
 import { UsageLimitRepository, type SubscriptionLimit } from './usage-limit.repository';
 import { BILLING_STATUSES, limitPeriod } from './usage.rules';
@@ -28,9 +29,14 @@ export class UsageLimitService {
     this.repository = new UsageLimitRepository(em);
   }
 
+  /** Which limits apply to the customer's billing subscriptions (from the definitions cache). */
+  definitions(customerId: string): Promise<LimitDefinition[]> {
+    return definitionsCacheFor(this.em).limits(customerId, () => this.repository.definitionsOf(customerId, BILLING_STATUSES));
+  }
+
   /** One answer per limit of each billing subscription's current plan, with the period's usage. */
   async limits(customerId: string): Promise<UsageLimitStatus[]> {
-    const definitions = await definitionsCacheFor(this.em).limits(customerId, () => this.repository.definitionsOf(customerId, BILLING_STATUSES));
+    const definitions = await this.definitions(customerId);
     const now = this.now();
     return Promise.all(
       definitions.map(async (d) => {

@@ -7,6 +7,7 @@ import type { Customer } from '../customers/customer.entity';
 import { batcherFor } from './usage-batch';
 import { BILLING_STATUSES, generalPathFor, UsageService } from './usage.service';
 import { EntitlementService } from '../entitlements/entitlement.service';
+import { UsageLimitService } from './usage-limit.service';
 import {
   RecordUsageBatchInput,
   RecordUsageBatchPayloadType,
@@ -37,9 +38,13 @@ export class UsageResolver {
     // insert, and looked up on its own (through the entitlements' cache of who is which customer)
     // only when that statement could not record the event.
     const customers = new EntitlementService(ctx.rootEm);
+    const limits = new UsageLimitService(ctx.rootEm);
     return Object.assign(
       new UsageRecordType(),
-      await service.recordForUser(scope.user.userId, input, { loadCustomer: () => customers.customerOfUser(scope.user.userId) }),
+      await service.recordForUser(scope.user.userId, input, {
+        loadCustomer: () => customers.customerOfUser(scope.user.userId),
+        limitsOf: (customerId) => limits.definitions(customerId),
+      }),
     );
   }
 

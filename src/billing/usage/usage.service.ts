@@ -145,12 +145,36 @@ export class UsageService {
   async recordForUser(
     userId: string,
     input: RecordUsageInput,
-    options: { loadCustomer: () => Promise<CustomerRef | null>; generatedKey?: string },
+    options: {
+      loadCustomer: () => Promise<CustomerRef | null>;
+      /** The limits of the customer's plans as far as known (a cache): usage that a hard limit may apply to skips the shared statement, which would only pass it on. */
+      limitsOf?: (customerId: string) => Promise<readonly Pick<SubscriptionLimit, 'subscriptionId' | 'meter' | 'kind'>[]>;
+      generatedKey?: string;
+    },
   ): Promise<UsageRecord> {
     const request = this.prepare(input, options.generatedKey);
-    const shared = await this.recordShared(userId, request);
-    if (shared) return shared;
+    if (!(options.limitsOf && (await this.mayBeHardLimited(request, options.loadCustomer, options.limitsOf)))) {
+      const shared = await this.recordShared(userId, request);
+      if (shared) return shared;
+    }
     return this.recordPrepared(await options.loadCustomer(), request);
+  }
+
+  /**
+   * Whether a hard limit of the customer's plans may apply to the request. Only a shortcut: the
+   * shared statement itself passes on usage under a hard limit, and the general path decides
+   * everything again from the database.
+   */
+  private async mayBeHardLimited(
+    request: PreparedUsage,
+    loadCustomer: () => Promise<CustomerRef | null>,
+    limitsOf: (customerId: string) => Promise<readonly Pick<SubscriptionLimit, 'subscriptionId' | 'meter' | 'kind'>[]>,
+  ): Promise<boolean> {
+    const customer = await loadCustomer();
+    if (!customer) return false;
+    return (await limitsOf(customer.id)).some(
+      (l) => l.kind === 'hard' && (request.subscriptionId ? l.subscriptionId === request.subscriptionId : l.meter === request.meter),
+    );
   }
 
   /**
