@@ -1,6 +1,7 @@
 import type { CatalogDefinition } from '../../src/billing/catalog/catalog-file';
 import { randomUUID } from 'node:crypto';
 import { UsageLimitRepository } from '../../src/billing/usage/usage-limit.repository';
+import { rawQuery } from '../../src/db/raw-query';
 import { CatalogSyncService } from '../../src/billing/catalog/catalog-sync.service';
 import { authHeader, startTestServer, type TestServer } from '../helpers/test-server';
 
@@ -121,6 +122,32 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
     expect(outcomes.filter((o) => o.inserted.size === 1)).toHaveLength(14);
     for (const o of outcomes.filter((o) => o.refused.size === 1)) expect([...o.refused.values()][0]).toBe(98);
     expect(await ledgerTotal(subscription.id)).toBe(98);
+  });
+
+  it("counts a period's usage exactly: what is dated from its start on, wherever in the hour it starts, less what Stripe refused", async () => {
+    const hal = await authHeader('limits-hal');
+    const subscription = await start(hal);
+    const db = server.orm.em.fork().getConnection();
+    const [{ customer_id: customerId }] = await db.execute(`select customer_id from subscriptions where id = ?`, [subscription.id]);
+    // Events spread over three UTC hours around a time 20 minutes into the middle one, some refused by Stripe.
+    const hour = Date.UTC(2026, 10, 3, 10);
+    const events = Array.from({ length: 60 }, (_, i) => ({
+      at: new Date(hour - 3600_000 + i * 180_000 + 7_000),
+      quantity: (i % 5) + 1,
+      state: i % 7 === 0 ? 'failed' : 'sent',
+    }));
+    await rawQuery(
+      server.orm,
+      `insert into usage_events (id, customer_id, subscription_id, meter, quantity, occurred_at, idempotency_key, request_hash, state, attempts, next_attempt_at, created_at)
+       select gen_random_uuid(), $1, $2, 'api_calls', q, t, 'hal-' || n, 'h', s, 0, now(), now()
+         from unnest($3::float8[], $4::timestamptz[], $5::text[]) with ordinality as x(q, t, s, n)`,
+      [customerId, subscription.id, events.map((e) => e.quantity), events.map((e) => e.at), events.map((e) => e.state)],
+    );
+    for (const since of [hour - 3600_000, hour, hour + 20 * 60_000, hour + 20 * 60_000 + 7_000, hour + 3600_000 - 1]) {
+      const expected = events.filter((e) => e.at.getTime() >= since && e.state !== 'failed').reduce((a, e) => a + e.quantity, 0);
+      const [{ used }] = await rawQuery<{ used: number }>(server.orm, `select usage_used($1, 'api_calls', $2) as used`, [subscription.id, new Date(since)]);
+      expect({ since: new Date(since).toISOString(), used: Number(used) }).toEqual({ since: new Date(since).toISOString(), used: expected });
+    }
   });
 
   it('records the events of a batch that fit and fails each one over the hard limit', async () => {

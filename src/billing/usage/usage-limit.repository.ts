@@ -30,9 +30,9 @@ select s.id as subscription_id, l.meter, l."limit", l.kind, s.current_period_sta
  order by s.id, l.meter`;
 
 /**
- * Usage of one subscription's meter recorded at or after $3: whole hours from the rollup, the
- * partial first hour from the rows, less what Stripe refused for good (the `usage_used` function
- * of the migrations, which the hard limit's check uses too). Usage dated after the period's end
+ * Usage of one subscription's meter recorded at or after $3, from the hourly rollup, less what
+ * Stripe refused for good (the `usage_used` function of the migrations, which the hard limit's
+ * check uses too). Usage dated after the period's end
  * (before the subscription's period has moved on) counts too, so a limit never opens up early.
  */
 const USED_SQL = `select usage_used($1, $2, $3) as used`;
