@@ -288,7 +288,10 @@ async function main(): Promise<void> {
       const deliveries = await webhookDeliveries(tollgate, webhookSecret);
       plan.push({ scenario: 'webhooks', server: tollgate, target: { url: `${tollgateUrl}/webhooks/stripe`, body: deliveries.next }, detail: { eventMix: deliveries.mix } });
     }
-    if (want('entitlements')) plan.push(...(await entitlementScenarios(tollgate, users, graphql)));
+    if (want('entitlements')) {
+      await bare.request('useDatabase', { url: tollgate.info.databaseUrl, connections: args.connections });
+      plan.push(...(await entitlementScenarios(tollgate, bare, users, graphql)));
+    }
 
     // The plan runs `rounds` times over, each scenario for its share of the duration, so that a
     // Tollgate path and its ceiling are measured at the same times of the run: the speed of a

@@ -6,7 +6,8 @@
  * Whatever this server cannot exceed, no resolver on this stack can. It also answers `products`
  * with the default catalog from constants (the stack's own cost for an answer of that size) and,
  * once told a database (`useDatabase`), `write`: one plain insert per request, committed before
- * the answer (the stack's own cost for a durable write). Started as a child process by
+ * the answer (the stack's own cost for a durable write), and `read`: one indexed select per
+ * request (the stack's own cost for an answer that needs the database). Started as a child process by
  * bench/run.ts; reports its URL over IPC.
  */
 import { ApolloServer } from '@apollo/server';
@@ -24,6 +25,8 @@ const typeDefs = /* GraphQL */ `
     products: [Product!]!
     "The same shape as a caller's four subscriptions in Tollgate, from constants."
     subscriptions: [Subscription!]!
+    "One indexed read per call (after useDatabase): the stack's cost for an answer that needs the database."
+    read(key: String!): Int!
   }
   type Subscription { id: ID! status: String! quantity: Int! currentPeriodStart: String currentPeriodEnd: String
     cancelAtPeriodEnd: Boolean! canceledAt: String trialEnd: String createdAt: String! product: Product! price: Price! }
@@ -80,9 +83,19 @@ const SUBSCRIPTIONS = [
 let pool: pg.Pool | undefined;
 /** Its own schema, so the bench's rows stay out of Tollgate's tables in the same database. */
 const WRITE_SQL = 'insert into bench_bare.writes (id, key) values (gen_random_uuid(), $1) returning id';
+const READ_SQL = 'select count(*)::int as n from bench_bare.writes where key = $1';
 
 const resolvers = {
-  Query: { hello: () => 'world', products: () => PRODUCTS, subscriptions: () => SUBSCRIPTIONS },
+  Query: {
+    hello: () => 'world',
+    products: () => PRODUCTS,
+    subscriptions: () => SUBSCRIPTIONS,
+    read: async (_: unknown, args: { key: string }) => {
+      if (!pool) throw new Error('no database: send useDatabase first');
+      const { rows } = await pool.query({ name: 'bare_read', text: READ_SQL, values: [args.key] });
+      return rows[0].n;
+    },
+  },
   Mutation: {
     echo: (_: unknown, args: { value: string }) => args.value,
     write: async (_: unknown, args: { key: string }) => {
@@ -95,6 +108,7 @@ const resolvers = {
 
 /** Connects the `write` mutation to `url` (a pool of `connections`, as many as the load's) and creates its table. */
 async function useDatabase(url: string, connections: number): Promise<null> {
+  if (pool) return null;
   pool = new pg.Pool({ connectionString: url, max: connections });
   await pool.query('create schema if not exists bench_bare');
   await pool.query('create table if not exists bench_bare.writes (id uuid primary key, key text not null unique, created_at timestamptz not null default now())');
