@@ -15,7 +15,7 @@ import { catalogCacheFor } from './billing/catalog/catalog-cache';
 import { CatalogResponseCache } from './graphql/response-cache';
 import { createLoaders, type Loaders } from './graphql/loaders';
 import { playgroundPlugin } from './graphql/playground';
-import { currentRequestScope, requestScope } from './graphql/request-scope';
+import { requestScope } from './graphql/request-scope';
 import { createSchema } from './graphql/schema';
 import { graphqlCors, metricsAccess, securityHeaders } from './security/http-security';
 import { boundedDocumentStore, boundedPersistedQueries } from './security/bounded-memory';
@@ -87,6 +87,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const catalogAnswers = new CatalogResponseCache(() => catalogCacheFor(orm.em));
   const schema = await createSchema();
   const validationRules = [depthLimitRule(security.maxDepth), aliasLimitRule(security.maxAliases)];
+  const documents = boundedDocumentStore();
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     introspection: config.introspection,
@@ -96,7 +97,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     formatError: createErrorFormatter(log, { hideSuggestions: !config.introspection }),
     // Parsed documents and persisted query texts are kept within a budget of bytes, so many
     // distinct large texts cannot grow the heap without bound.
-    documentStore: boundedDocumentStore(),
+    documentStore: documents.store,
     persistedQueries: { cache: boundedPersistedQueries() },
     // Both are Apollo's defaults, stated so a change of default cannot turn them off unnoticed.
     csrfPrevention: true,
@@ -105,6 +106,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     plugins: [
       config.playground ? playgroundPlugin({ devToken: deps.devToken }) : ApolloServerPluginLandingPageDisabled(),
       securityPlugin({ maxComplexity: security.maxComplexity, rateLimiter, usageLimiter }),
+      documents.plugin,
       catalogAnswers.plugin(),
       // Apollo's default cache-control plugin visits every resolved field to compute a
       // Cache-Control header from @cacheControl hints; the schema has none.
@@ -147,7 +149,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   app.use('/graphql', graphqlCors(config.corsOrigins));
   // Apollo answers every request to /graphql: the middleware before it only parses the body and
-  // opens the request's scope (its Host, whether it authenticated); none of them answers.
+  // opens a GET request's scope (its Host, for the landing page); none of them answers.
   app.use(
     '/graphql',
     express.json({ limit: config.limits.graphqlBody }),
@@ -164,8 +166,6 @@ export async function createApp(deps: AppDeps): Promise<App> {
           }
           throw error;
         }
-        const scope = currentRequestScope();
-        if (scope && user) scope.authenticated = true;
         return new RequestContext(orm, user, config, deps.gateway, log);
       },
     }),

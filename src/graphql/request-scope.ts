@@ -2,14 +2,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { RequestHandler } from 'express';
 
 /**
- * What parts of Apollo that are handed no request (the landing page, the document store) need
- * to know about the request being answered.
+ * What a part of Apollo that is handed no request (the landing page) needs to know about the
+ * request being answered.
  */
 export interface RequestScope {
   /** The Host header. */
   host: string | undefined;
-  /** Set once the context has verified the caller's token. */
-  authenticated: boolean;
 }
 
 const scopes = new AsyncLocalStorage<RequestScope>();
@@ -19,9 +17,13 @@ export function currentRequestScope(): RequestScope | undefined {
   return scopes.getStore();
 }
 
-/** Runs the rest of the request inside its scope. It answers nothing itself. */
+/**
+ * Runs the rest of a GET request inside its scope (only a GET can ask for the landing page: a
+ * POST never pays for the scope's bookkeeping on every promise it makes). It answers nothing itself.
+ */
 export function requestScope(): RequestHandler {
   return function requestScope(req, _res, next) {
-    scopes.run({ host: req.headers.host, authenticated: false }, next);
+    if (req.method !== 'GET') return next();
+    scopes.run({ host: req.headers.host }, next);
   };
 }

@@ -1,7 +1,8 @@
+import type { ApolloServerPlugin } from '@apollo/server';
 import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
 import { Kind, type DocumentNode } from 'graphql';
+import type { GraphQLContext } from '../graphql/context';
 import { CATALOG_ROOT_FIELDS } from '../graphql/response-cache';
-import { currentRequestScope } from '../graphql/request-scope';
 
 /** Estimated bytes of parsed documents Apollo keeps, so a repeated text skips parsing and validation. */
 export const DOCUMENT_STORE_MAX_BYTES = 8 * 2 ** 20;
@@ -11,7 +12,7 @@ export const PERSISTED_QUERIES_MAX_BYTES = 4 * 2 ** 20;
 /**
  * What a parsed document costs the heap, estimated without walking it twice: its JSON (the AST
  * without locations) counted twice over for the objects behind it, plus the query text its
- * locations keep alive. Checked against the live heap in test/integration/memory-bound.test.ts.
+ * locations keep alive. Checked against the live heap by `bench/memory-attack.ts` (npm run bench:memory).
  */
 export function documentBytes(document: DocumentNode): number {
   return 2 * JSON.stringify(document).length + 2 * (document.loc?.source.body.length ?? 0);
@@ -31,20 +32,41 @@ export function isPublicDocument(document: DocumentNode): boolean {
 }
 
 /**
- * Apollo's store of validated documents, bounded in bytes. Apollo's default is bounded too, but
- * at 30 MB of JSON, which is several times that in heap. Only documents that passed validation
- * (the depth, alias and complexity limits included) reach it, and an anonymous request stores
- * only a document anyone may run (the public catalog): a text that needs a token is parsed again
- * until someone with a token sends it, so no one without a token fills the store.
+ * Apollo's store of validated documents, bounded in bytes, and the plugin that admits documents
+ * to it. Apollo's default is bounded too, but at 30 MB of JSON, which is several times that in
+ * heap. Only documents that passed validation (the depth, alias and complexity limits included)
+ * reach it, and an anonymous request stores only a document anyone may run (the public catalog):
+ * a text that needs a token is parsed again until someone with a token sends it, so no one
+ * without a token fills the store.
+ *
+ * Apollo hands the store a document right after its validation ends, with no word of the
+ * request; the plugin, which sees the request's context, marks the documents validated for a
+ * caller with a token, and the store keeps those (the mark is on the document object itself, so
+ * concurrent requests never see each other's).
  */
-export function boundedDocumentStore(maxBytes = DOCUMENT_STORE_MAX_BYTES): KeyValueCache<DocumentNode> {
+export function boundedDocumentStore(maxBytes = DOCUMENT_STORE_MAX_BYTES): { store: KeyValueCache<DocumentNode>; plugin: ApolloServerPlugin<GraphQLContext> } {
   const store = new InMemoryLRUCache<DocumentNode>({ maxSize: maxBytes, sizeCalculation: documentBytes });
+  const authenticated = new WeakSet<DocumentNode>();
   return {
-    get: (key) => store.get(key),
-    delete: (key) => store.delete(key),
-    set: async (key, document, options) => {
-      if (!currentRequestScope()?.authenticated && !isPublicDocument(document)) return;
-      await store.set(key, document, options);
+    store: {
+      get: (key) => store.get(key),
+      delete: (key) => store.delete(key),
+      set: async (key, document, options) => {
+        if (!authenticated.has(document) && !isPublicDocument(document)) return;
+        await store.set(key, document, options);
+      },
+    },
+    plugin: {
+      async requestDidStart({ contextValue }) {
+        if (!contextValue.user) return;
+        return {
+          async validationDidStart(requestContext) {
+            return async (errors) => {
+              if (!errors?.length && requestContext.document) authenticated.add(requestContext.document);
+            };
+          },
+        };
+      },
     },
   };
 }
