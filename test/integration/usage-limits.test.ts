@@ -89,20 +89,29 @@ describe('usage limits (HTTP, PostgreSQL, the Stripe emulator)', () => {
   it('answers concurrent single events of one customer under a hard limit each as if sent alone: repeats replayed, a bad one refused on its own', async () => {
     const fay = await authHeader('limits-fay');
     const subscription = await start(fay);
-    const unknown = '00000000-0000-4000-8000-000000000001';
-    const alone = await record(fay, { subscriptionId: unknown, quantity: 1, idempotencyKey: 'fay-alone' });
+    // A meter her plan does not have: refused on its own, on the same path as her good events.
+    const alone = await record(fay, { subscriptionId: subscription.id, meter: 'no_such_meter', quantity: 1, idempotencyKey: 'fay-alone' });
     const refusal = alone.errors![0].extensions!.code;
-    // 10 keys sent twice each, 5 fresh keys, and 5 events naming a subscription that is not hers, all at once.
-    const inputs = [
+    // 10 keys sent twice each, 5 fresh keys, and 5 events on a meter she does not have, all at
+    // once, the bad ones spread among the others so that they share groups with them.
+    const good = [
       ...Array.from({ length: 20 }, (_, i) => ({ subscriptionId: subscription.id, quantity: 2, idempotencyKey: `fay-${i % 10}` })),
       ...Array.from({ length: 5 }, (_, i) => ({ subscriptionId: subscription.id, quantity: 1, idempotencyKey: `fay-fresh-${i}` })),
-      ...Array.from({ length: 5 }, (_, i) => ({ subscriptionId: unknown, quantity: 1, idempotencyKey: `fay-bad-${i}` })),
     ];
-    const answers = await Promise.all(inputs.map((input) => record(fay, input)));
-    answers.slice(25).forEach((a) => expect(a.errors![0].extensions!.code).toBe(refusal));
-    answers.slice(0, 25).forEach((a) => expect(a.errors).toBeUndefined());
+    const inputs: { input: Record<string, unknown>; bad: boolean }[] = [];
+    good.forEach((input, i) => {
+      inputs.push({ input, bad: false });
+      if (i % 5 === 2) inputs.push({ input: { subscriptionId: subscription.id, meter: 'no_such_meter', quantity: 1, idempotencyKey: `fay-bad-${i}` }, bad: true });
+    });
+    const answered = await Promise.all(inputs.map(async ({ input, bad }) => ({ input, bad, answer: await record(fay, input) })));
+    for (const { bad, answer } of answered.filter((a) => a.bad)) {
+      expect(bad).toBe(true);
+      expect(answer.errors![0].extensions!.code).toBe(refusal);
+    }
+    const answers = answered.filter((a) => !a.bad).map((a) => a.answer);
+    answers.forEach((a) => expect(a.errors).toBeUndefined());
     for (let i = 0; i < 10; i++) expect(answers[i + 10].data.recordUsage.id).toBe(answers[i].data.recordUsage.id);
-    expect(new Set(answers.slice(0, 25).map((a) => a.data.recordUsage.id)).size).toBe(15);
+    expect(new Set(answers.map((a) => a.data.recordUsage.id)).size).toBe(15);
     expect(await ledgerTotal(subscription.id)).toBe(25);
     expect((await limits(fay))[0]).toMatchObject({ used: 25, remaining: 75 });
   });

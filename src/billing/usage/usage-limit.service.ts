@@ -16,8 +16,8 @@ export interface UsageLimitStatus extends SubscriptionLimit {
 /**
  * Reads a customer's usage limits. Which limits apply (the plans of its billing subscriptions
  * and their periods) is kept in the definitions cache until a subscription or the catalog
- * changes; the period's usage is read every time. Recording under a hard limit never uses the
- * cache: it reads the plan's limit under the counter's lock (UsageService).
+ * changes; the period's usage is read every time. Recording under a hard limit reads the plan's
+ * limit from the database for each group of events (UsageService); the cache only routes it.
  */
 export class UsageLimitService {
   private readonly repository: UsageLimitRepository;
