@@ -292,6 +292,10 @@ describe('usage summary from the hourly rollup', () => {
     windows.push([new Date(Math.floor(now / DAY) * DAY - 10 * DAY), new Date(Math.floor(now / DAY) * DAY + DAY)]);
     windows.push([new Date(Math.floor(now / HOUR) * HOUR - 3 * HOUR), new Date(Math.floor(now / HOUR) * HOUR - 2 * HOUR)]);
     windows.push([new Date(now - 35 * DAY), new Date(now + 60_000)]);
+    // Windows that start or end on an event's exact time, within one hour and across hours.
+    windows.push([new Date(times[7] - 20 * 60_000), new Date(times[7])]);
+    windows.push([new Date(times[7]), new Date(times[7] + 20 * 60_000)]);
+    windows.push([new Date(times[11]), new Date(times[23])].sort((a, b) => a.getTime() - b.getTime()) as [Date, Date]);
 
     for (const [from, to] of windows) await expectSummaryMatchesRows(fay.headers, fay.subscriptionId, from, to);
 

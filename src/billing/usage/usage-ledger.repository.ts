@@ -56,11 +56,14 @@ select e.id, e.subscription_id, e.meter, e.quantity, e.occurred_at, e.idempotenc
   join usage_events e on e.customer_id = $1 and e.idempotency_key = k.idempotency_key`;
 
 /**
- * The summary in one statement. Usage per UTC day over [from, to): whole hours from the rollup,
- * the partial hours at either end from the rows themselves, less what Stripe refused for good.
- * Pending and failed rows are few while the forwarder keeps up; each kind has its partial index,
- * and the pending rows are read once for both their sum and their age.
- * $3/$4 bound the whole hours inside the range.
+ * The summary in one statement. Usage per UTC day over [from, to) ($5, $6): the rollup's hours
+ * that touch the range ([$3, $4), `from` rounded down and `to` rounded up to the hour), less the
+ * rows of those hours outside the range, less what Stripe refused for good. The rows read are
+ * those just outside the range: before a period began and after it ends (or after now), which
+ * are few, rather than those of the range's own first and last hours, which for a period that
+ * began within the hour are all of its events. Pending and failed rows are few while the
+ * forwarder keeps up; each kind has its partial index, and the pending rows are read once for
+ * both their sum and their age.
  */
 const TOTALS_SQL = `
 with parts as (
@@ -68,10 +71,10 @@ with parts as (
     from usage_hourly h
    where h.subscription_id = $1 and h.meter = $2 and h.hour >= $3 and h.hour < $4
   union all
-  select e.occurred_at, e.quantity
+  select e.occurred_at, -e.quantity
     from usage_events e
    where e.subscription_id = $1 and e.meter = $2
-     and ((e.occurred_at >= $5 and e.occurred_at < $3) or (e.occurred_at >= $4 and e.occurred_at < $6))
+     and ((e.occurred_at >= $3 and e.occurred_at < $5) or (e.occurred_at >= $6 and e.occurred_at < $4))
   union all
   select e.occurred_at, -e.quantity
     from usage_events e
@@ -165,10 +168,8 @@ export class UsageLedgerRepository {
 
   /** Totals of one subscription's meter over [from, to), in one statement whose cost does not grow with the row count. */
   async totals(subscriptionId: string, meter: string, from: Date, to: Date): Promise<LedgerTotals> {
-    let firstHour = Math.ceil(from.getTime() / HOUR_MS) * HOUR_MS;
-    let endHour = Math.floor(to.getTime() / HOUR_MS) * HOUR_MS;
-    // No whole hour inside: the rows alone cover [from, to).
-    if (firstHour >= endHour) firstHour = endHour = to.getTime();
+    const firstHour = Math.floor(from.getTime() / HOUR_MS) * HOUR_MS;
+    const endHour = Math.ceil(to.getTime() / HOUR_MS) * HOUR_MS;
     const [row] = await rawQuery<{ days: Record<string, number>; pending: number; failed: number; oldest_pending: Date | string | null }>(this.em, TOTALS_SQL, [
       subscriptionId,
       meter,
