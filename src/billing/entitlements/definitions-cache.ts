@@ -75,6 +75,16 @@ export class DefinitionsCache {
     return customer;
   }
 
+  /**
+   * The limits held for user `userId`'s customer, without loading anything or waiting: undefined
+   * unless both the user's customer and its limits are held. For callers that only need a hint
+   * on the hot path, and load (`customerOfUser`, `limits`) when there is none.
+   */
+  peekLimitsOfUser(userId: string): LimitDefinition[] | undefined {
+    const customer = this.entries.get(`user:${userId}`) as KnownCustomer | undefined;
+    return customer ? (this.entries.get(`limits:${customer.id}`) as LimitDefinition[] | undefined) : undefined;
+  }
+
   /** Drops what is known of one customer (its row included), or of every customer's plans (null: the catalog changed). */
   invalidate(customerId: string | null): void {
     this.generation++;

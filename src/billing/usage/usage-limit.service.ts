@@ -34,6 +34,11 @@ export class UsageLimitService {
     return definitionsCacheFor(this.em).limits(customerId, () => this.repository.definitionsOf(customerId, BILLING_STATUSES));
   }
 
+  /** The limits of user `userId`'s customer if the cache holds them now (see DefinitionsCache.peekLimitsOfUser). */
+  heldLimitsOfUser(userId: string): LimitDefinition[] | undefined {
+    return definitionsCacheFor(this.em).peekLimitsOfUser(userId);
+  }
+
   /** One answer per limit of each billing subscription's current plan, with the period's usage. */
   async limits(customerId: string): Promise<UsageLimitStatus[]> {
     const definitions = await this.definitions(customerId);

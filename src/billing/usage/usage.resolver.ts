@@ -44,6 +44,7 @@ export class UsageResolver {
       await service.recordForUser(scope.user.userId, input, {
         loadCustomer: () => customers.customerOfUser(scope.user.userId),
         limitsOf: (customerId) => limits.definitions(customerId),
+        heldLimits: () => limits.heldLimitsOfUser(scope.user.userId),
       }),
     );
   }

@@ -40,6 +40,18 @@ export {
 
 const DAY_MS = 24 * 3600_000;
 
+/** What routing a request needs to know of a limit. */
+type LimitHint = Pick<SubscriptionLimit, 'subscriptionId' | 'meter' | 'kind'>;
+
+/**
+ * Whether a hard limit among `limits` may apply to the request. Only a shortcut: the shared
+ * statement itself passes on usage under a hard limit, and the general path decides everything
+ * again from the database.
+ */
+function mayBeHardLimited(request: PreparedUsage, limits: readonly LimitHint[]): boolean {
+  return limits.some((l) => l.kind === 'hard' && (request.subscriptionId ? l.subscriptionId === request.subscriptionId : l.meter === request.meter));
+}
+
 export interface UsageSummaryInput {
   subscriptionId?: string | null;
   meter?: string | null;
@@ -148,33 +160,30 @@ export class UsageService {
     options: {
       loadCustomer: () => Promise<CustomerRef | null>;
       /** The limits of the customer's plans as far as known (a cache): usage that a hard limit may apply to skips the shared statement, which would only pass it on. */
-      limitsOf?: (customerId: string) => Promise<readonly Pick<SubscriptionLimit, 'subscriptionId' | 'meter' | 'kind'>[]>;
+      limitsOf?: (customerId: string) => Promise<readonly LimitHint[]>;
+      /** The same when it is at hand without waiting (undefined: ask `limitsOf`). */
+      heldLimits?: () => readonly LimitHint[] | undefined;
       generatedKey?: string;
     },
   ): Promise<UsageRecord> {
     const request = this.prepare(input, options.generatedKey);
-    if (!(options.limitsOf && (await this.mayBeHardLimited(request, options.loadCustomer, options.limitsOf)))) {
+    const held = options.heldLimits?.();
+    const hardLimited = held ? mayBeHardLimited(request, held) : options.limitsOf ? await this.mayBeHardLimitedLoading(request, options.loadCustomer, options.limitsOf) : false;
+    if (!hardLimited) {
       const shared = await this.recordShared(userId, request);
       if (shared) return shared;
     }
     return this.recordPrepared(await options.loadCustomer(), request);
   }
 
-  /**
-   * Whether a hard limit of the customer's plans may apply to the request. Only a shortcut: the
-   * shared statement itself passes on usage under a hard limit, and the general path decides
-   * everything again from the database.
-   */
-  private async mayBeHardLimited(
+  /** mayBeHardLimited, with the customer and its limits loaded (through the cache) first. */
+  private async mayBeHardLimitedLoading(
     request: PreparedUsage,
     loadCustomer: () => Promise<CustomerRef | null>,
-    limitsOf: (customerId: string) => Promise<readonly Pick<SubscriptionLimit, 'subscriptionId' | 'meter' | 'kind'>[]>,
+    limitsOf: (customerId: string) => Promise<readonly LimitHint[]>,
   ): Promise<boolean> {
     const customer = await loadCustomer();
-    if (!customer) return false;
-    return (await limitsOf(customer.id)).some(
-      (l) => l.kind === 'hard' && (request.subscriptionId ? l.subscriptionId === request.subscriptionId : l.meter === request.meter),
-    );
+    return customer ? mayBeHardLimited(request, await limitsOf(customer.id)) : false;
   }
 
   /**

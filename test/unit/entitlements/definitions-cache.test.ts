@@ -87,6 +87,20 @@ describe(DefinitionsCache.name, () => {
       expect(await cache.customerOfUser('u1', async () => ({ id: 'other', email: null }))).toEqual({ id: 'c1', email: 'a@example.com' });
     });
 
+    it("shows a user's held limits without loading, and nothing once they are dropped or not both held", async () => {
+      const cache = new DefinitionsCache();
+      expect(cache.peekLimitsOfUser('u1')).toBeUndefined();
+      await cache.customerOfUser('u1', async () => ({ id: 'c1', email: null }));
+      expect(cache.peekLimitsOfUser('u1')).toBeUndefined();
+      await cache.limits('c1', async () => [limit]);
+      expect(cache.peekLimitsOfUser('u1')).toEqual([limit]);
+      cache.invalidate(null);
+      expect(cache.peekLimitsOfUser('u1')).toBeUndefined();
+      await cache.limits('c1', async () => [limit]);
+      cache.invalidate('c1');
+      expect(cache.peekLimitsOfUser('u1')).toBeUndefined();
+    });
+
     it("drops a customer's row with the rest of what is known of it (its email may have changed)", async () => {
       const cache = new DefinitionsCache();
       await cache.customerOfUser('u1', async () => ({ id: 'c1', email: 'old@example.com' }));
