@@ -20,6 +20,15 @@ select s.id as subscription_id, l.meter, l."limit", l.kind
  where s.id = any($1::uuid[])
  order by s.id, l.meter`;
 
+/** The limits of all of a customer's subscriptions' current plans. */
+const CUSTOMER_LIMITS_SQL = `
+select s.id as subscription_id, l.meter, l."limit", l.kind
+  from subscriptions s
+  join prices p on p.id = s.price_id
+  join plan_limits l on l.product_id = p.product_id
+ where s.customer_id = $1
+ order by s.id, l.meter`;
+
 /** The limits of a customer's subscriptions in the given statuses, with each subscription's current period. */
 const DEFINITIONS_SQL = `
 select s.id as subscription_id, l.meter, l."limit", l.kind, s.current_period_start, s.current_period_end
@@ -57,6 +66,12 @@ export class UsageLimitRepository {
   async limitsOf(subscriptionIds: readonly string[]): Promise<SubscriptionLimit[]> {
     if (subscriptionIds.length === 0) return [];
     const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft' }>(this.em, LIMITS_SQL, [[...new Set(subscriptionIds)]]);
+    return rows.map((r) => ({ subscriptionId: r.subscription_id, meter: r.meter, limit: Number(r.limit), kind: r.kind }));
+  }
+
+  /** The limits of the current plans of all the customer's subscriptions (read on every use, like limitsOf). */
+  async limitsOfCustomer(customerId: string): Promise<SubscriptionLimit[]> {
+    const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft' }>(this.em, CUSTOMER_LIMITS_SQL, [customerId]);
     return rows.map((r) => ({ subscriptionId: r.subscription_id, meter: r.meter, limit: Number(r.limit), kind: r.kind }));
   }
 

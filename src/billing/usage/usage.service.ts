@@ -246,8 +246,12 @@ export class UsageService {
   /** Records single events of one customer together, each answered as if sent alone, in order. */
   async recordGroup(customer: CustomerRef, requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
     const named = new Set(requests.map((r) => r.subscriptionId));
-    const subscriptions = await this.subscriptionsOf(customer, named.size === 1 ? [...named][0] : null);
-    return this.recordAll(customer, subscriptions, requests);
+    // Both reads at once: the group holds up the customer's next one until it is recorded.
+    const [subscriptions, limits] = await Promise.all([
+      this.subscriptionsOf(customer, named.size === 1 ? [...named][0] : null),
+      new UsageLimitRepository(this.em).limitsOfCustomer(customer.id),
+    ]);
+    return this.recordAll(customer, subscriptions, requests, limits);
   }
 
   /**
@@ -295,7 +299,13 @@ export class UsageService {
    * Resolves each request among `subscriptions`, inserts the resolvable ones in one statement,
    * and answers the rest from the rows already under their keys.
    */
-  private async recordAll(customer: CustomerRef | null, subscriptions: readonly MeteredSubscription[], requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
+  private async recordAll(
+    customer: CustomerRef | null,
+    subscriptions: readonly MeteredSubscription[],
+    requests: readonly PreparedUsage[],
+    /** The limits of the customer's plans, when read already. */
+    limits?: readonly SubscriptionLimit[],
+  ): Promise<RecordOutcome[]> {
     const outcomes = new Array<RecordOutcome>(requests.length);
     const rows: (NewLedgerRow | null)[] = requests.map((request, i) => {
       try {
@@ -317,7 +327,7 @@ export class UsageService {
       }
     });
     const ledger = this.ledger;
-    const refused = await this.recordUnderLimits(customer, subscriptions, rows, outcomes);
+    const refused = await this.recordUnderLimits(customer, subscriptions, rows, outcomes, limits);
     const inserted = await ledger.insert(rows.filter((r): r is NewLedgerRow => r !== null && !refused.limited.has(r.id)));
     for (const id of refused.inserted) inserted.add(id);
     if (inserted.size) usageRecorded();
@@ -369,12 +379,13 @@ export class UsageService {
     subscriptions: readonly MeteredSubscription[],
     rows: readonly (NewLedgerRow | null)[],
     outcomes: RecordOutcome[],
+    limits?: readonly SubscriptionLimit[],
   ): Promise<{ limited: Set<string>; inserted: Set<string>; indexes: Set<number> }> {
     const result = { limited: new Set<string>(), inserted: new Set<string>(), indexes: new Set<number>() };
     const present = rows.filter((r): r is NewLedgerRow => r !== null);
     if (!customer || present.length === 0) return result;
     const repository = new UsageLimitRepository(this.em);
-    const hard = (await repository.limitsOf(present.map((r) => r.subscriptionId))).filter((l) => l.kind === 'hard');
+    const hard = (limits ?? (await repository.limitsOf(present.map((r) => r.subscriptionId)))).filter((l) => l.kind === 'hard');
     if (hard.length === 0) return result;
     const now = this.now();
     const groups = new Map<string, { limit: SubscriptionLimit; items: { row: NewLedgerRow; index: number }[] }>();
