@@ -6,7 +6,9 @@ import { Migration } from '@mikro-orm/migrations';
  * rows of that hour before the time, less what Stripe refused for good. It is the one definition
  * that `viewer.limits` and the limit check share. The rows it reads are those of the hour before
  * the period began (usage of the previous period), never the period's own: a period that began
- * within the hour, whose events are all in that hour, costs no more than any other. `usage_insert_under_limit` locks the limit's counter row, reads the usage
+ * within the hour, whose events are all in that hour, costs no more than any other. It is
+ * PL/pgSQL so that its statement is planned once per connection (a SQL function's body is planned
+ * again on every call before PostgreSQL 18). `usage_insert_under_limit` locks the limit's counter row, reads the usage
  * and the keys already recorded, and inserts the rows that fit, in order; a row over the limit is
  * answered `refused` with the usage it met, a row whose key is recorded (earlier, or by an
  * earlier row of the call) is neither counted nor inserted. It is VOLATILE on purpose: in READ
@@ -18,14 +20,17 @@ export class Migration20261207160000 extends Migration {
   override async up(): Promise<void> {
     this.addSql(`
 create or replace function usage_used(p_subscription uuid, p_meter text, p_since timestamptz) returns float8
-language sql stable as $$
-  with b as (select date_trunc('hour', p_since at time zone 'UTC') at time zone 'UTC' as first_hour)
-  select (coalesce((select sum(h.quantity) from usage_hourly h, b
-                     where h.subscription_id = p_subscription and h.meter = p_meter and h.hour >= b.first_hour), 0)
-        - coalesce((select sum(e.quantity) from usage_events e, b
-                     where e.subscription_id = p_subscription and e.meter = p_meter and e.occurred_at >= b.first_hour and e.occurred_at < p_since), 0)
+language plpgsql stable as $$
+declare
+  v_first_hour timestamptz := date_trunc('hour', p_since at time zone 'UTC') at time zone 'UTC';
+begin
+  return (coalesce((select sum(h.quantity) from usage_hourly h
+                     where h.subscription_id = p_subscription and h.meter = p_meter and h.hour >= v_first_hour), 0)
         - coalesce((select sum(e.quantity) from usage_events e
-                     where e.state = 'failed' and e.subscription_id = p_subscription and e.meter = p_meter and e.occurred_at >= p_since), 0))::float8
+                     where e.subscription_id = p_subscription and e.meter = p_meter and e.occurred_at >= v_first_hour and e.occurred_at < p_since), 0)
+        - coalesce((select sum(e.quantity) from usage_events e
+                     where e.state = 'failed' and e.subscription_id = p_subscription and e.meter = p_meter and e.occurred_at >= p_since), 0))::float8;
+end
 $$;`);
     this.addSql(`
 create or replace function usage_insert_under_limit(
