@@ -69,6 +69,12 @@ const FETCH_DRAIN_MS = 5_000;
 
 /** Pause before a worker stopped by a database outage is started again. */
 const RESTART_DELAY_MS = 5_000;
+/**
+ * How long a pool that began shutting down on its own (it could not record a job's end) may take
+ * to finish before it is given up and a new one started: a shutdown that meets the database still
+ * down can wait on it indefinitely, and the process would run no job meanwhile.
+ */
+const SHUTDOWN_GIVE_UP_MS = 15_000;
 
 /** `*\/N` minutes as a crontab line (hours past 59 minutes). */
 function everyMinutes(minutes: number): string {
@@ -275,12 +281,18 @@ export async function startJobRunner(deps: {
 
     // graphile-worker stops its pool when it cannot record a job's end (the database went away):
     // the runner is started again after a pause, for as long as this process runs, and the jobs
-    // it held are released by the liveness check.
+    // it held are released by the liveness check. A pool whose shutdown does not finish (a job
+    // whose end was being recorded when the database went away can wait for it forever) is given
+    // up after SHUTDOWN_GIVE_UP_MS and replaced the same way; its jobs are released and run again.
     let runner: Runner | null = null;
     let stopping = false;
     let restartTimer: NodeJS.Timeout | null = null;
     /** Pools of this process that stopped: what they still lock is released before a new one starts. */
     const deadPools: string[] = [];
+    /** Runners given up while still shutting down: stopped again (briefly) with the process. */
+    const abandoned: Runner[] = [];
+    /** Told when a pool begins shutting down (see the 'pool:gracefulShutdown' listener below). */
+    let onPoolShutdown: ((id: string) => void) | null = null;
     const launch = async (): Promise<void> => {
       if (deadPools.length) {
         await pool.query(`select graphile_worker.force_unlock_workers($1::text[])`, [deadPools]);
@@ -289,7 +301,10 @@ export async function startJobRunner(deps: {
       const started = await run(options);
       runner = started;
       const startedPool = poolId;
+      let over = false;
       const ended = (error?: unknown) => {
+        if (over) return;
+        over = true;
         if (runner === started) runner = null;
         if (stopping) return;
         if (startedPool) deadPools.push(startedPool);
@@ -297,7 +312,18 @@ export async function startJobRunner(deps: {
         scheduleRestart();
       };
       started.promise.then(() => ended(), ended);
+      onPoolShutdown = (id) => {
+        if (id !== startedPool || stopping) return;
+        setTimeout(() => {
+          if (over || stopping) return;
+          // Its schedule (cron) stops now; its pool's shutdown is left to finish whenever it can.
+          abandoned.push(started);
+          void started.stop().catch(() => undefined);
+          ended(new Error(`job worker pool ${id} did not finish shutting down within ${SHUTDOWN_GIVE_UP_MS} ms`));
+        }, SHUTDOWN_GIVE_UP_MS).unref();
+      };
     };
+    workerEvents.on('pool:gracefulShutdown', ({ workerPool }) => onPoolShutdown?.(workerPool.id));
     const scheduleRestart = () => {
       if (stopping || restartTimer) return;
       restartTimer = setTimeout(() => {
@@ -334,6 +360,12 @@ export async function startJobRunner(deps: {
       if (restartTimer) clearTimeout(restartTimer);
       const current = runner as Runner | null;
       if (current) await current.stop().catch((error: unknown) => log.warn({ err: error }, 'job worker did not stop cleanly'));
+      // A pool given up on may still be finishing its shutdown: a short wait, never an endless one.
+      await Promise.all(
+        abandoned.map((given) =>
+          Promise.race([given.stop().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]),
+        ),
+      );
       await liveness.forget([...liveIds(), ...deadPools]).catch(() => undefined);
       if (fetching > 0) {
         await new Promise<void>((resolve) => {
