@@ -132,6 +132,8 @@ export async function startJobRunner(deps: {
   onApplied?: (job: StripeObjectJob) => void;
   /** `usage`: only the usage forwarding (`npm run usage:forward`); default: every task. */
   only?: 'usage';
+  /** For tests of the runner's own recovery: graphile-worker's `run` and how long a stuck shutdown is waited for. */
+  engine?: { run?: typeof run; shutdownGiveUpMs?: number };
 }): Promise<RunningJobs> {
   const { config, databaseUrl, gateway } = deps;
   const log = deps.log.child({ component: 'jobs' });
@@ -291,6 +293,7 @@ export async function startJobRunner(deps: {
     const deadPools: string[] = [];
     /** Runners given up while still shutting down: stopped again (briefly) with the process. */
     const abandoned: Runner[] = [];
+    const giveUpMs = deps.engine?.shutdownGiveUpMs ?? SHUTDOWN_GIVE_UP_MS;
     /** Told when a pool begins shutting down (see the 'pool:gracefulShutdown' listener below). */
     let onPoolShutdown: ((id: string) => void) | null = null;
     const launch = async (): Promise<void> => {
@@ -298,7 +301,7 @@ export async function startJobRunner(deps: {
         await pool.query(`select graphile_worker.force_unlock_workers($1::text[])`, [deadPools]);
         await liveness.forget(deadPools.splice(0));
       }
-      const started = await run(options);
+      const started = await (deps.engine?.run ?? run)(options);
       runner = started;
       const startedPool = poolId;
       let over = false;
@@ -319,8 +322,8 @@ export async function startJobRunner(deps: {
           // Its schedule (cron) stops now; its pool's shutdown is left to finish whenever it can.
           abandoned.push(started);
           void started.stop().catch(() => undefined);
-          ended(new Error(`job worker pool ${id} did not finish shutting down within ${SHUTDOWN_GIVE_UP_MS} ms`));
-        }, SHUTDOWN_GIVE_UP_MS).unref();
+          ended(new Error(`job worker pool ${id} did not finish shutting down within ${giveUpMs} ms`));
+        }, giveUpMs).unref();
       };
     };
     workerEvents.on('pool:gracefulShutdown', ({ workerPool }) => onPoolShutdown?.(workerPool.id));
