@@ -11,31 +11,16 @@ export interface SubscriptionLimit {
   kind: 'hard' | 'soft';
 }
 
-/** The limits of the subscriptions' current plans (read on every use, so a plan change applies at once). */
-const LIMITS_SQL = `
-select s.id as subscription_id, l.meter, l."limit", l.kind
-  from subscriptions s
-  join prices p on p.id = s.price_id
-  join plan_limits l on l.product_id = p.product_id
- where s.id = any($1::uuid[])
- order by s.id, l.meter`;
-
-/** The limits of all of a customer's subscriptions' current plans. */
-const CUSTOMER_LIMITS_SQL = `
-select s.id as subscription_id, l.meter, l."limit", l.kind
-  from subscriptions s
-  join prices p on p.id = s.price_id
-  join plan_limits l on l.product_id = p.product_id
- where s.customer_id = $1
- order by s.id, l.meter`;
-
-/** The limits of a customer's subscriptions in the given statuses, with each subscription's current period. */
+/**
+ * The limits of a customer's subscriptions in the given statuses (all when null), with each
+ * subscription's current period. Read on every use, so a plan change applies at once.
+ */
 const DEFINITIONS_SQL = `
 select s.id as subscription_id, l.meter, l."limit", l.kind, s.current_period_start, s.current_period_end
   from subscriptions s
   join prices p on p.id = s.price_id
   join plan_limits l on l.product_id = p.product_id
- where s.customer_id = $1 and s.status = any($2::text[])
+ where s.customer_id = $1 and ($2::text[] is null or s.status = any($2::text[]))
  order by s.id, l.meter`;
 
 /**
@@ -63,20 +48,8 @@ export interface LimitedInsert {
 export class UsageLimitRepository {
   constructor(private readonly em: EntityManager) {}
 
-  async limitsOf(subscriptionIds: readonly string[]): Promise<SubscriptionLimit[]> {
-    if (subscriptionIds.length === 0) return [];
-    const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft' }>(this.em, LIMITS_SQL, [[...new Set(subscriptionIds)]]);
-    return rows.map((r) => ({ subscriptionId: r.subscription_id, meter: r.meter, limit: Number(r.limit), kind: r.kind }));
-  }
-
-  /** The limits of the current plans of all the customer's subscriptions (read on every use, like limitsOf). */
-  async limitsOfCustomer(customerId: string): Promise<SubscriptionLimit[]> {
-    const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft' }>(this.em, CUSTOMER_LIMITS_SQL, [customerId]);
-    return rows.map((r) => ({ subscriptionId: r.subscription_id, meter: r.meter, limit: Number(r.limit), kind: r.kind }));
-  }
-
-  /** The limits of the customer's subscriptions in `statuses`' plans, with the period each counts. */
-  async definitionsOf(customerId: string, statuses: readonly string[]): Promise<LimitDefinition[]> {
+  /** The limits of the customer's subscriptions in `statuses` (all when null), with the period each counts. */
+  async definitionsOf(customerId: string, statuses: readonly string[] | null): Promise<LimitDefinition[]> {
     // Timestamps come back as text on the ORM's connections (its driver turns off pg's parsing).
     const rows = await rawQuery<{ subscription_id: string; meter: string; limit: number; kind: 'hard' | 'soft'; current_period_start: string | Date | null; current_period_end: string | Date | null }>(
       this.em,

@@ -37,14 +37,14 @@ export class UsageResolver {
     // The caller acts for itself: the customer is found by user id in the same statement as the
     // insert, and looked up on its own (through the entitlements' cache of who is which customer)
     // only when that statement could not record the event.
+    const { userId } = scope.user;
     const customers = new EntitlementService(ctx.rootEm);
     const limits = new UsageLimitService(ctx.rootEm);
     return Object.assign(
       new UsageRecordType(),
-      await service.recordForUser(scope.user.userId, input, {
-        loadCustomer: () => customers.customerOfUser(scope.user.userId),
-        limitsOf: (customerId) => limits.definitions(customerId),
-        heldLimits: () => limits.heldLimitsOfUser(scope.user.userId),
+      await service.recordForUser(userId, input, {
+        loadCustomer: () => customers.customerOfUser(userId),
+        limits: () => limits.heldLimitsOfUser(userId) ?? customers.customerOfUser(userId).then((c) => (c ? limits.definitions(c.id) : [])),
       }),
     );
   }

@@ -159,31 +159,21 @@ export class UsageService {
     input: RecordUsageInput,
     options: {
       loadCustomer: () => Promise<CustomerRef | null>;
-      /** The limits of the customer's plans as far as known (a cache): usage that a hard limit may apply to skips the shared statement, which would only pass it on. */
-      limitsOf?: (customerId: string) => Promise<readonly LimitHint[]>;
-      /** The same when it is at hand without waiting (undefined: ask `limitsOf`). */
-      heldLimits?: () => readonly LimitHint[] | undefined;
+      /**
+       * The limits of the customer's plans as far as known (a cache; at once when it holds them):
+       * usage that a hard limit may apply to skips the shared statement, which would only pass it on.
+       */
+      limits?: () => readonly LimitHint[] | Promise<readonly LimitHint[]>;
       generatedKey?: string;
     },
   ): Promise<UsageRecord> {
     const request = this.prepare(input, options.generatedKey);
-    const held = options.heldLimits?.();
-    const hardLimited = held ? mayBeHardLimited(request, held) : options.limitsOf ? await this.mayBeHardLimitedLoading(request, options.loadCustomer, options.limitsOf) : false;
-    if (!hardLimited) {
+    const limits = options.limits?.();
+    if (!(limits && mayBeHardLimited(request, limits instanceof Promise ? await limits : limits))) {
       const shared = await this.recordShared(userId, request);
       if (shared) return shared;
     }
     return this.recordPrepared(await options.loadCustomer(), request);
-  }
-
-  /** mayBeHardLimited, with the customer and its limits loaded (through the cache) first. */
-  private async mayBeHardLimitedLoading(
-    request: PreparedUsage,
-    loadCustomer: () => Promise<CustomerRef | null>,
-    limitsOf: (customerId: string) => Promise<readonly LimitHint[]>,
-  ): Promise<boolean> {
-    const customer = await loadCustomer();
-    return customer ? mayBeHardLimited(request, await limitsOf(customer.id)) : false;
   }
 
   /**
@@ -238,20 +228,14 @@ export class UsageService {
   private async recordPrepared(customer: CustomerRef | null, request: PreparedUsage): Promise<UsageRecord> {
     const result = customer
       ? await (this.generalPath ?? generalPathFor(this.em)).submit(customer.id, { customer, request, now: this.now() })
-      : (await this.recordAll(null, [], [request]))[0];
+      : (await this.recordAll(null, [request]))[0];
     if (result.status === 'failed') throw result.error;
     return result.record;
   }
 
   /** Records single events of one customer together, each answered as if sent alone, in order. */
-  async recordGroup(customer: CustomerRef, requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
-    const named = new Set(requests.map((r) => r.subscriptionId));
-    // Both reads at once: the group holds up the customer's next one until it is recorded.
-    const [subscriptions, limits] = await Promise.all([
-      this.subscriptionsOf(customer, named.size === 1 ? [...named][0] : null),
-      new UsageLimitRepository(this.em).limitsOfCustomer(customer.id),
-    ]);
-    return this.recordAll(customer, subscriptions, requests, limits);
+  recordGroup(customer: CustomerRef, requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
+    return this.recordAll(customer, requests);
   }
 
   /**
@@ -282,10 +266,8 @@ export class UsageService {
         results[index] = { index, status: 'failed', error };
       }
     });
-    const subscriptions = customer && prepared.length ? await this.subscriptionsOf(customer, null) : [];
     const outcomes = await this.recordAll(
       customer,
-      subscriptions,
       prepared.map((p) => p.request),
     );
     outcomes.forEach((outcome, i) => {
@@ -296,16 +278,20 @@ export class UsageService {
   }
 
   /**
-   * Resolves each request among `subscriptions`, inserts the resolvable ones in one statement,
-   * and answers the rest from the rows already under their keys.
+   * Reads the customer's subscriptions (only the one every request names, if they all name one)
+   * and the limits of all its subscriptions' plans, both at once; resolves each request among those subscriptions,
+   * inserts the resolvable ones in one statement (those under a hard limit through
+   * recordUnderLimits), and answers the rest from the rows already under their keys.
    */
-  private async recordAll(
-    customer: CustomerRef | null,
-    subscriptions: readonly MeteredSubscription[],
-    requests: readonly PreparedUsage[],
-    /** The limits of the customer's plans, when read already. */
-    limits?: readonly SubscriptionLimit[],
-  ): Promise<RecordOutcome[]> {
+  private async recordAll(customer: CustomerRef | null, requests: readonly PreparedUsage[]): Promise<RecordOutcome[]> {
+    const named = new Set(requests.map((r) => r.subscriptionId));
+    const [subscriptions, limits] =
+      customer && requests.length
+        ? await Promise.all([
+            this.subscriptionsOf(customer, named.size === 1 ? [...named][0] : null),
+            new UsageLimitRepository(this.em).definitionsOf(customer.id, null),
+          ])
+        : [[], []];
     const outcomes = new Array<RecordOutcome>(requests.length);
     const rows: (NewLedgerRow | null)[] = requests.map((request, i) => {
       try {
@@ -379,13 +365,14 @@ export class UsageService {
     subscriptions: readonly MeteredSubscription[],
     rows: readonly (NewLedgerRow | null)[],
     outcomes: RecordOutcome[],
-    limits?: readonly SubscriptionLimit[],
+    /** The limits of the customer's plans. */
+    limits: readonly SubscriptionLimit[],
   ): Promise<{ limited: Set<string>; inserted: Set<string>; indexes: Set<number> }> {
     const result = { limited: new Set<string>(), inserted: new Set<string>(), indexes: new Set<number>() };
     const present = rows.filter((r): r is NewLedgerRow => r !== null);
     if (!customer || present.length === 0) return result;
     const repository = new UsageLimitRepository(this.em);
-    const hard = (limits ?? (await repository.limitsOf(present.map((r) => r.subscriptionId)))).filter((l) => l.kind === 'hard');
+    const hard = limits.filter((l) => l.kind === 'hard');
     if (hard.length === 0) return result;
     const now = this.now();
     const groups = new Map<string, { limit: SubscriptionLimit; items: { row: NewLedgerRow; index: number }[] }>();
