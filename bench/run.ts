@@ -18,8 +18,7 @@ import { startChild, withPeakRss, type ServerChild } from './lib/child';
 import { runLoad, type LoadOptions, type LoadResult, type LoadTarget } from './lib/load';
 import { Client } from 'pg';
 import { JobQueueRepository } from '../src/jobs/job-queue.repository';
-import { gql, seedUsers, type SeededUser } from './lib/seed';
-import { signToken } from '../src/auth/dev-secret';
+import { seedPlanUser, seedUsers, type SeededUser } from './lib/seed';
 import { runWebhookBench } from './webhooks.bench';
 import { ENTITLEMENT_TARGETS, entitlementScenarios } from './entitlements.scenarios';
 
@@ -206,7 +205,7 @@ async function main(): Promise<void> {
 
     log('seeding users and subscriptions through the API...');
     const users = await seedUsers(tollgateUrl, jwtSecret, args.users);
-    const cappedUser = want('recordUsage') ? await seedCappedUser(tollgateUrl, jwtSecret) : undefined;
+    const cappedUser = want('recordUsage') ? await seedPlanUser(tollgateUrl, jwtSecret, 'bench-capped-user', 'pro-capped') : undefined;
     await tollgate.request('waitForWebhooks');
     const memoryAtRest = { bare: await bare.request('memory'), tollgate: await tollgate.request('memory') };
 
@@ -242,7 +241,17 @@ async function main(): Promise<void> {
       // so every one is a new row rather than a replay.
       const user = users[0];
       const run = randomBytes(4).toString('hex');
-      let n = 0;
+      /** One event per request on `subscriptionId`, each under a key of its own. */
+      const recordUsage = (token: string, subscriptionId: string, keyPrefix: string): LoadTarget => {
+        let n = 0;
+        return {
+          url: `${tollgateUrl}/graphql`,
+          headers: { authorization: `Bearer ${token}` },
+          body: () => ({
+            body: JSON.stringify({ query: RECORD_USAGE, variables: { input: { subscriptionId, quantity: 1, idempotencyKey: `${keyPrefix}-${run}-${n++}` } } }),
+          }),
+        };
+      };
       // The durable-write ceiling: the bare server commits one row per request (a plain insert
       // through a pg pool as large as the load's connections) into Tollgate's own PostgreSQL, so
       // both write to the same database on the same disk. Keys are unique like recordUsage's.
@@ -253,34 +262,11 @@ async function main(): Promise<void> {
         server: bare,
         target: { url: `${bare.info.url}/graphql`, body: () => ({ body: JSON.stringify({ query: BARE_WRITE, variables: { key: `${run}-${w++}` } }) }) },
       });
-      plan.push({
-        scenario: 'recordUsage',
-        server: tollgate,
-        target: {
-          url: `${tollgateUrl}/graphql`,
-          headers: { authorization: `Bearer ${user.token}` },
-          body: () => ({
-            body: JSON.stringify({
-              query: RECORD_USAGE,
-              variables: { input: { subscriptionId: user.meteredSubscriptionId, quantity: 1, idempotencyKey: `bench-${run}-${n++}` } },
-            }),
-          }),
-        },
-      });
-      let c = 0;
+      plan.push({ scenario: 'recordUsage', server: tollgate, target: recordUsage(user.token, user.meteredSubscriptionId, 'bench') });
       plan.push({
         scenario: 'recordUsage (hard limit)',
         server: tollgate,
-        target: {
-          url: `${tollgateUrl}/graphql`,
-          headers: { authorization: `Bearer ${cappedUser!.token}` },
-          body: () => ({
-            body: JSON.stringify({
-              query: RECORD_USAGE,
-              variables: { input: { subscriptionId: cappedUser!.subscriptionId, quantity: 1, idempotencyKey: `bench-capped-${run}-${c++}` } },
-            }),
-          }),
-        },
+        target: recordUsage(cappedUser!.token, cappedUser!.subscriptionId, 'bench-capped'),
         detail: { limit: CAPPED_LIMIT },
       });
     }
@@ -387,18 +373,6 @@ function benchCatalog(work: string): string {
   const file = path.join(work, 'catalog.json');
   writeFileSync(file, JSON.stringify(catalog, null, 2));
   return file;
-}
-
-/** A user of its own with one trialing `pro-capped` subscription (through the API). */
-async function seedCappedUser(url: string, jwtSecret: string): Promise<{ token: string; subscriptionId: string }> {
-  const token = await signToken(jwtSecret, 'bench-capped-user', { email: 'bench-capped-user@example.com', expiresIn: '1d' });
-  const started = await gql<{ startSubscription: { subscription: { id: string } } }>(
-    url,
-    `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { subscription { id status } } }`,
-    { input: { plan: 'pro-capped', trialDays: 14, idempotencyKey: 'bench-capped-user-1' } },
-    token,
-  );
-  return { token, subscriptionId: started.startSubscription.subscription.id };
 }
 
 /**

@@ -48,3 +48,10 @@ export async function seedUsers(url: string, jwtSecret: string, count: number, f
   }
   return users;
 }
+
+/** A user of its own with one trialing subscription to `plan` (through the API). */
+export async function seedPlanUser(url: string, jwtSecret: string, userId: string, plan: string): Promise<{ token: string; subscriptionId: string }> {
+  const token = await signToken(jwtSecret, userId, { email: `${userId}@example.com`, expiresIn: '1d' });
+  const started = await gql<{ startSubscription: { subscription: { id: string } } }>(url, START, { input: { plan, trialDays: 14, idempotencyKey: `${userId}-1` } }, token);
+  return { token, subscriptionId: started.startSubscription.subscription.id };
+}
